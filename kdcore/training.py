@@ -1,0 +1,326 @@
+"""Training: teacher, distilled student and from-scratch baseline, one loop for all three.
+
+The three share one verb, :func:`fit`, and differ only in what they are given:
+a teacher and a baseline learn from labels alone (``alpha = 0``), a distilled
+student also gets the teacher's logits. Those logits are computed once per
+(teacher, dataset) by :func:`teacher_logits` and fed to Keras ``fit`` next to
+the labels, so distillation costs barely more per epoch than training from
+scratch (the teacher never runs inside the training step).
+
+Progress goes to a :class:`~kdcore.progress.Progress` through a Keras
+callback: a loss per batch, the full metrics per epoch, and a stop check
+between batches. Every run ends with a status and a reason: ``finished``,
+``stopped`` (by the user) or ``failed`` (an error, or a loss that became NaN).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import DistillConfig, StudentConfig, TeacherConfig
+from .data import Dataset, hide_labels
+from .losses import distillation_terms
+from .progress import Progress
+
+_LOGITS_CACHE: dict[tuple, np.ndarray] = {}
+
+
+# --- device ----------------------------------------------------------------------------------
+def pick_device(gpu_names: list[str]) -> str:
+    """The TensorFlow device string to train on: the first GPU listed, else the CPU."""
+    return "/GPU:0" if gpu_names else "/CPU:0"
+
+
+def device_info() -> dict:
+    """Which device jobs run on, from TensorFlow's own device listing."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    device = pick_device([g.name for g in gpus])
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        label = f"GPU: {details.get('device_name', gpus[0].name)}"
+    else:
+        label = "CPU (no GPU listed by TensorFlow)"
+    return {"device": device, "label": label, "gpus": len(gpus)}
+
+
+# --- the training step -----------------------------------------------------------------------
+def _trainer_class():
+    """Built lazily so that importing kdcore does not import TensorFlow."""
+    import keras
+    import tensorflow as tf
+
+    class LogitTrainer(keras.Model):
+        """Wraps a logits model; one train step = distillation_terms + Adam.
+
+        Data comes as ``(x, labels)`` or ``(x, (labels, teacher_logits))``.
+        Labels of -1 are "unlabelled" (see kdcore.losses.hard_label_loss).
+        """
+
+        def __init__(self, net, temperature=1.0, alpha=0.0, mode="kl"):
+            super().__init__()
+            self.net, self.temperature, self.alpha, self.mode = net, temperature, alpha, mode
+            self.trackers = {n: keras.metrics.Mean(name=n) for n in ("loss", "soft", "hard")}
+            self.acc = keras.metrics.Mean(name="accuracy")
+
+        def call(self, x, training=False):
+            return self.net(x, training=training)
+
+        @property
+        def metrics(self):
+            return [*self.trackers.values(), self.acc]
+
+        def _unpack(self, data):
+            x, target = data
+            labels, t_logits = target if isinstance(target, tuple) else (target, None)
+            return x, labels, t_logits
+
+        def _accuracy(self, labels, logits):
+            y = tf.cast(tf.reshape(labels, (-1,)), "int64")
+            hit = tf.cast(tf.equal(tf.argmax(logits, axis=-1), y), "float32")
+            mask = tf.cast(y >= 0, "float32")
+            self.acc.update_state(tf.reduce_sum(hit * mask) / tf.maximum(tf.reduce_sum(mask), 1.0),
+                                  sample_weight=tf.reduce_sum(mask))
+
+        def train_step(self, data):
+            x, labels, t_logits = self._unpack(data)
+            with tf.GradientTape() as tape:
+                logits = self.net(x, training=True)
+                total, soft, hard = distillation_terms(labels, logits, t_logits, self.temperature,
+                                                       self.alpha if t_logits is not None else 0.0, self.mode)
+            variables = self.net.trainable_variables
+            self.optimizer.apply(tape.gradient(total, variables), variables)
+            for name, value in zip(("loss", "soft", "hard"), (total, soft, hard)):
+                self.trackers[name].update_state(value)
+            self._accuracy(labels, logits)
+            return {m.name: m.result() for m in self.metrics}
+
+        def test_step(self, data):
+            x, labels, _ = self._unpack(data)
+            logits = self.net(x, training=False)
+            self._accuracy(labels, logits)
+            return {"accuracy": self.acc.result()}
+
+    return LogitTrainer
+
+
+def _progress_callback(progress: Progress | None, series: str, outcome: dict):
+    import keras
+
+    class ProgressCallback(keras.callbacks.Callback):
+        """Per-batch loss, per-epoch metrics, stop between batches, NaN watch."""
+
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self.t0 = time.perf_counter()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch, self.t0 = epoch, time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = float(logs["loss"])
+            if not math.isfinite(loss):
+                outcome.update(status="failed",
+                               reason=f"loss became NaN at epoch {self.epoch + 1} batch {batch + 1}")
+                self.model.stop_training = True
+            if progress is not None:
+                progress.batch(series, batch + 1, loss)
+                if progress.stop_requested:
+                    outcome.update(status="stopped", reason="stopped by user")
+                    self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            record = {"epoch": epoch + 1, "seconds": time.perf_counter() - self.t0}
+            for key, value in (logs or {}).items():
+                name = "test_accuracy" if key == "val_accuracy" else key
+                record[name] = float(value)
+            outcome.setdefault("history", []).append(record)
+            if progress is not None:
+                progress.epoch(series, record)
+
+    return ProgressCallback()
+
+
+@dataclass
+class RunResult:
+    """What every fit returns: the model, how the run ended and its per-epoch history."""
+
+    model: object
+    status: str = "finished"
+    reason: str = ""
+    history: list = field(default_factory=list)
+    test_accuracy: float | None = None
+    seconds: float = 0.0
+    device: str = ""
+
+    def summary(self) -> dict:
+        return {"status": self.status, "reason": self.reason, "test_accuracy": self.test_accuracy,
+                "seconds": round(self.seconds, 2), "device": self.device, "history": self.history}
+
+
+def _dataset(x, target, batch_size, seed, shuffle=True):
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, target))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def fit(net, data: Dataset, cfg, *, labels=None, teacher_logits=None, temperature=1.0, alpha=0.0,
+        mode="kl", series="model", progress: Progress | None = None) -> RunResult:
+    """Train ``net`` (logits out) on ``data``: the one training loop of KD Studio.
+
+    With ``teacher_logits`` and ``alpha > 0`` it distils; otherwise it learns
+    from the labels alone. ``labels`` overrides ``data.y_train`` (e.g. with -1
+    for hidden labels). The best place to stop it is ``progress.request_stop()``.
+    """
+    import keras
+    import tensorflow as tf
+
+    labels = data.y_train if labels is None else labels
+    info = device_info()
+    outcome: dict = {"status": "finished", "reason": ""}
+    trainer = _trainer_class()(net, temperature, alpha, mode)
+    trainer.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
+                    jit_compile=info["gpus"] > 0)  # XLA is 2-4x slower on CPU
+    target = (labels.astype("int64"), teacher_logits.astype("float32")) if (
+        teacher_logits is not None and alpha > 0) else labels.astype("int64")
+    train = _dataset(data.x_train, target, cfg.batch_size, cfg.seed)
+    test = _dataset(data.x_test, data.y_test, 512, cfg.seed, shuffle=False)
+    steps = math.ceil(len(labels) / cfg.batch_size)
+    if progress is not None:
+        progress.phase(series, cfg.epochs, steps)
+    t0 = time.perf_counter()
+    with tf.device(info["device"]):
+        trainer.fit(train, epochs=cfg.epochs, validation_data=test, verbose=0, shuffle=False,
+                    callbacks=[_progress_callback(progress, series, outcome)])
+    history = outcome.get("history", [])
+    acc = history[-1].get("test_accuracy") if history else None
+    return RunResult(net, outcome["status"], outcome["reason"], history, acc,
+                     time.perf_counter() - t0, info["label"])
+
+
+# --- the three verbs ---------------------------------------------------------------------------
+def train_teacher(cfg: TeacherConfig, data: Dataset, progress: Progress | None = None) -> RunResult:
+    from .models import build_teacher
+
+    cfg.validate(len(data.y_train))
+    return fit(build_teacher(cfg), data, cfg, series="teacher", progress=progress)
+
+
+def train_baseline(cfg: DistillConfig, data: Dataset, progress: Progress | None = None) -> RunResult:
+    """The same student, same initial weights, trained from scratch on the labels it may see."""
+    from .models import build_student
+
+    cfg.validate(len(data.y_train))
+    labels = hide_labels(data.y_train, cfg.labels_fraction, cfg.seed)
+    return fit(build_student(cfg.student, cfg.seed), data, cfg, labels=labels,
+               series="baseline", progress=progress)
+
+
+def distill_student(cfg: DistillConfig, teacher, data: Dataset, progress: Progress | None = None,
+                    logits: np.ndarray | None = None) -> RunResult:
+    """Train a student on the teacher's soft targets (and the labels it may see)."""
+    from .models import build_student
+
+    cfg.validate(len(data.y_train))
+    if progress is not None:
+        progress.phase("teacher logits")
+    logits = teacher_logits(teacher, data) if logits is None else logits
+    student = build_student(cfg.student, cfg.seed)
+    if cfg.hint_epochs:
+        hint = fit_hint(student, teacher, data, cfg, progress)
+        if hint.status != "finished":
+            return hint
+    labels = hide_labels(data.y_train, cfg.labels_fraction, cfg.seed)
+    return fit(student, data, cfg, labels=labels, teacher_logits=logits, temperature=cfg.temperature,
+               alpha=cfg.alpha, mode=cfg.loss, series="student", progress=progress)
+
+
+def teacher_logits(teacher, data: Dataset) -> np.ndarray:
+    """The teacher's logits on the training set, computed once per (teacher, dataset)."""
+    key = (id(teacher), data.name, len(data.y_train), float(data.x_train[:64].sum()))
+    if key not in _LOGITS_CACHE:
+        _LOGITS_CACHE[key] = predict_logits(teacher, data.x_train)
+    return _LOGITS_CACHE[key]
+
+
+def predict_logits(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Logits for many images, in fixed-size batches (no retracing, no Keras predict overhead)."""
+    out = [np.asarray(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, 10), "float32")
+
+
+def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
+    return float((predict_logits(model, x).argmax(-1) == y).mean())
+
+
+# --- FitNets hint stage --------------------------------------------------------------------------
+def fit_hint(student, teacher, data: Dataset, cfg: DistillConfig, progress: Progress | None = None) -> RunResult:
+    """FitNets (Romero et al. 2015): first teach the student's early layers to predict a teacher layer.
+
+    The student's ``hint`` layer, through a small adapter (a 1×1 conv for
+    feature maps, a dense layer for vectors), regresses the teacher's matching
+    layer with a mean-squared error; the student's own weights up to ``hint``
+    keep what they learned, the adapter is thrown away.
+    """
+    import keras
+    import tensorflow as tf
+
+    t_name = "pool1" if cfg.student.filters else "hint"
+    t_feat = keras.Model(teacher.input, teacher.get_layer(t_name).output)
+    s_hint = student.get_layer("hint").output
+    width = t_feat.output.shape[-1]
+    adapter = (keras.layers.Conv2D(width, 1, name="adapter") if len(s_hint.shape) == 4
+               else keras.layers.Dense(width, name="adapter"))
+    regressor = keras.Model(student.input, adapter(s_hint))
+
+    class HintTrainer(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.tracker = keras.metrics.Mean(name="loss")
+
+        @property
+        def metrics(self):
+            return [self.tracker]
+
+        def train_step(self, data):
+            x, _ = data
+            target = t_feat(x, training=False)
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(regressor(x, training=True) - target))
+            self.optimizer.apply(tape.gradient(loss, regressor.trainable_variables), regressor.trainable_variables)
+            self.tracker.update_state(loss)
+            return {"loss": self.tracker.result()}
+
+    info = device_info()
+    outcome: dict = {"status": "finished", "reason": ""}
+    hint_trainer = HintTrainer()
+    hint_trainer.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), jit_compile=False)
+    steps = math.ceil(len(data.y_train) / cfg.batch_size)
+    if progress is not None:
+        progress.phase("hint", cfg.hint_epochs, steps)
+    t0 = time.perf_counter()
+    with tf.device(info["device"]):
+        hint_trainer.fit(_dataset(data.x_train, data.y_train, cfg.batch_size, cfg.seed), epochs=cfg.hint_epochs, shuffle=False,
+                         verbose=0, callbacks=[_progress_callback(progress, "hint", outcome)])
+    return RunResult(student, outcome["status"], outcome["reason"], outcome.get("history", []), None,
+                     time.perf_counter() - t0, info["label"])
+
+
+def gap_recovered(student: float, baseline: float, teacher: float) -> float | None:
+    """Share of the teacher–baseline gap that distillation closed: (s − b) / (t − b)."""
+    if student is None or baseline is None or teacher is None or teacher - baseline <= 1e-9:
+        return None
+    return (student - baseline) / (teacher - baseline)
+
+
+__all__ = ["DistillConfig", "StudentConfig", "TeacherConfig", "RunResult", "fit", "train_teacher",
+           "distill_student", "train_baseline", "teacher_logits", "predict_logits", "accuracy",
+           "fit_hint", "gap_recovered", "pick_device", "device_info"]

@@ -1,0 +1,52 @@
+"""Shared fixtures: a private data directory per test, tiny real data, one tiny real teacher.
+
+Everything is real: real mnist-5k digits, real Keras training, real SQLite.
+The teacher is trained once per test session (a few seconds) and reused.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(autouse=True)
+def kd_home(tmp_path, monkeypatch):
+    """Each test gets its own KDSTUDIO_HOME: models and the run store never leak between tests."""
+    home = tmp_path / "kdhome"
+    monkeypatch.setenv("KDSTUDIO_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def mnist5k():
+    from kdcore import data
+
+    return data.load("mnist-5k")
+
+
+@pytest.fixture(scope="session")
+def tiny(mnist5k):
+    """800 training and 300 test digits: enough to learn well above chance in a second or two."""
+    return mnist5k.subset(800, 300, seed=1)
+
+
+@pytest.fixture(scope="session")
+def teacher_file(tmp_path_factory, mnist5k):
+    """A real CNN teacher (2 epochs on 4,000 digits, ~93 % test accuracy), saved as .keras."""
+    from kdcore import storage, training
+    from kdcore.config import TeacherConfig
+
+    cfg = TeacherConfig(epochs=2, seed=0)
+    result = training.train_teacher(cfg, mnist5k)
+    path = tmp_path_factory.mktemp("teacher") / "teacher.keras"
+    storage.save_model(result.model, path, {"kind": "teacher", "dataset": "mnist-5k",
+                                            "test_accuracy": result.test_accuracy})
+    return path
