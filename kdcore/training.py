@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .config import DistillConfig, StudentConfig, TeacherConfig
 from .data import Dataset, hide_labels
-from .losses import distillation_terms
 from .progress import Progress
 
 _LOGITS_CACHE: dict[tuple, np.ndarray] = {}
@@ -53,6 +53,8 @@ def _trainer_class():
     """Built lazily so that importing kdcore does not import TensorFlow."""
     import keras
     import tensorflow as tf
+
+    from .losses import distillation_terms  # imports Keras, so only when a model is trained
 
     class LogitTrainer(keras.Model):
         """Wraps a logits model; one train step = distillation_terms + Adam.
@@ -244,10 +246,15 @@ def distill_student(cfg: DistillConfig, teacher, data: Dataset, progress: Progre
 
 
 def teacher_logits(teacher, data: Dataset) -> np.ndarray:
-    """The teacher's logits on the training set, computed once per (teacher, dataset)."""
+    """The teacher's logits on the training set, computed once per (teacher, dataset).
+
+    The entry is dropped when the teacher is garbage-collected: Python reuses
+    ``id()`` values, so a later teacher could otherwise be served stale logits.
+    """
     key = (id(teacher), data.name, len(data.y_train), float(data.x_train[:64].sum()))
     if key not in _LOGITS_CACHE:
         _LOGITS_CACHE[key] = predict_logits(teacher, data.x_train)
+        weakref.finalize(teacher, _LOGITS_CACHE.pop, key, None)
     return _LOGITS_CACHE[key]
 
 
