@@ -64,3 +64,96 @@ def enlarged(image: np.ndarray, scale: int = 5) -> np.ndarray:
     pixels = np.asarray(image, dtype="float32").reshape(28, 28)
     big = np.kron(pixels, np.ones((scale, scale), dtype="float32"))
     return (np.clip(big, 0, 1) * 255).astype("uint8")
+
+
+# --- training curves --------------------------------------------------------------------------
+# Inputs are what kdcore already produces: a Progress snapshot's ``series`` ({name: [epoch records]})
+# and ``batches`` ({name: [(step, loss)]}), or the run store's ``epochs(run_id)``.
+_LOSS_TERMS = (("loss", "total", "solid"), ("soft", "soft", "dash"), ("hard", "hard", "dot"))
+
+
+def _curve_layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=10), hovermode="x unified",
+                      legend=dict(orientation="h", y=-0.2, x=0))
+    return fig
+
+
+def _waiting(fig: go.Figure, empty: bool, text: str = "no epoch finished yet") -> None:
+    if empty:
+        fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+                           font=dict(color="#94a3b8"))
+
+
+def loss_curves(series: dict[str, list[dict]], batches: dict[str, list] | None = None) -> go.Figure:
+    """Left: the loss after every batch; right: total, soft and hard loss per epoch, per model.
+
+    Keras reports a batch's loss as the running mean since the epoch began, so
+    the left panel is smooth within an epoch and may step at epoch boundaries.
+    A loss term that is zero throughout (the soft term of a teacher or a
+    baseline) is left out rather than drawn as a flat line.
+    """
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
+                        subplot_titles=("per batch (running mean within the epoch)", "per epoch"))
+    for name, points in (batches or {}).items():
+        if points:
+            steps, losses = zip(*points)
+            fig.add_trace(go.Scatter(x=steps, y=losses, name=f"{name} (batch)", mode="lines",
+                                     line=dict(color=_colour(name), width=1), legendgroup=name), row=1, col=1)
+    for name, records in series.items():
+        epochs = [r["epoch"] for r in records]
+        for key, label, dash in _LOSS_TERMS:
+            values = [r.get(key) for r in records]
+            if any(v for v in values):
+                fig.add_trace(go.Scatter(x=epochs, y=values, name=f"{name} {label}", mode="lines+markers",
+                                         line=dict(color=_colour(name), dash=dash), legendgroup=name),
+                              row=1, col=2)
+    _waiting(fig, not any(batches.values() if batches else ()) and not any(series.values()), "no batch yet")
+    fig.update_xaxes(title_text="batch", row=1, col=1)
+    fig.update_xaxes(title_text="epoch", dtick=1, row=1, col=2)
+    fig.update_yaxes(title_text="loss", rangemode="tozero")
+    return _curve_layout(fig, "Training loss")
+
+
+def accuracy_curves(series: dict[str, list[dict]], teacher_accuracy: float | None = None) -> go.Figure:
+    """Test accuracy (solid) and training accuracy (dotted) per epoch, per model.
+
+    ``teacher_accuracy`` draws the teacher's test accuracy as a horizontal
+    line: the ceiling a distilled student is measured against.
+    """
+    fig = go.Figure()
+    for name, records in series.items():
+        epochs = [r["epoch"] for r in records]
+        for key, label, dash in (("test_accuracy", "test", "solid"), ("accuracy", "train", "dot")):
+            if any(key in r for r in records):
+                fig.add_trace(go.Scatter(x=epochs, y=[r.get(key) for r in records], name=f"{name} {label}",
+                                         mode="lines+markers", line=dict(color=_colour(name), dash=dash)))
+    if teacher_accuracy is not None:
+        fig.add_hline(y=teacher_accuracy, line_dash="dash", line_color=COLOURS["teacher"],
+                      annotation_text=f"teacher {teacher_accuracy:.1%}", annotation_position="bottom right")
+    _waiting(fig, not fig.data)
+    fig.update_xaxes(title="epoch", dtick=1)
+    fig.update_yaxes(title="accuracy", tickformat=".0%")
+    return _curve_layout(fig, "Accuracy per epoch")
+
+
+def runs_overlay(runs: dict[str, dict[str, list[dict]]]) -> go.Figure:
+    """Test accuracy per epoch of several stored runs, one line per (run, model) pair.
+
+    ``runs`` maps a run's label to its ``RunStore.epochs`` dict; models keep
+    their colour and runs are told apart by line style.
+    """
+    dashes = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+    fig = go.Figure()
+    for i, (label, series) in enumerate(runs.items()):
+        for name, records in series.items():
+            points = [(r["epoch"], r["test_accuracy"]) for r in records if "test_accuracy" in r]
+            if points:
+                x, y = zip(*points)
+                fig.add_trace(go.Scatter(x=x, y=y, name=f"{label} · {name}", mode="lines+markers",
+                                         line=dict(color=_colour(name), dash=dashes[i % len(dashes)])))
+    _waiting(fig, not fig.data, "no epochs recorded for the selected runs")
+    fig.update_xaxes(title="epoch", dtick=1)
+    fig.update_yaxes(title="test accuracy", tickformat=".0%")
+    return _curve_layout(fig, "Test accuracy per epoch", height=420)
