@@ -1,0 +1,74 @@
+"""Temperature — how T softens an answer, and the "dark knowledge" the softening brings to light.
+
+Storyboard: pick a digit (from the test set, or the last one drawn on the
+Draw page) → the teacher's and student's probabilities at the chosen T, side
+by side, with their entropies → entropy against T for this digit → in words,
+which wrong classes the teacher finds similar.
+"""
+import numpy as np
+import streamlit as st
+
+from kdcore import figures, inference
+from pages import widgets
+
+TEMPERATURES = np.linspace(0.5, 20.0, 79)
+
+st.title("🌡️ Temperature")
+st.caption("A distilled student learns from the teacher's probabilities softened by a temperature T: "
+           "softmax(logits / T). T = 1 is the usual softmax; higher T flattens it, lower T sharpens it.")
+
+ds = widgets.current_dataset()
+models = widgets.loaded_models()
+if not models:
+    st.stop()
+
+drawn = st.session_state.get("drawn_digit")
+choices = ["A test digit"] + (["The last drawn digit"] if drawn is not None else [])
+pick, temp_col = st.columns([1, 2])
+with pick:
+    source = st.radio("Digit to look at", choices, horizontal=True, key="temperature_source")
+    if source == "A test digit":
+        index = int(st.number_input("Test digit index", min_value=0, max_value=len(ds.y_test) - 1, value=0,
+                                    step=1, key="temperature_index"))
+        image, caption = ds.x_test[index], f"Test digit #{index} — labelled {ds.classes[ds.y_test[index]]}"
+    else:
+        image, caption = drawn["image"], f"Your digit ({drawn['source']})"
+with temp_col:
+    temperature = st.slider("Temperature T", min_value=0.5, max_value=20.0, value=4.0, step=0.5,
+                            key="temperature_T")
+
+logits = {name: inference.predict_one(model, image) for name, model in models.items()}
+probs = {name: inference.softened(z, temperature) for name, z in logits.items()}
+
+left, right = st.columns([1, 3])
+with left:
+    st.image(figures.enlarged(image, 6), caption=caption)
+    for name, z in logits.items():
+        h = float(inference.entropy(probs[name]))
+        h1 = float(inference.entropy(inference.softened(z, 1.0)))
+        st.metric(f"{name} entropy", f"{h:.2f} bits", f"{h - h1:+.2f} bits vs T = 1", delta_color="off",
+                  help=f"0 bits = certain; {inference.MAX_ENTROPY_BITS:.2f} bits = all ten classes equally likely.")
+with right:
+    st.plotly_chart(figures.probability_bars(probs, ds.classes, f"Softened probabilities at T = {temperature:g}"),
+                    key="temperature_bars")
+    curves = {name: inference.entropy_vs_temperature(z, TEMPERATURES) for name, z in logits.items()}
+    st.plotly_chart(figures.entropy_curve(TEMPERATURES, curves, temperature, inference.MAX_ENTROPY_BITS),
+                    key="temperature_entropy")
+
+st.subheader("The dark knowledge in the small probabilities")
+name = "Teacher" if "Teacher" in logits else next(iter(logits))
+p1, pt = inference.softened(logits[name], 1.0), probs[name]
+top = int(p1.argmax())
+hints = ", ".join(f"**{ds.classes[c]}** ({p:.2%} at T = 1, {pt[c]:.1%} at T = {temperature:g})"
+                  for c, p in inference.runners_up(p1))
+st.markdown(f"The {name.lower()} reads this digit as **{ds.classes[top]}** ({p1[top]:.1%} at T = 1). "
+            f"Its next guesses are {hints}.")
+if temperature > 1:
+    st.markdown("At T = 1 these hints nearly vanish; softening lifts them, so a student trained on them also "
+                "learns which classes look alike — something a one-hot label cannot tell it "
+                "(Hinton, Vinyals & Dean 2015).")
+elif temperature < 1:
+    st.markdown("Below T = 1 the softmax sharpens: the small probabilities shrink further and the answer "
+                "approaches a one-hot label, with no similarity left to learn from.")
+else:
+    st.markdown("At T = 1 these hints are nearly invisible; move the slider above 1 to lift them.")
