@@ -1,0 +1,443 @@
+"""``python -m kdcore``: the command-line face of the engine, a stable contract for scripts.
+
+Every subcommand takes ``--json`` and then prints exactly one JSON object on
+stdout; without it, a short summary for people. Everything else — progress
+lines, notes, TensorFlow's and Keras's chatter, Python warnings — goes to
+stderr: while a command runs, ``sys.stdout`` itself points at stderr, and only
+the final answer is written to the real stdout. An error (bad value, unknown
+dataset, missing model, unreadable image, a run whose loss became NaN) exits
+with code 2, prints one line naming the problem on stderr and nothing on
+stdout. Hyper-parameters are validated by :mod:`kdcore.config`, not here.
+
+Adding a subcommand
+-------------------
+Write three small functions and register them with :func:`command`::
+
+    def _bench_arguments(parser):          # argparse options (``--json`` is added for you)
+        add_run_options(parser, out=False)
+
+    def _bench_text(result: dict) -> str:  # the human summary of the JSON object
+        return f"{result['images_per_s']:.0f} images/s"
+
+    @command("bench", "time inference of a saved model", _bench_arguments, _bench_text)
+    def _bench(args) -> dict:              # do the work by calling kdcore; return the JSON object
+        ...
+
+Raise ``ValueError`` (or one of its kdcore subclasses) or ``OSError`` for bad
+input and the user sees one line and exit code 2. For training, wrap the call
+in ``with _live_progress() as progress:`` and pass ``progress`` on, so the
+user sees one stderr line per epoch. :func:`add_run_options` and
+:func:`train_settings` give the options every training run shares.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import bench, config, data, storage
+from .progress import Progress
+
+EXIT_ERROR = 2
+BAR_WIDTH = 30
+BAR_INTERVAL_S = 0.25
+
+
+class RunFailed(Exception):
+    """A run that ended without a model (its loss became NaN, or it was stopped)."""
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], dict]
+    text: Callable[[dict], str]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, add_arguments, text):
+    """Register ``run(args) -> dict`` as subcommand ``name`` (see the module docstring)."""
+    def register(run):
+        COMMANDS[name] = Command(help, add_arguments, run, text)
+        return run
+    return register
+
+
+# --- shared options --------------------------------------------------------------------------------
+def add_run_options(parser: argparse.ArgumentParser, out: bool = True) -> None:
+    """Options every training run shares; unset ones keep kdcore.config's defaults."""
+    parser.add_argument("--dataset", help="mnist, mnist-5k, fashion-mnist, a .npz file or an IDX folder "
+                                          "(default: see `datasets`)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    if out:
+        parser.add_argument("--out", help="where to save the .keras model (default: the KD Studio models folder)")
+
+
+def train_settings(args: argparse.Namespace) -> dict:
+    """The shared training options the user gave, as config keyword arguments."""
+    names = ("epochs", "seed", "batch_size", "learning_rate")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def _finished(result: dict) -> dict:
+    if result.get("status", "finished") != "finished":
+        raise RunFailed(f"the run {result['status']}: {result.get('reason') or 'no reason given'}")
+    return result
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+# --- live progress on stderr -----------------------------------------------------------------------
+def epoch_line(series: str, record: dict, epochs: int) -> str:
+    """One line per finished epoch, e.g. ``student epoch 2/5: loss 0.312, accuracy 91.0 %, ...``."""
+    parts = [f"loss {record['loss']:.4f}"] if "loss" in record else []
+    parts += [f"{key.replace('_', ' ')} {_percent(record[key])}"
+              for key in ("accuracy", "test_accuracy") if key in record]
+    parts.append(f"{record.get('seconds', 0):.1f} s")
+    return f"{series} epoch {record['epoch']}/{epochs or '?'}: {', '.join(parts)}"
+
+
+def bar_line(snapshot: dict) -> str:
+    """The in-place bar drawn while stderr is a terminal: phase, epoch, batch and a filled bar."""
+    epochs, steps = snapshot["epochs"], snapshot["steps"]
+    if not epochs:
+        return f"{snapshot['phase']}…"
+    within = snapshot["step"] / steps if steps else 0.0
+    filled = round(BAR_WIDTH * within)
+    return (f"{snapshot['phase']} epoch {min(snapshot['epoch'] + 1, epochs)}/{epochs} "
+            f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {snapshot['step']}/{steps}")
+
+
+@contextlib.contextmanager
+def _live_progress(title: str = ""):
+    """A Progress whose epochs are echoed to stderr, with a redrawn bar when stderr is a terminal.
+
+    Epoch lines come from ``Progress.on_epoch`` (the training thread); the bar
+    from a daemon thread polling ``snapshot()`` a few times a second, so the
+    training loop never waits on the terminal. One lock keeps their writes apart.
+    """
+    progress = Progress(title)
+    stream = sys.stderr
+    tty = stream.isatty()
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def write(line: str, *, in_place: bool = False) -> None:
+        with lock:
+            prefix = "\r\033[K" if tty else ""
+            stream.write(prefix + line + ("" if in_place else "\n"))
+            stream.flush()
+
+    def on_epoch(series: str, record: dict) -> None:
+        write(epoch_line(series, record, progress.snapshot()["epochs"]))
+
+    def draw() -> None:
+        shown = ""
+        while not done.wait(BAR_INTERVAL_S):
+            snap = progress.snapshot()
+            line = bar_line(snap) if snap["phase"] else ""
+            if line != shown:
+                write(line, in_place=True)
+                shown = line
+
+    progress.on_epoch.append(on_epoch)
+    poller = threading.Thread(target=draw, name="cli-progress-bar", daemon=True) if tty else None
+    if poller:
+        poller.start()
+    try:
+        yield progress
+    finally:
+        done.set()
+        if poller:
+            poller.join()
+            write("", in_place=True)
+
+
+# --- datasets -------------------------------------------------------------------------------------
+def _datasets_text(result: dict) -> str:
+    lines = []
+    for row in result["datasets"]:
+        mark = " (default)" if row["name"] == result["default"] else ""
+        state = "available" if row["available"] else "not here "
+        lines.append(f"{row['name']:<14} {state}  {row['train']:>6,} train / {row['test']:>6,} test  "
+                     f"{row['source']}{mark}")
+    return "\n".join(lines)
+
+
+@command("datasets", "list the built-in datasets and which is the default", lambda parser: None, _datasets_text)
+def _datasets(args) -> dict:
+    return {"datasets": data.available(), "default": data.default_dataset()[0]}
+
+
+# --- train-teacher --------------------------------------------------------------------------------
+def _teacher_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_options(parser)
+    parser.add_argument("--variant", help=f"one of {', '.join(config.TEACHER_VARIANTS)} (default cnn)")
+    parser.add_argument("--dropout", type=float)
+    parser.add_argument("--augment", action="store_true", default=None, help="random shifts of up to 10 %%")
+
+
+def _teacher_text(result: dict) -> str:
+    return (f"Teacher saved to {result['model']}: test accuracy {_percent(result['test_accuracy'])}, "
+            f"{result['params']:,} parameters, {result['seconds']:.1f} s on {result['device']}")
+
+
+@command("train-teacher", "train a teacher CNN and save it", _teacher_arguments, _teacher_text)
+def _train_teacher(args) -> dict:
+    extra = {n: getattr(args, n) for n in ("variant", "dropout", "augment") if getattr(args, n) is not None}
+    cfg = config.TeacherConfig(**train_settings(args), **extra).validate()
+    from . import pipeline  # after validating: a bad value is refused before TensorFlow loads
+
+    with _live_progress("teacher") as progress:
+        return _finished(pipeline.train_teacher(cfg, args.dataset, args.out, progress))
+
+
+# --- distill --------------------------------------------------------------------------------------
+def _distill_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_options(parser)
+    parser.add_argument("--teacher", required=True, help="a saved teacher .keras file")
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--alpha", type=float, help="weight of the soft (teacher) term, 0-1")
+    parser.add_argument("--loss", help=f"one of {', '.join(config.LOSS_MODES)} (default kl)")
+    parser.add_argument("--student-filters", type=int, help="conv filters; 0 = a plain MLP student")
+    parser.add_argument("--student-units", type=int)
+    parser.add_argument("--student-layers", type=int)
+    parser.add_argument("--baseline", action="store_true",
+                        help="also train the same student from scratch, to measure what distillation adds")
+    parser.add_argument("--labels-fraction", type=float, help="share of training labels the student may see")
+    parser.add_argument("--hint-epochs", type=int, help="FitNets hint epochs before distilling (default 0)")
+
+
+def _distill_text(result: dict) -> str:
+    lines = [f"Student saved to {result['model']}: test accuracy {_percent(result['student_accuracy'])} "
+             f"(teacher {_percent(result['teacher_accuracy'])})"]
+    if "baseline_accuracy" in result:
+        gap = result.get("gap_recovered")
+        lines.append(f"Baseline from scratch {_percent(result['baseline_accuracy'])}; gap recovered: "
+                     + ("n/a (the teacher is not better than the baseline)" if gap is None else f"{100 * gap:.0f} %"))
+    lines.append(f"{result['params']['student']:,} student vs {result['params']['teacher']:,} teacher parameters, "
+                 f"{result['seconds']:.1f} s on {result['device']}")
+    return "\n".join(lines)
+
+
+@command("distill", "distil a saved teacher into a smaller student", _distill_arguments, _distill_text)
+def _distill(args) -> dict:
+    student = {k: getattr(args, f"student_{k}") for k in ("filters", "units", "layers")
+               if getattr(args, f"student_{k}") is not None}
+    soft = {n: getattr(args, n) for n in ("temperature", "alpha", "loss", "labels_fraction", "hint_epochs")
+            if getattr(args, n) is not None}
+    cfg = config.DistillConfig(**train_settings(args), **soft, student=config.StudentConfig(**student),
+                               baseline=args.baseline).validate()
+    from . import pipeline  # after validating: a bad value is refused before TensorFlow loads
+
+    for note in pipeline.notes(cfg, storage.read_sidecar(args.teacher).get("params")):
+        print(f"note: {note}", file=sys.stderr)
+    with _live_progress("distill") as progress:
+        return _finished(pipeline.distill(cfg, args.teacher, args.dataset, args.out, progress))
+
+
+# --- predict --------------------------------------------------------------------------------------
+def _predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", action="append", required=True, help="a saved .keras model; repeat for more")
+    parser.add_argument("--image", required=True, help="an image file (PNG, JPEG, ...) of one digit")
+    parser.add_argument("--temperature", type=float, default=1.0, help="soften the probabilities (default 1)")
+
+
+def _predict_text(result: dict) -> str:
+    return "\n".join(f"{Path(p['model']).name}: {p['label']} ({_percent(max(p['probabilities']))})"
+                     for p in result["predictions"])
+
+
+@command("predict", "classify one image with one or more saved models", _predict_arguments, _predict_text)
+def _predict(args) -> dict:
+    from . import images, inference
+
+    image = images.preprocess(Path(args.image))
+    predictions = []
+    for path in args.model:
+        probs = inference.softened(inference.predict_one(storage.load_model(path), image), args.temperature)
+        predictions.append({"model": path, "label": int(probs.argmax()), "probabilities": probs.tolist()})
+    return {"predictions": predictions}
+
+
+# --- evaluate -------------------------------------------------------------------------------------
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a saved .keras model")
+    parser.add_argument("--dataset", help="default: see `datasets`")
+
+
+def _evaluate_text(result: dict) -> str:
+    rows = [f"Test accuracy {_percent(result['test_accuracy'])} on {result['test_size']:,} images",
+            "confusion (rows: true label, columns: predicted):"]
+    rows += [f"  {i}: " + " ".join(f"{n:>5}" for n in row) for i, row in enumerate(result["confusion"])]
+    return "\n".join(rows)
+
+
+@command("evaluate", "test accuracy and confusion matrix of a saved model", _evaluate_arguments, _evaluate_text)
+def _evaluate(args) -> dict:
+    from . import inference
+
+    ds = data.load(args.dataset)
+    predicted = inference.test_logits(storage.load_model(args.model), ds).argmax(-1)
+    return {"model": args.model, "dataset": ds.name, "test_size": int(len(ds.y_test)),
+            "test_accuracy": float((predicted == ds.y_test).mean()),
+            "confusion": inference.confusion(ds.y_test, predicted).tolist()}
+
+
+# --- bench (options, summary and work live in kdcore.bench) -----------------------------------------
+command("bench", bench.HELP, bench.add_arguments, bench.text)(bench.from_args)
+
+
+# --- experiment and sweep (the work lives in kdcore.experiments) ----------------------------------
+def _number_list(kind):
+    """argparse type for comma-separated numbers such as ``1,2,4,8``."""
+    def parse(text: str) -> list:
+        try:
+            return [kind(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 1,2,4 (got {text!r})")
+    return parse
+
+
+def _experiment_arguments(parser: argparse.ArgumentParser) -> None:
+    from . import presets
+
+    parser.add_argument("--preset", required=True, help=f"one of {', '.join(presets.names())}")
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds (0..N-1) to average over (default 3)")
+    parser.add_argument("--labels-fraction", type=float, help="share of training labels the student may see "
+                                                              "(default: the preset's)")
+    parser.add_argument("--omit-class", type=int, help="leave this class out of the transfer set (default: the preset's)")
+
+
+def _spread_text(spread: dict) -> str:
+    return "n/a" if spread.get("mean") is None else f"{100 * spread['mean']:.1f} ± {100 * spread['std']:.1f}"
+
+
+def _experiment_text(result: dict) -> str:
+    lines = [f"{result['preset']} on {result['dataset']}, seeds {result['seeds']}: "
+             f"teacher {_percent(result['teacher_accuracy'])}",
+             f"distilled {_spread_text(result['student_accuracy'])} %, "
+             f"from scratch {_spread_text(result['baseline_accuracy'])} %",
+             f"gain {_spread_text(result['gain'])} points, gap recovered {_spread_text(result['gap_recovered'])} %"]
+    if "omit" in result:
+        omit = result["omit"]
+        lines.append(f"class {result['omit_class']}: {_spread_text(omit['student_class'])} % before, "
+                     f"{_spread_text(omit['student_class_after_bias'])} % after a bias of "
+                     f"{omit['bias']['mean']:+.2f} chosen on training images "
+                     f"(baseline {_spread_text(omit['baseline_class'])} %)")
+    return "\n".join(lines + [f"{result['seconds']:.0f} s"])
+
+
+@command("experiment", "distilled student vs its from-scratch twin, mean ± std over seeds",
+         _experiment_arguments, _experiment_text)
+def _experiment(args) -> dict:
+    from . import experiments
+
+    with _live_progress("experiment") as progress:
+        return _finished(experiments.run_experiment(args.preset, args.seeds, args.labels_fraction,
+                                                    args.omit_class, progress))
+
+
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    from . import presets
+
+    parser.add_argument("--preset", required=True, help=f"one of {', '.join(presets.names())}")
+    parser.add_argument("--temperatures", type=_number_list(float), required=True, help="e.g. 1,2,4,8")
+    parser.add_argument("--alphas", type=_number_list(float), required=True, help="e.g. 0.5,0.9")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per cell (default 1)")
+    parser.add_argument("--widths", type=_number_list(int), help="student hidden units, e.g. 32,128")
+
+
+def _sweep_text(result: dict) -> str:
+    import pandas as pd
+
+    frame = pd.DataFrame(result["cells"])
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.4f}") + f"\n{result['seconds']:.0f} s"
+
+
+@command("sweep", "gain of distillation over a grid of temperatures, alphas and widths", _sweep_arguments,
+         _sweep_text)
+def _sweep(args) -> dict:
+    import time
+
+    from . import experiments
+
+    t0 = time.perf_counter()
+    with _live_progress("sweep") as progress:
+        frame = experiments.sweep(args.preset, args.temperatures, args.alphas, args.seeds, args.widths, progress)
+    return {"preset": args.preset, "cells": frame.to_dict("records"), "seconds": time.perf_counter() - t0}
+
+
+# --- entry point ----------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (its default prints the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m kdcore", description="KD Studio's engine from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        cmd.add_arguments(p)
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _jsonable(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return int(exc.code or 0)
+    out = sys.stdout
+    prog = f"python -m kdcore {args.command}"
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            result = COMMANDS[args.command].run(args)
+    except (ValueError, OSError, RunFailed) as exc:
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one line, with the exception's type to report it by
+        print(f"{prog}: error: unexpected {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    text = json.dumps(result, default=_jsonable) if args.json else COMMANDS[args.command].text(result)
+    print(text, file=out, flush=True)
+    return 0
