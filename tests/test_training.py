@@ -1,0 +1,123 @@
+"""Training: real tiny runs of the teacher, the distilled student, its baseline twin and the FitNets stage."""
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+
+from kdcore import models, storage, training
+from kdcore.config import DistillConfig, StudentConfig
+
+EPOCH_KEYS = {"epoch", "seconds", "loss", "soft", "hard", "accuracy", "test_accuracy"}
+
+
+@pytest.fixture(scope="module")
+def teacher(teacher_file):
+    return storage.load_model(teacher_file)
+
+
+def small(**overrides) -> DistillConfig:
+    cfg = dict(student=StudentConfig(units=32), epochs=2, batch_size=64, seed=3)
+    return DistillConfig(**{**cfg, **overrides})
+
+
+def test_teacher_learns_well_above_chance(teacher, teacher_file, mnist5k):
+    acc = training.accuracy(teacher, mnist5k.x_test, mnist5k.y_test)
+    assert acc > 0.85
+    assert storage.read_sidecar(teacher_file)["test_accuracy"] == pytest.approx(acc, abs=0.01)
+
+
+@pytest.fixture
+def initial_weights(monkeypatch):
+    """Records every student's weights as built, before any training step touches them."""
+    seen = []
+    build = models.build_student
+
+    def recording_build(cfg, seed=0):
+        net = build(cfg, seed)
+        seen.append([w.copy() for w in net.get_weights()])
+        return net
+
+    monkeypatch.setattr(models, "build_student", recording_build)
+    return seen
+
+
+def test_student_and_baseline_start_equal_and_report_every_epoch(teacher, tiny, initial_weights):
+    cfg = small()
+    student = training.distill_student(cfg, teacher, tiny)
+    baseline = training.train_baseline(cfg, tiny)
+
+    assert len(initial_weights) == 2
+    for ws, wb in zip(*initial_weights):
+        np.testing.assert_array_equal(ws, wb)
+    trained = student.model.get_weights()
+    assert any(not np.array_equal(w0, w1) for w0, w1 in zip(initial_weights[0], trained))
+
+    for run in (student, baseline):
+        assert run.status == "finished" and run.reason == ""
+        assert [h["epoch"] for h in run.history] == [1, 2]
+        assert all(EPOCH_KEYS <= set(h) for h in run.history)
+        assert run.test_accuracy == run.history[-1]["test_accuracy"] > 0.3  # chance is 0.1
+        assert run.history[-1]["loss"] < run.history[0]["loss"]
+    assert student.history[0]["soft"] > 0
+    assert student.history[0]["loss"] == pytest.approx(
+        cfg.alpha * student.history[0]["soft"] + (1 - cfg.alpha) * student.history[0]["hard"], rel=1e-4)
+    assert baseline.history[0]["soft"] == 0 and baseline.history[0]["loss"] == baseline.history[0]["hard"]
+
+
+def test_few_labels_and_a_hint_stage_still_train(teacher, tiny):
+    cfg = small(student=StudentConfig(filters=4, units=16), labels_fraction=0.05, alpha=0.5, hint_epochs=1)
+    run = training.distill_student(cfg, teacher, tiny)
+    assert run.status == "finished" and len(run.history) == 2
+    assert all(np.isfinite(h["hard"]) and h["soft"] > 0 for h in run.history)
+    assert run.test_accuracy > 0.2  # twice chance after 26 steps with 40 labels
+
+
+@pytest.mark.parametrize("student", [StudentConfig(units=32), StudentConfig(filters=4, units=16)],
+                         ids=["mlp", "cnn"])
+def test_fitnets_hint_stage_trains_the_early_layers_only(teacher, tiny, student):
+    cfg = small(student=student, hint_epochs=1)
+    net = models.build_student(student, cfg.seed)
+    before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in net.layers}
+    run = training.fit_hint(net, teacher, tiny, cfg)
+    assert run.status == "finished" and len(run.history) == 1 and np.isfinite(run.history[0]["loss"])
+    early = "hint" if not student.filters else "conv1"
+    assert not np.array_equal(net.get_layer(early).get_weights()[0], before[early][0])
+    np.testing.assert_array_equal(net.get_layer("logits").get_weights()[0], before["logits"][0])
+
+
+def test_teacher_logits_are_computed_once_and_forgotten_with_the_teacher(teacher_file, tiny, monkeypatch):
+    calls = []
+    predict = training.predict_logits
+    monkeypatch.setattr(training, "predict_logits", lambda *a, **k: calls.append(1) or predict(*a, **k))
+    net = storage.load_model(teacher_file)
+    first = training.teacher_logits(net, tiny)
+    assert training.teacher_logits(net, tiny) is first and len(calls) == 1
+    assert first.shape == (800, 10)
+    np.testing.assert_allclose(first[:5], np.asarray(net(tiny.x_train[:5])), rtol=1e-4, atol=1e-4)
+
+    cached = len(training._LOGITS_CACHE)
+    del net
+    gc.collect()
+    assert len(training._LOGITS_CACHE) == cached - 1  # ids are reused: a later teacher must not get these
+
+
+def test_pick_device_and_device_info():
+    assert training.pick_device(["/physical_device:GPU:0"]) == "/GPU:0"
+    assert training.pick_device([]) == "/CPU:0"
+    info = training.device_info()
+    assert info == {"device": "/CPU:0", "label": "CPU (no GPU listed by TensorFlow)", "gpus": 0}
+
+
+def test_same_seed_gives_the_same_run(tiny):
+    cfg = small(epochs=1, student=StudentConfig(units=16))
+    a, b = training.train_baseline(cfg, tiny), training.train_baseline(cfg, tiny)
+    assert a.test_accuracy == b.test_accuracy
+    assert a.history[0]["loss"] == pytest.approx(b.history[0]["loss"], rel=1e-5)
+
+
+def test_gap_recovered():
+    assert training.gap_recovered(0.9, 0.8, 1.0) == pytest.approx(0.5)
+    assert training.gap_recovered(0.9, 0.95, 0.95) is None
+    assert training.gap_recovered(None, 0.8, 1.0) is None
