@@ -34,6 +34,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_BYTES = 5 * 1024 * 1024  # same bound as maxUploadSize = 5 in .streamlit/config.toml
 MAX_PIXELS = 4096 * 4096  # larger pictures are refused as possible decompression bombs
 MIN_SIDE = 8  # a handwritten digit needs at least this many pixels each way
+WORK_SIDE = 1024  # larger pictures are averaged down to about this size before analysis
 ACCEPTED = "PNG, JPEG, GIF, BMP, WebP, TIFF"
 PIL_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # JPEG also opens phones' MPO files
 
@@ -110,8 +111,10 @@ def _decode(data: bytes) -> Image.Image:
     try:
         img = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
         _check_pixels(*img.size)  # from the header: nothing decoded yet
+        img.draft(None, (WORK_SIDE, WORK_SIDE))  # JPEG only: decode big photos at 1/2, 1/4 or 1/8 scale
         img.load()  # force lazy decoding here, inside the guard (first frame of an animation)
-        return ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)
+        return img
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -137,7 +140,9 @@ def _from_array(array: np.ndarray) -> Image.Image:
     if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
         raise ImageError(f"an image array must hold numbers (got dtype {a.dtype})")
     _check_pixels(a.shape[1], a.shape[0])
-    if a.dtype != np.uint8 and a.size:
+    if a.size == 0:
+        raise ImageError(f"the image array is empty (shape {a.shape})")
+    if a.dtype != np.uint8:
         if not np.isfinite(a).all():
             raise ImageError("the image array contains NaN or infinite values")
         lo, hi = float(a.min()), float(a.max())
@@ -209,6 +214,19 @@ def _flatten_alpha(gray: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     return gray * alpha + background * (1.0 - alpha)
 
 
+def _shrink(gray: np.ndarray) -> np.ndarray:
+    """Average blocks of pixels so the longer side is about ``WORK_SIDE``.
+
+    A 20x20 digit box needs no more detail, and this bounds what a
+    16-megapixel upload costs on a shared CPU.
+    """
+    k = min(-(-max(gray.shape) // WORK_SIDE), min(gray.shape) // MIN_SIDE)
+    if k <= 1:
+        return gray
+    h, w = gray.shape[0] // k * k, gray.shape[1] // k * k
+    return gray[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
+
+
 def _ink(gray: np.ndarray) -> np.ndarray:
     """White ink on black, background at 0 and the strongest ink at 1.
 
@@ -271,7 +289,7 @@ def preprocess(source) -> np.ndarray:
         gray, alpha = _gray_and_alpha(img)
     except Exception as exc:  # exotic modes (e.g. premultiplied La) Pillow cannot convert
         raise ImageError(f"unsupported colour mode {img.mode!r}; save the digit as {ACCEPTED}") from exc
-    box = _fit_box(_ink(_flatten_alpha(gray, alpha)))
+    box = _fit_box(_ink(_shrink(_flatten_alpha(gray, alpha))))
     out = _centre(box)
     return (out / out.max())[..., None]
 

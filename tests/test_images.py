@@ -107,15 +107,18 @@ def test_a_canvas_drawing_off_centre_comes_out_centred(reference, background, in
     assert rows[-1] - rows[0] + 1 <= 21  # the ink's longer side was scaled to the 20-pixel box
 
 
-@pytest.mark.parametrize("array, why", [
+@pytest.mark.parametrize("source, why", [
     (np.zeros((280, 280, 4), np.uint8), "fully transparent"),
     (np.full((280, 280, 4), (0, 0, 0, 255), np.uint8), "flat colour"),
     (np.full((280, 280, 4), 255, np.uint8), "flat colour"),
     (np.full((280, 280), 0.4, np.float32), "flat colour"),
+    (encode(Image.new("RGB", (200, 100), "white")), "flat colour"),
+    (encode(Image.new("L", (200, 100), 0), "JPEG"), "flat colour"),
+    (encode(Image.new("RGBA", (64, 64), (255, 0, 0, 0))), "fully transparent"),
 ])
-def test_an_empty_canvas_is_no_digit(array, why):
+def test_a_blank_picture_or_empty_canvas_is_no_digit(source, why):
     with pytest.raises(ImageError, match=f"no digit found: .*{why}"):
-        preprocess(array)
+        preprocess(source)
 
 
 def test_a_speck_of_ink_is_no_digit():
@@ -133,8 +136,8 @@ def test_faint_noise_on_a_blank_page_is_no_digit():
 
 # --- encodings, colour modes and orientation -------------------------------------------------
 
-def _black_ink_on_white() -> Image.Image:
-    return Image.eval(stroke_mask(), lambda v: 255 - v)
+def _black_ink_on_white(size: int = 280) -> Image.Image:
+    return Image.eval(stroke_mask(size), lambda v: 255 - v)
 
 
 def _palette_with_transparency() -> bytes:
@@ -154,8 +157,8 @@ def _rgba_white_on_transparent_white() -> bytes:
 
 
 def _sixteen_bit(fmt: str) -> bytes:
-    """Dark ink (0) on a light page (50,000 of 65,535): lost if 16-bit values were clipped at 255."""
-    page = np.where(np.asarray(stroke_mask()) > 127, 0, 50000).astype(np.uint16)
+    """Grey ink (20,000 of 65,535) on a light page (50,000): both would be white if clipped at 255."""
+    page = np.where(np.asarray(stroke_mask()) > 127, 20000, 50000).astype(np.uint16)
     img = Image.fromarray(page)
     assert img.mode == "I;16"
     return encode(img, fmt)
@@ -177,6 +180,8 @@ ENCODINGS = {
     "tiff-16bit": lambda: _sixteen_bit("TIFF"),
     "jpeg-RGB": lambda: encode(_black_ink_on_white().convert("RGB"), "JPEG", quality=85),
     "jpeg-CMYK": lambda: encode(_black_ink_on_white().convert("CMYK"), "JPEG"),
+    "jpeg-2560px-photo": lambda: encode(_black_ink_on_white(2560).convert("RGB"), "JPEG", quality=80),
+    "png-2100px": lambda: encode(_black_ink_on_white(2100)),
     "gif-animated": _animated_gif,
     "bmp": lambda: encode(_black_ink_on_white().convert("RGB"), "BMP"),
     "webp": lambda: encode(_black_ink_on_white().convert("RGB"), "WEBP", quality=80),
@@ -315,6 +320,7 @@ def test_a_png_with_corrupt_pixel_data_is_refused():
     (np.full((28, 28), -3.0), r"must lie in \[0, 1\] or \[0, 255\]"),
     (np.full((28, 28), 1000, np.int32), r"must lie in \[0, 1\] or \[0, 255\]"),
     (np.array([["a"] * 28] * 28), "must hold numbers"),
+    (np.zeros((0, 0), np.int64), "empty"),
 ])
 def test_sources_that_are_not_pictures_are_refused(source, message):
     with pytest.raises(ImageError, match=message):
