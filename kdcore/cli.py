@@ -13,19 +13,21 @@ Adding a subcommand
 -------------------
 Write three small functions and register them with :func:`command`::
 
-    def _bench_arguments(parser):          # argparse options (``--json`` is added for you)
-        add_run_options(parser, out=False)
+    def _speed_arguments(parser):          # argparse options (``--json`` is added for you)
+        parser.add_argument("--model", required=True)
 
-    def _bench_text(result: dict) -> str:  # the human summary of the JSON object
+    def _speed_text(result: dict) -> str:  # the human summary of the JSON object
         return f"{result['images_per_s']:.0f} images/s"
 
-    @command("bench", "time inference of a saved model", _bench_arguments, _bench_text)
-    def _bench(args) -> dict:              # do the work by calling kdcore; return the JSON object
+    @command("speed", "time inference of a saved model", _speed_arguments, _speed_text)
+    def _speed(args) -> dict:              # do the work by calling kdcore; return the JSON object
         ...
 
+When the work lives in its own module, one line registers it, as ``bench``
+does: ``command("bench", bench.HELP, bench.add_arguments, bench.text)(bench.from_args)``.
 Raise ``ValueError`` (or one of its kdcore subclasses) or ``OSError`` for bad
 input and the user sees one line and exit code 2. For training, wrap the call
-in ``with _live_progress() as progress:`` and pass ``progress`` on, so the
+in ``with live_progress() as progress:`` and pass ``progress`` on, so the
 user sees one stderr line per epoch. :func:`add_run_options` and
 :func:`train_settings` give the options every training run shares.
 """
@@ -125,7 +127,7 @@ def bar_line(snapshot: dict) -> str:
 
 
 @contextlib.contextmanager
-def _live_progress(title: str = ""):
+def live_progress(title: str = ""):
     """A Progress whose epochs are echoed to stderr, with a redrawn bar when stderr is a terminal.
 
     Epoch lines come from ``Progress.on_epoch`` (the training thread); the bar
@@ -204,7 +206,7 @@ def _train_teacher(args) -> dict:
     cfg = config.TeacherConfig(**train_settings(args), **extra).validate()
     from . import pipeline  # after validating: a bad value is refused before TensorFlow loads
 
-    with _live_progress("teacher") as progress:
+    with live_progress("teacher") as progress:
         return _finished(pipeline.train_teacher(cfg, args.dataset, args.out, progress))
 
 
@@ -248,7 +250,7 @@ def _distill(args) -> dict:
 
     for note in pipeline.notes(cfg, storage.read_sidecar(args.teacher).get("params")):
         print(f"note: {note}", file=sys.stderr)
-    with _live_progress("distill") as progress:
+    with live_progress("distill") as progress:
         return _finished(pipeline.distill(cfg, args.teacher, args.dataset, args.out, progress))
 
 
@@ -349,7 +351,7 @@ def _experiment_text(result: dict) -> str:
 def _experiment(args) -> dict:
     from . import experiments
 
-    with _live_progress("experiment") as progress:
+    with live_progress("experiment") as progress:
         return _finished(experiments.run_experiment(args.preset, args.seeds, args.labels_fraction,
                                                     args.omit_class, progress))
 
@@ -379,7 +381,7 @@ def _sweep(args) -> dict:
     from . import experiments
 
     t0 = time.perf_counter()
-    with _live_progress("sweep") as progress:
+    with live_progress("sweep") as progress:
         frame = experiments.sweep(args.preset, args.temperatures, args.alphas, args.seeds, args.widths, progress)
     return {"preset": args.preset, "cells": frame.to_dict("records"), "seconds": time.perf_counter() - t0}
 
