@@ -157,3 +157,59 @@ def runs_overlay(runs: dict[str, dict[str, list[dict]]]) -> go.Figure:
     fig.update_xaxes(title="epoch", dtick=1)
     fig.update_yaxes(title="test accuracy", tickformat=".0%")
     return _curve_layout(fig, "Test accuracy per epoch", height=420)
+
+
+# --- experiments over seeds -------------------------------------------------------------------
+def experiment_bars(results: dict) -> go.Figure:
+    """Teacher, distilled student and baseline: mean test accuracy over seeds, ± one std as error bars.
+
+    ``results`` is :func:`kdcore.experiments.run_experiment`'s dict. The y-axis
+    starts near the lowest bar, not at 0: the differences that matter here are
+    a point or two, invisible on a 0-100 % axis; the error bars show whether
+    they exceed the seed-to-seed spread.
+    """
+    bars = [("teacher", "Teacher", {"mean": results.get("teacher_accuracy"), "std": 0.0}),
+            ("student", "Distilled student", results.get("student_accuracy") or {}),
+            ("baseline", "Baseline (from scratch)", results.get("baseline_accuracy") or {})]
+    bars = [(key, label, s) for key, label, s in bars if s.get("mean") is not None]
+    fig = go.Figure([go.Bar(x=[label], y=[s["mean"]], name=label, marker_color=COLOURS[key],
+                            error_y=dict(type="data", array=[s.get("std") or 0.0], visible=True),
+                            text=[f"{s['mean']:.1%}"], textposition="inside",
+                            hovertemplate=f"{label}: %{{y:.2%}} ± {(s.get('std') or 0):.2%}<extra></extra>")
+                     for key, label, s in bars])
+    low = min((s["mean"] - 3 * (s.get("std") or 0) for _, _, s in bars), default=0.0)
+    fig.update_layout(showlegend=False, height=340, margin=dict(l=10, r=10, t=40, b=10),
+                      title=f"Mean test accuracy over {len(results.get('seeds', []))} seed(s), ± 1 std")
+    fig.update_yaxes(range=[max(0.0, low - 0.03), 1.0], tickformat=".0%", title="test accuracy")
+    return fig
+
+
+def sweep_heatmap(frame, value: str = "gain", units: int | None = None) -> go.Figure:
+    """Temperature across, alpha down, ``value`` (gain over the baseline, or student accuracy) in the cells.
+
+    ``frame`` is :func:`kdcore.experiments.sweep`'s DataFrame; with several
+    student widths, ``units`` picks one (default: the first). Gains are drawn
+    on a diverging scale centred on 0, so "distillation hurt" is red at a glance.
+    """
+    if units is None and len(frame):
+        units = int(frame["units"].iloc[0])
+    cells = frame[frame["units"] == units] if len(frame) else frame
+    table = cells.pivot_table(index="alpha", columns="temperature", values=value) if len(cells) else None
+    gain = value == "gain"
+    if table is None:
+        fig = go.Figure()
+        _waiting(fig, True, "no sweep cell finished yet")
+        return fig
+    z = table.to_numpy(dtype=float)
+    limit = float(np.nanmax(np.abs(z))) if gain and np.isfinite(z).any() else None
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[f"T={t:g}" for t in table.columns], y=[f"α={a:g}" for a in table.index],
+        text=[[("+" if gain and v > 0 else "") + f"{100 * v:.1f}" for v in row] for row in z],
+        texttemplate="%{text}", colorscale="RdBu" if gain else "Blues", zmid=0 if gain else None,
+        zmin=-limit if limit else None, zmax=limit if limit else None,
+        colorbar=dict(title="points" if gain else "accuracy"),
+        hovertemplate="%{y}, %{x}: %{text}<extra></extra>"))
+    what = "gain over the baseline (points)" if gain else "student test accuracy (%)"
+    fig.update_layout(title=f"{units}-unit student: {what}", height=320, margin=dict(l=10, r=10, t=50, b=10))
+    fig.update_yaxes(autorange="reversed")
+    return fig

@@ -1,0 +1,368 @@
+"""Does distillation help? Measured over seeds, always beside the baseline.
+
+A single distillation run says little: on 4,000 digits two seeds of the same
+student differ by half a point, about what most demos call a "gain". So an
+experiment trains, for every seed, the distilled student *and* its
+from-scratch twin (same architecture, same initial weights, same batches; only
+the teacher's soft targets differ) and reports the mean and the spread of
+both, of their difference (the gain) and of the share of the teacher–baseline
+gap that distillation closed.
+
+The teacher is trained once per (teacher recipe, dataset) and kept in the
+models folder as ``teacher-<hash>.keras``; a later experiment with the same
+recipe reuses it, so sweeping T or alpha costs only student trainings. Its
+logits on the training set are computed once per experiment.
+
+Two experiments from Hinton, Vinyals & Dean (2015) are built in:
+
+- ``labels_fraction``: the student sees labels for a fraction of the training
+  images and learns the rest from the teacher alone (hidden labels are -1).
+  The baseline gets the same -1 labels; its hard loss averages over the
+  labelled images of each batch, so it learns from exactly the labelled part.
+- ``omit_class``: the transfer set holds no example of class K; the student
+  learns K only from the teacher's soft targets on other digits. Its bias for K
+  is then raised by an amount chosen on the *training* images alone (see
+  :func:`class_bias`), never on the test set.
+
+:func:`sweep` repeats the student half over a grid of temperatures, alphas
+and widths. Every experiment and sweep is recorded in the run store.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+
+import numpy as np
+
+from . import data as datasets
+from . import presets, storage, training
+from .config import DistillConfig, TeacherConfig, from_dict, to_dict
+from .data import Dataset
+from .models import teacher_stats
+from .progress import Progress, StopRequested
+
+
+# --- small helpers -------------------------------------------------------------------------------
+def spread(values: list[float]) -> dict:
+    """Mean and sample standard deviation (ddof = 1; 0 for a single seed) of per-seed values."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return {"mean": None, "std": None, "values": []}
+    std = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+    return {"mean": float(np.mean(vals)), "std": std, "values": vals}
+
+
+def seed_list(seeds) -> list[int]:
+    """``3`` means seeds 0, 1, 2; a list is taken as given."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if not 1 <= seeds <= 20:
+            raise ValueError(f"seeds must be between 1 and 20 (got {seeds})")
+        return list(range(seeds))
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    return seeds
+
+
+def resolve(preset) -> tuple[str, dict]:
+    """(name, preset dict) from a preset name or a preset dict (tests and custom runs)."""
+    if isinstance(preset, str):
+        return preset, presets.get(preset)
+    return preset.get("name", "custom"), preset
+
+
+class _Tagged:
+    """A Progress seen through a tag: series ``student`` becomes ``student s1``, so seeds' curves stay apart."""
+
+    def __init__(self, progress: Progress, tag: str):
+        self._progress, self._tag = progress, tag
+
+    def __getattr__(self, name):
+        return getattr(self._progress, name)
+
+    def phase(self, name: str, epochs: int = 0, steps: int = 0) -> None:
+        self._progress.phase(f"{name} {self._tag}", epochs, steps)
+
+    def batch(self, series: str, step: int, loss: float) -> None:
+        self._progress.batch(f"{series} {self._tag}", step, loss)
+
+    def epoch(self, series: str, record: dict) -> None:
+        self._progress.epoch(f"{series} {self._tag}", record)
+
+
+# --- teacher, cached on disk ---------------------------------------------------------------------
+def _fingerprint(cfg: TeacherConfig, ds: Dataset) -> str:
+    """Same recipe + same training images (+ test size) → same teacher file."""
+    digest = hashlib.sha256(json.dumps({"teacher": to_dict(cfg), "dataset": ds.name,
+                                        "n_test": len(ds.y_test)}, sort_keys=True).encode())
+    digest.update(ds.y_train.tobytes())
+    digest.update(ds.x_train[:: max(1, len(ds.x_train) // 256)].tobytes())
+    return digest.hexdigest()[:12]
+
+
+def cached_teacher(cfg: TeacherConfig, ds: Dataset, progress: Progress | None = None) -> dict:
+    """The teacher for this recipe and dataset: loaded if trained before, else trained and saved.
+
+    Returns ``{"model", "accuracy", "path", "cached", "status", "reason"}``.
+    """
+    cfg.validate(len(ds.y_train))
+    path = storage.model_path(f"teacher-{_fingerprint(cfg, ds)}")
+    if path.is_file():
+        try:
+            model = storage.load_model(path)
+            return {"model": model, "accuracy": training.accuracy(model, ds.x_test, ds.y_test), "path": str(path),
+                    "cached": True, "status": "finished", "reason": ""}
+        except storage.StorageError:
+            pass  # a damaged cache file is simply trained again and replaced
+    res = training.train_teacher(cfg, ds, progress)
+    if res.status == "finished":
+        storage.save_model(res.model, path, {"kind": "teacher", "dataset": ds.name, "config": to_dict(cfg),
+                                             "test_accuracy": res.test_accuracy, "device": res.device,
+                                             "params": teacher_stats(cfg)["params"], "seconds": res.seconds,
+                                             "note": "trained by an experiment; reused for the same recipe"})
+    return {"model": res.model, "accuracy": res.test_accuracy, "path": str(path), "cached": False,
+            "status": res.status, "reason": res.reason}
+
+
+# --- omit one class (Hinton et al. 2015, section 3) --------------------------------------------------
+def without_class(ds: Dataset, logits: np.ndarray, omit: int) -> tuple[Dataset, np.ndarray]:
+    """The transfer set with every training example of class ``omit`` removed, and the matching logits rows."""
+    keep = ds.y_train != omit
+    return dataclasses.replace(ds, x_train=ds.x_train[keep], y_train=ds.y_train[keep]), logits[keep]
+
+
+def class_bias(train_logits: np.ndarray, omit: int, share: float) -> float:
+    """The bias to add to logit ``omit`` so the model predicts it on ``share`` of the training images.
+
+    Image i switches to ``omit`` once the bias exceeds its margin
+    ``max_{j≠omit} z_ij − z_i,omit``, so the bias is the ``share``-quantile of
+    the margins. Only training images and the class's share of the training
+    labels enter: the test set plays no part in the choice.
+    """
+    z = np.asarray(train_logits, dtype="float64")
+    others = np.delete(z, omit, axis=1).max(axis=1)
+    return float(np.quantile(others - z[:, omit], share))
+
+
+def per_class_accuracy(logits: np.ndarray, y: np.ndarray) -> list[float]:
+    pred = np.asarray(logits).argmax(-1)
+    return [float((pred[y == c] == c).mean()) if (y == c).any() else None for c in range(logits.shape[1])]
+
+
+def _omit_report(student, baseline, ds: Dataset, omit: int) -> dict:
+    share = float((ds.y_train == omit).mean())
+    s_train = training.predict_logits(student, ds.x_train)
+    bias = class_bias(s_train, omit, share)
+    s_test = training.predict_logits(student, ds.x_test)
+    fixed = s_test.copy()
+    fixed[:, omit] += bias
+    b_test = training.predict_logits(baseline, ds.x_test)
+    return {"bias": bias,
+            "student_class": per_class_accuracy(s_test, ds.y_test)[omit],
+            "student_class_after_bias": per_class_accuracy(fixed, ds.y_test)[omit],
+            "student_accuracy_after_bias": float((fixed.argmax(-1) == ds.y_test).mean()),
+            "baseline_class": per_class_accuracy(b_test, ds.y_test)[omit],
+            "per_class": {"student": per_class_accuracy(s_test, ds.y_test),
+                          "student_after_bias": per_class_accuracy(fixed, ds.y_test),
+                          "baseline": per_class_accuracy(b_test, ds.y_test)}}
+
+
+# --- one experiment ----------------------------------------------------------------------------------
+def _setup(preset, data: Dataset | None, overrides: dict) -> tuple[str, dict, TeacherConfig, DistillConfig, Dataset]:
+    name, spec = resolve(preset)
+    ds = data if data is not None else datasets.load(spec["dataset"])
+    teacher_cfg = from_dict(TeacherConfig, spec["teacher"]).validate(len(ds.y_train))
+    cfg = from_dict(DistillConfig, {**spec["distill"], **overrides}).validate(len(ds.y_train))
+    return name, spec, teacher_cfg, cfg, ds
+
+
+def _record(kind: str, title: str, config: dict, dataset: str, progress: Progress) -> str:
+    """A run-store row for a CLI or test run (the job runner makes its own for dashboard jobs)."""
+    store = storage.run_store()
+    run_id = store.create(kind, title, config, dataset, status="running")
+    store.update(run_id, started=time.time())
+    progress.on_epoch.append(lambda series, record: store.add_epoch(run_id, series, record))
+    return run_id
+
+
+def _close(run_id: str | None, results: dict) -> None:
+    if run_id:
+        storage.run_store().update(run_id, status=results["status"], reason=results["reason"],
+                                   results=results, ended=time.time())
+
+
+def run_experiment(preset, seeds=3, labels_fraction: float | None = None, omit_class: int | None = None,
+                   progress: Progress | None = None, data: Dataset | None = None, record: bool = True) -> dict:
+    """Teacher (cached), then for every seed a distilled student and its from-scratch twin.
+
+    ``preset`` is a name from :mod:`kdcore.presets` or a preset dict;
+    ``labels_fraction`` and ``omit_class`` override the preset's. ``data``
+    replaces the preset's dataset (tests use a small subset). With ``record``
+    the experiment gets its own run-store row; the dashboard's job runner
+    passes ``record=False`` because it keeps the row itself.
+    """
+    t0 = time.perf_counter()
+    seeds = seed_list(seeds)
+    overrides = {} if labels_fraction is None else {"labels_fraction": labels_fraction}
+    name, spec, teacher_cfg, cfg, ds = _setup(preset, data, overrides)
+    omit = spec.get("omit_class") if omit_class is None else omit_class
+    if omit is not None and not (isinstance(omit, int) and 0 <= omit < len(ds.classes)):
+        raise ValueError(f"omit_class must be a class number 0-{len(ds.classes) - 1} (got {omit!r})")
+    progress = progress or Progress(name)
+    config = {"preset": name, "teacher": to_dict(teacher_cfg), "distill": to_dict(cfg), "seeds": seeds,
+              "omit_class": omit}
+    run_id = _record("experiment", f"Experiment {name} on {ds.name}, {len(seeds)} seeds", config, ds.name,
+                     progress) if record else None
+    results = {"preset": name, "dataset": ds.name, "seeds": seeds, "labels_fraction": cfg.labels_fraction,
+               "omit_class": omit, "config": config, "status": "finished", "reason": ""}
+    try:
+        teacher = cached_teacher(teacher_cfg, ds, progress)
+        results.update(teacher_accuracy=teacher["accuracy"], teacher_cached=teacher["cached"],
+                       teacher_model=teacher["path"])
+        progress.result(teacher_accuracy=teacher["accuracy"], seeds_done=0, seeds_total=len(seeds))
+        if teacher["status"] != "finished":
+            results.update(status=teacher["status"], reason=f"teacher: {teacher['reason']}")
+            return results
+        progress.phase("teacher logits")
+        logits = training.teacher_logits(teacher["model"], ds)
+        transfer, transfer_logits = (ds, logits) if omit is None else without_class(ds, logits, omit)
+        runs = []
+        for i, seed in enumerate(seeds):
+            tagged = _Tagged(progress, f"s{seed}")
+            seed_cfg = dataclasses.replace(cfg, seed=seed)
+            student = training.distill_student(seed_cfg, teacher["model"], transfer, tagged, logits=transfer_logits)
+            baseline = training.train_baseline(seed_cfg, transfer, tagged) if student.status == "finished" else student
+            if baseline.status != "finished":
+                results.update(status=baseline.status, reason=f"seed {seed}: {baseline.reason}")
+                break
+            run = {"seed": seed, "student": student.test_accuracy, "baseline": baseline.test_accuracy,
+                   "gain": student.test_accuracy - baseline.test_accuracy,
+                   "gap_recovered": training.gap_recovered(student.test_accuracy, baseline.test_accuracy,
+                                                           teacher["accuracy"]),
+                   "seconds": student.seconds + baseline.seconds}
+            if omit is not None:
+                run["omit"] = _omit_report(student.model, baseline.model, ds, omit)
+            runs.append(run)
+            progress.result(seeds_done=i + 1, last_seed=run)
+        results.update(_summarise(runs, omit))
+        return results
+    except BaseException as exc:
+        results.update(status="failed", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        raise
+    finally:
+        results["seconds"] = time.perf_counter() - t0
+        _close(run_id, results)
+
+
+def _summarise(runs: list[dict], omit: int | None) -> dict:
+    out = {key: spread([r[key] for r in runs]) for key in ("gain", "gap_recovered")}
+    out.update(student_accuracy=spread([r["student"] for r in runs]),
+               baseline_accuracy=spread([r["baseline"] for r in runs]), runs=runs)
+    if omit is not None and runs:
+        reports = [r["omit"] for r in runs]
+        out["omit"] = {key: spread([rep[key] for rep in reports])
+                       for key in ("bias", "student_class", "student_class_after_bias",
+                                   "student_accuracy_after_bias", "baseline_class")}
+        out["omit"]["per_class"] = {who: np.nanmean([[np.nan if v is None else v for v in rep["per_class"][who]]
+                                                     for rep in reports], axis=0).tolist()
+                                    for who in ("student", "student_after_bias", "baseline")}
+    return out
+
+
+# --- sweeps -------------------------------------------------------------------------------------------
+def sweep(preset, temperatures, alphas, seeds=1, widths=None, progress: Progress | None = None,
+          data: Dataset | None = None, record: bool = True):
+    """Mean test accuracy over seeds for every (width, T, alpha) cell, with the width's baseline beside it.
+
+    Returns a pandas DataFrame, one row per cell: ``units, temperature, alpha,
+    student, student_std, baseline, gain, teacher``. The baseline does not
+    depend on T or alpha, so it is trained once per (width, seed).
+    """
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    seeds = seed_list(seeds)
+    name, spec, teacher_cfg, cfg, ds = _setup(preset, data, {})
+    widths = list(widths) if widths else [cfg.student.units]
+    grid = [(w, float(t), float(a)) for w in widths for t in temperatures for a in alphas]
+    for w, t, a in grid:  # refuse a bad cell before training anything
+        dataclasses.replace(cfg, temperature=t, alpha=a,
+                            student=dataclasses.replace(cfg.student, units=int(w))).validate(len(ds.y_train))
+    progress = progress or Progress(name)
+    config = {"preset": name, "teacher": to_dict(teacher_cfg), "distill": to_dict(cfg), "seeds": seeds,
+              "temperatures": list(temperatures), "alphas": list(alphas), "widths": widths}
+    run_id = _record("sweep", f"Sweep {name} on {ds.name}: {len(grid)} cells × {len(seeds)} seeds", config,
+                     ds.name, progress) if record else None
+    results = {"preset": name, "dataset": ds.name, "status": "finished", "reason": "", "cells": []}
+    try:
+        teacher = cached_teacher(teacher_cfg, ds, progress)
+        results["teacher_accuracy"] = teacher["accuracy"]
+        if teacher["status"] != "finished":
+            results.update(status=teacher["status"], reason=f"teacher: {teacher['reason']}")
+            return pd.DataFrame(results["cells"])
+        logits = training.teacher_logits(teacher["model"], ds)
+        baselines: dict[tuple, float] = {}
+        total = len(grid) * len(seeds) + len(widths) * len(seeds)
+        done = 0
+        for w, t, a in grid:
+            accs = []
+            for seed in seeds:
+                cell_cfg = dataclasses.replace(cfg, seed=seed, temperature=t, alpha=a,
+                                               student=dataclasses.replace(cfg.student, units=int(w)))
+                tagged = _Tagged(progress, f"w{w} T{t:g} a{a:g} s{seed}")
+                if (w, seed) not in baselines:
+                    base = training.train_baseline(cell_cfg, ds, _Tagged(progress, f"w{w} s{seed}"))
+                    progress.check_stop()
+                    baselines[(w, seed)] = base.test_accuracy
+                    done += 1
+                student = training.distill_student(cell_cfg, teacher["model"], ds, tagged, logits=logits)
+                progress.check_stop()
+                accs.append(student.test_accuracy)
+                done += 1
+                progress.result(cells_done=done, cells_total=total)
+            base = spread([baselines[(w, s)] for s in seeds])["mean"]
+            stats = spread(accs)
+            results["cells"].append({"units": int(w), "temperature": t, "alpha": a, "student": stats["mean"],
+                                     "student_std": stats["std"], "baseline": base, "gain": stats["mean"] - base,
+                                     "teacher": teacher["accuracy"]})
+        return pd.DataFrame(results["cells"])
+    except BaseException as exc:
+        results.update(status="stopped" if isinstance(exc, StopRequested) else "failed",
+                       reason=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise
+    finally:
+        results["seconds"] = time.perf_counter() - t0
+        _close(run_id, results)
+
+
+# --- background versions for the dashboard --------------------------------------------------------------
+def start_experiment(preset: str, seeds=3, labels_fraction: float | None = None, omit_class: int | None = None):
+    """Validate at once (a bad value is refused before queueing), then run in the job runner."""
+    from .jobs import runner
+
+    seeds = seed_list(seeds)
+    overrides = {} if labels_fraction is None else {"labels_fraction": labels_fraction}
+    name, spec, teacher_cfg, cfg, ds = _setup(preset, None, overrides)
+    title = f"Experiment {name} on {ds.name}, {len(seeds)} seeds"
+    config = {"preset": name, "seeds": seeds, "labels_fraction": labels_fraction, "omit_class": omit_class}
+    return runner().submit("experiment", title,
+                           lambda job: run_experiment(name, seeds, labels_fraction, omit_class, job.progress,
+                                                      record=False), config, ds.name)
+
+
+def start_sweep(preset: str, temperatures, alphas, seeds=1, widths=None):
+    from .jobs import runner
+
+    seeds = seed_list(seeds)
+    name, spec, teacher_cfg, cfg, ds = _setup(preset, None, {})
+    title = f"Sweep {name} on {ds.name}"
+    config = {"preset": name, "temperatures": list(temperatures), "alphas": list(alphas), "seeds": seeds,
+              "widths": list(widths or [])}
+
+    def work(job) -> dict:
+        frame = sweep(name, temperatures, alphas, seeds, widths, job.progress, record=False)
+        return {"preset": name, "dataset": ds.name, "cells": frame.to_dict("records")}
+
+    return runner().submit("sweep", title, work, config, ds.name)

@@ -1,0 +1,143 @@
+"""Experiments — does distillation help, and by more than the seed-to-seed noise?
+
+Storyboard: pick a preset (its recipe in one sentence) → seeds, share of
+labels, a class to leave out → Run → live progress → teacher, distilled student
+and from-scratch baseline as bars with the seed spread as error bars, the gain
+and the share of the gap recovered in numbers, per-class accuracy when a class
+was left out → a sweep over T and alpha, drawn as a heatmap of the gain.
+"""
+import pandas as pd
+import streamlit as st
+
+from kdcore import experiments, figures, presets
+from pages import widgets
+
+st.title("🧪 Experiments")
+st.caption("One distillation run proves little: two seeds of the same student differ by about as much as "
+           "most demos' \"gain\". Here every seed trains the distilled student **and** the same student from "
+           "scratch (same initial weights, same batches), and the result is the mean ± std over seeds. "
+           "The teacher is trained once per recipe and reused.")
+
+
+def _recipe(spec: dict) -> str:
+    t, d = spec["teacher"], spec["distill"]
+    student = d["student"]
+    shape = f"{student['units']}-unit MLP" if not student.get("filters") else f"CNN ({student['filters']} filters)"
+    extras = [f"labels for {d['labels_fraction']:.1%} of the images"] if d.get("labels_fraction", 1) < 1 else []
+    extras += [f"no {spec['omit_class']} in the transfer set"] if spec.get("omit_class") is not None else []
+    return (f"{spec['dataset']} · teacher {t.get('variant', 'cnn')}, {t['epochs']} epochs"
+            f"{', dropout ' + str(t['dropout']) if t.get('dropout') else ''}{', shifts' if t.get('augment') else ''}"
+            f" · student {shape}, {d['epochs']} epochs, T = {d['temperature']:g}, alpha = {d['alpha']:g}"
+            + "".join(f" · {e}" for e in extras))
+
+
+def _pm(spread: dict, scale: float = 100, unit: str = " %") -> str:
+    return "n/a" if spread.get("mean") is None else f"{scale * spread['mean']:.1f} ± {scale * spread['std']:.1f}{unit}"
+
+
+# --- one experiment --------------------------------------------------------------------------------
+st.subheader("Run an experiment")
+name = widgets.kept(st.selectbox, "Preset", "experiments.preset", "default", options=presets.names())
+spec = presets.get(name)
+st.markdown(f"{spec['description']}  \n`{_recipe(spec)}`")
+left, middle, right = st.columns(3)
+seeds = int(widgets.kept(left.number_input, "Seeds", f"experiments.{name}.seeds", 3, min_value=1, max_value=10,
+                         help="The experiment is repeated with seeds 0 … N−1; the spread is their std."))
+fraction = widgets.kept(middle.slider, "Share of images with labels", f"experiments.{name}.labels",
+                        float(spec["distill"].get("labels_fraction", 1.0)), min_value=0.05, max_value=1.0,
+                        step=0.025, help="The student learns the unlabelled rest from the teacher alone; the "
+                                         "baseline learns from the labelled part only.")
+omit_options = ["none", *range(10)]
+omit = widgets.kept(right.selectbox, "Leave out of the transfer set", f"experiments.{name}.omit",
+                    "none" if spec.get("omit_class") is None else spec["omit_class"], options=omit_options,
+                    help="Hinton et al. (2015): a student that never saw this class learns it from the "
+                         "teacher's soft targets on the other digits.")
+if spec["dataset"] != "mnist-5k":
+    st.info(f"{spec['dataset']} has 60,000 training images: on two CPU cores this takes tens of minutes.", icon="⏱️")
+
+job = widgets.current_job("experiment")
+busy = job is not None and job.status in ("queued", "running")
+if st.button("Run experiment", type="primary", disabled=busy):
+    try:
+        widgets.remember_job("experiment", experiments.start_experiment(
+            name, seeds, float(fraction), None if omit == "none" else int(omit)))
+    except ValueError as exc:
+        widgets.error(exc)
+    else:
+        st.rerun()
+
+
+@st.fragment(run_every=1.0)
+def seeds_done(job) -> None:
+    """Which seed the job is on: the per-phase bar below restarts with every seed."""
+    results = job.progress.snapshot()["results"]
+    if job.status in ("queued", "running") and results.get("seeds_total"):
+        st.caption(f"Seeds finished: {results['seeds_done']} of {results['seeds_total']}")
+
+
+if job is not None:
+    seeds_done(job)
+    widgets.job_panel(job)
+    result = job.result or {}
+    if job.status == "finished" and result.get("student_accuracy"):
+        bars, numbers = st.columns([3, 2])
+        bars.plotly_chart(figures.experiment_bars(result), key="experiment_bars")
+        with numbers:
+            st.metric("Gain of distillation", _pm(result["gain"], unit=" points"),
+                      help="Distilled minus baseline test accuracy, per seed; mean ± std over seeds.")
+            st.metric("Gap recovered", _pm(result["gap_recovered"]),
+                      help="(student − baseline) / (teacher − baseline): 100 % would match the teacher.")
+            gain = result["gain"]
+            if len(gain["values"]) < 2:
+                st.markdown("With one seed there is no spread to compare the gain with: run two or more.")
+            elif abs(gain["mean"]) <= 2 * gain["std"]:
+                st.markdown("The gain is within twice its seed-to-seed spread: read it as a tie.")
+            else:
+                st.markdown("The gain is larger than twice its seed spread: distillation "
+                            + ("**helped**." if gain["mean"] > 0 else "**hurt** here."))
+        st.dataframe(pd.DataFrame(result["runs"]).drop(columns="omit", errors="ignore"), hide_index=True)
+        if "omit" in result:
+            k, omit_stats = result["omit_class"], result["omit"]
+            st.markdown(f"**Class {k}** was never in the transfer set. The distilled student recognises "
+                        f"{_pm(omit_stats['student_class'])} of the test {k}s; raising its bias for {k} by "
+                        f"{omit_stats['bias']['mean']:+.2f} (chosen so that it predicts {k} on the training "
+                        f"images as often as {k}s occur there; the test set plays no part) brings that to "
+                        f"{_pm(omit_stats['student_class_after_bias'])}. The baseline, with no teacher, "
+                        f"gets {_pm(omit_stats['baseline_class'])}.")
+            st.dataframe(pd.DataFrame(omit_stats["per_class"]).rename_axis("class"))
+
+# --- sweep ----------------------------------------------------------------------------------------
+st.subheader("Sweep temperature and alpha")
+st.caption("Each cell is a distilled student (mean over seeds) minus the same student from scratch; the "
+           "baseline does not depend on T or alpha, so it is trained once per width and seed.")
+a, b, c, d = st.columns(4)
+temperatures = widgets.kept(a.multiselect, "Temperatures", "experiments.sweep.T", [1.0, 2.0, 4.0, 8.0],
+                            options=[1.0, 2.0, 4.0, 8.0, 16.0, 20.0])
+alphas = widgets.kept(b.multiselect, "Alphas", "experiments.sweep.alpha", [0.5, 0.9],
+                      options=[0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
+widths = widgets.kept(c.multiselect, "Student widths (units)", "experiments.sweep.widths", [],
+                      options=[16, 32, 64, 128, 256], help="Empty: the preset's own student.")
+sweep_seeds = int(widgets.kept(d.number_input, "Seeds per cell", "experiments.sweep.seeds", 1,
+                               min_value=1, max_value=5))
+sweep_job = widgets.current_job("sweep")
+sweep_busy = sweep_job is not None and sweep_job.status in ("queued", "running")
+if st.button("Run sweep", disabled=sweep_busy or not temperatures or not alphas):
+    try:
+        widgets.remember_job("sweep", experiments.start_sweep(name, sorted(temperatures), sorted(alphas),
+                                                              sweep_seeds, sorted(widths) or None))
+    except ValueError as exc:
+        widgets.error(exc)
+    else:
+        st.rerun()
+
+if sweep_job is not None:
+    widgets.job_panel(sweep_job)
+    cells = (sweep_job.result or {}).get("cells")
+    if sweep_job.status == "finished" and cells:
+        frame = pd.DataFrame(cells)
+        shown, width = st.columns(2)
+        value = shown.radio("Show", ["gain", "student"], horizontal=True, key="experiments.sweep.value",
+                            format_func={"gain": "gain over the baseline", "student": "student accuracy"}.get)
+        units = width.selectbox("Student width", sorted(frame["units"].unique()), key="experiments.sweep.units")
+        st.plotly_chart(figures.sweep_heatmap(frame, value, int(units)), key="sweep_heatmap")
+        st.dataframe(frame, hide_index=True)

@@ -1,0 +1,154 @@
+"""Experiments over seeds: real (tiny) trainings, real run store.
+
+Every test uses the ``tiny`` digits (800 train / 300 test) and a teacher of
+one epoch, so the whole file stays within a few tens of seconds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kdcore import experiments, figures, presets, storage
+from kdcore.config import TeacherConfig
+
+
+TINY_TEACHER = {"epochs": 1}
+
+
+def tiny_preset(**distill) -> dict:
+    return {"name": "tiny", "dataset": "mnist-5k", "teacher": TINY_TEACHER,
+            "distill": {"student": {"units": 32}, "epochs": 2, "temperature": 4.0, "alpha": 0.9, **distill}}
+
+
+@pytest.fixture(scope="module")
+def trained_teacher(tmp_path_factory, tiny):
+    """The tiny preset's teacher, trained once for this file (a real experiment caches it the same way)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KDSTUDIO_HOME", str(tmp_path_factory.mktemp("teacher-home")))
+        return Path(experiments.cached_teacher(TeacherConfig(**TINY_TEACHER), tiny)["path"])
+
+
+@pytest.fixture
+def seeded_teacher(kd_home, trained_teacher):
+    """This test's data directory already holds the cached teacher, as after an earlier experiment."""
+    for source in (trained_teacher, storage.sidecar_path(trained_teacher)):
+        shutil.copy(source, storage.models_dir() / source.name)
+
+
+@pytest.mark.parametrize("name", presets.names())
+def test_every_preset_is_a_valid_config(name):
+    spec = presets.get(name)
+    teacher, distill = presets.configs(name)
+    teacher.validate()
+    distill.validate()
+    assert spec["description"] and spec["dataset"] in ("mnist-5k", "fashion-mnist")
+    assert spec.get("omit_class") is None or 0 <= spec["omit_class"] <= 9
+
+
+def test_experiment_shape_twins_and_run_store(tiny, seeded_teacher):
+    """alpha = 0 makes the 'distilled' student its baseline's exact twin: same initial weights, same batches."""
+    result = experiments.run_experiment(tiny_preset(alpha=0.0), seeds=2, data=tiny)
+    assert result["status"] == "finished" and result["seeds"] == [0, 1] and result["teacher_cached"]
+    for key in ("student_accuracy", "baseline_accuracy", "gain", "gap_recovered"):
+        assert set(result[key]) == {"mean", "std", "values"}
+    students = result["student_accuracy"]["values"]
+    assert len(students) == 2
+    assert result["student_accuracy"]["mean"] == pytest.approx(np.mean(students))
+    assert result["student_accuracy"]["std"] == pytest.approx(np.std(students, ddof=1))
+    assert students == result["baseline_accuracy"]["values"]  # identical twins per seed
+    assert result["gain"]["values"] == [0.0, 0.0]
+    assert 0.5 < result["teacher_accuracy"] <= 1.0 and result["seconds"] > 0
+
+    runs = storage.run_store().runs("experiment")
+    assert len(runs) == 1 and runs[0]["status"] == "finished"
+    assert runs[0]["results"]["student_accuracy"]["values"] == students
+    assert {"student s0", "baseline s0", "student s1", "baseline s1"} <= set(
+        storage.run_store().epochs(runs[0]["id"]))
+
+
+def test_teacher_is_trained_once_per_recipe_and_dataset(tiny):
+    cfg = TeacherConfig(epochs=1)
+    first = experiments.cached_teacher(cfg, tiny)
+    again = experiments.cached_teacher(cfg, tiny)
+    assert not first["cached"] and again["cached"]
+    assert again["path"] == first["path"] and again["accuracy"] == pytest.approx(first["accuracy"])
+    assert storage.read_sidecar(first["path"])["config"] == dataclasses.asdict(cfg)
+    other_recipe = experiments._fingerprint(dataclasses.replace(cfg, dropout=0.2), tiny)
+    other_data = experiments._fingerprint(cfg, tiny.subset(700, seed=2))
+    assert len({Path(first["path"]).stem, f"teacher-{other_recipe}", f"teacher-{other_data}"}) == 3
+
+
+def test_transfer_set_without_a_class_keeps_logit_rows_aligned(tiny):
+    logits = np.arange(len(tiny.y_train) * 10, dtype="float32").reshape(-1, 10)
+    transfer, rows = experiments.without_class(tiny, logits, 3)
+    assert 3 not in transfer.y_train and len(transfer.y_train) == len(rows) == (tiny.y_train != 3).sum()
+    kept = np.flatnonzero(tiny.y_train != 3)
+    assert np.array_equal(rows[:, 0] // 10, kept) and np.array_equal(transfer.x_train, tiny.x_train[kept])
+    assert transfer.x_test is tiny.x_test
+
+
+def test_class_bias_matches_the_class_share_on_training_logits():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(1000, 10))
+    logits[:, 3] -= 5.0  # a class the model has learnt to avoid
+    bias = experiments.class_bias(logits, 3, 0.1)
+    shifted = logits.copy()
+    shifted[:, 3] += bias
+    assert bias > 0 and (shifted.argmax(-1) == 3).mean() == pytest.approx(0.1, abs=0.002)
+
+
+def test_omit_class_reports_per_class_accuracy_with_a_bias_chosen_on_training_data(tiny, seeded_teacher):
+    preset = dict(tiny_preset(alpha=1.0, temperature=8.0), omit_class=3)
+    result = experiments.run_experiment(preset, seeds=1, data=tiny)
+    shuffled = dataclasses.replace(tiny, y_test=np.random.default_rng(0).permutation(tiny.y_test))
+    again = experiments.run_experiment(preset, seeds=1, data=shuffled)
+    omit = result["omit"]
+    assert result["omit_class"] == 3 and len(omit["per_class"]["student"]) == 10
+    assert omit["baseline_class"]["mean"] == 0.0  # the baseline never saw a 3 and has no teacher
+    assert 0.0 <= omit["student_class"]["mean"] <= omit["student_class_after_bias"]["mean"] <= 1.0
+    assert again["omit"]["bias"]["values"] == omit["bias"]["values"]  # test labels play no part
+
+
+def test_sweep_has_one_row_per_cell_and_a_heatmap(tiny, seeded_teacher):
+    frame = experiments.sweep(tiny_preset(), temperatures=[1, 4], alphas=[0.5], seeds=1, data=tiny)
+    assert list(frame[["temperature", "alpha", "units"]].itertuples(index=False, name=None)) == [
+        (1.0, 0.5, 32), (4.0, 0.5, 32)]
+    assert frame["gain"].to_numpy() == pytest.approx((frame["student"] - frame["baseline"]).to_numpy())
+    assert frame["baseline"].nunique() == 1  # one baseline per width, shared by its cells
+    heat = figures.sweep_heatmap(frame)
+    assert np.asarray(heat.data[0].z).shape == (1, 2)
+    assert storage.run_store().runs("sweep")[0]["results"]["cells"] == frame.to_dict("records")
+
+
+def test_bad_values_are_refused_by_name(tiny):
+    with pytest.raises(ValueError, match="unknown preset"):
+        experiments.run_experiment("nope", seeds=1)
+    with pytest.raises(ValueError, match="seeds"):
+        experiments.run_experiment("quick", seeds=0)
+    with pytest.raises(ValueError, match="omit_class"):
+        experiments.run_experiment(tiny_preset(), seeds=1, omit_class=12, data=tiny)
+    with pytest.raises(ValueError, match="temperature"):
+        experiments.sweep(tiny_preset(), temperatures=[0], alphas=[0.5], data=tiny)
+    assert storage.run_store().runs() == []  # refused before anything was queued or trained
+
+
+def test_page_offers_every_preset_and_its_recipe():
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/experiments.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    preset = next(s for s in at.selectbox if s.label == "Preset")
+    assert preset.options == presets.names() and preset.value == "default"
+    assert {"Run experiment", "Run sweep"} <= {b.label for b in at.button}
+    preset.select("omit-3").run()
+    assert not at.exception
+    assert "no 3 in the transfer set" in " ".join(str(m.value) for m in at.markdown)
+    assert next(s for s in at.selectbox if s.label == "Leave out of the transfer set").value == 3
