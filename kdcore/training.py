@@ -35,7 +35,14 @@ def pick_device(gpu_names: list[str]) -> str:
 
 
 def device_info() -> dict:
-    """Which device jobs run on, from TensorFlow's own device listing."""
+    """Which device jobs run on, from TensorFlow's own device listing.
+
+    Keras is imported before TensorFlow, as everywhere else in kdcore: when one
+    thread starts ``import tensorflow`` while another starts ``import keras``
+    (the sidebar listing devices while a page loads a model), Python's import
+    locks see a cycle and both imports break, for the life of the process.
+    """
+    import keras  # noqa: F401
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
