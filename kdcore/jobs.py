@@ -38,6 +38,7 @@ class Job:
     progress: Progress = None
     result: dict | None = None
     error: str = ""
+    unsaved: tuple | None = None  # (model, meta) when training finished but saving failed: save it again
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -100,6 +101,7 @@ class JobRunner:
         except Exception as exc:  # noqa: BLE001 - surfaced to the user, never swallowed
             status, reason = "failed", f"{type(exc).__name__}: {_error_text(exc)}"
             job.error = reason + "\n" + traceback.format_exc()
+            job.unsaved = getattr(exc, "unsaved", None)
         job.result = results
         progress.result(**results)
         try:

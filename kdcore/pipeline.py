@@ -22,7 +22,11 @@ def _save(result: training.RunResult, out, default_name: str, meta: dict) -> str
     if result.status != "finished":
         return ""
     path = Path(out) if out else storage.model_path(f"{default_name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    return str(storage.save_model(result.model, path, meta))
+    try:
+        return str(storage.save_model(result.model, path, meta))
+    except storage.StorageError as exc:
+        exc.unsaved = (result.model, meta)  # minutes of training survive a full disk: the job keeps them
+        raise
 
 
 def train_teacher(cfg: TeacherConfig, dataset: str | None = None, out=None,
@@ -90,7 +94,8 @@ def start_teacher(cfg: TeacherConfig, dataset: str | None = None, out=None) -> J
     ds = datasets.load(dataset)
     cfg.validate(len(ds.y_train))
     title = f"Teacher {cfg.variant} on {ds.name}, {cfg.epochs} epochs"
-    return runner().submit("teacher", title, lambda job: train_teacher(cfg, ds.name, out, job.progress),
+    source = dataset or ds.name  # a user's .npz is found again by its path, not by its display name
+    return runner().submit("teacher", title, lambda job: train_teacher(cfg, source, out, job.progress),
                            to_dict(cfg), ds.name)
 
 
@@ -102,5 +107,6 @@ def start_distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, 
     title = (f"Distil {'MLP' if not cfg.student.filters else 'CNN'} student "
              f"(T={cfg.temperature:g}, alpha={cfg.alpha:g}) on {ds.name}")
     config = dict(to_dict(cfg), teacher=str(teacher_path))
-    return runner().submit("distill", title, lambda job: distill(cfg, teacher_path, ds.name, out, job.progress),
+    source = dataset or ds.name
+    return runner().submit("distill", title, lambda job: distill(cfg, teacher_path, source, out, job.progress),
                            config, ds.name)

@@ -109,14 +109,13 @@ def load_model(path: str | Path):
         raise StorageError(f"{path.name} is not a .keras model file; KD Studio saves and loads .keras files only")
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except ValueError as exc:
+    except Exception as exc:  # zip/h5 errors, truncated files, lambdas, a class from someone else's code (TypeError)
         text = str(exc)
         if "safe_mode" in text or "lambda" in text.lower() or "custom" in text.lower():
             raise StorageError(f"{path.name} needs custom Python code to load, which safe mode refuses "
                                "(only models built from standard Keras layers can be opened)") from exc
-        raise StorageError(f"{path.name} is not a readable Keras model ({text.splitlines()[0][:120]})") from exc
-    except Exception as exc:  # zip/h5 errors, truncated files, ...
-        raise StorageError(f"{path.name} is not a readable Keras model ({type(exc).__name__})") from exc
+        detail = text.splitlines()[0][:120] if isinstance(exc, ValueError) and text.strip() else type(exc).__name__
+        raise StorageError(f"{path.name} is not a readable Keras model ({detail})") from exc
     in_shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
     out_shape = tuple(model.output_shape[1:]) if hasattr(model, "output_shape") else None
     if in_shape != (28, 28, 1) or out_shape != (10,):

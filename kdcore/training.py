@@ -144,6 +144,8 @@ def _progress_callback(progress: Progress | None, series: str, outcome: dict):
                     self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
+            if outcome["status"] != "finished":
+                return  # Keras still ends an epoch cut short by a stop or a NaN: it is not a finished epoch
             record = {"epoch": epoch + 1, "seconds": time.perf_counter() - self.t0}
             for key, value in (logs or {}).items():
                 name = "test_accuracy" if key == "val_accuracy" else key
