@@ -52,7 +52,8 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
     if progress is not None:
         progress.result(teacher_accuracy=teacher_acc)
     student = training.distill_student(cfg, teacher, ds, progress)
-    results = {"dataset": ds.name, "teacher": str(teacher_path), "teacher_accuracy": teacher_acc,
+    results = {"dataset": ds.name, "test_images": len(ds.y_test), "teacher": str(teacher_path),
+               "teacher_accuracy": teacher_acc,
                "student_accuracy": student.test_accuracy,
                "params": {"teacher": int(teacher.count_params()), "student": student_stats(cfg.student)["params"]},
                "history": {"student": student.history}, "device": student.device,
@@ -110,3 +111,28 @@ def start_distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, 
     source = dataset or ds.name
     return runner().submit("distill", title, lambda job: distill(cfg, teacher_path, source, out, job.progress),
                            config, ds.name)
+
+
+def start_demo(teacher_cfg: TeacherConfig, distill_cfg: DistillConfig, dataset: str | None = None) -> Job:
+    """Teacher, then distilled student and baseline from that teacher, as ONE background job.
+
+    One job rather than two so the distillation cannot start before its
+    teacher exists, and a visitor watches a single progress bar move through
+    every phase. Stopping or a failure during the teacher ends the whole run.
+    """
+    ds = datasets.load(dataset)
+    teacher_cfg.validate(len(ds.y_train))
+    distill_cfg.validate(len(ds.y_train))
+    source = dataset or ds.name
+
+    def work(job: Job) -> dict:
+        teacher = train_teacher(teacher_cfg, source, progress=job.progress)
+        if teacher["status"] != "finished":
+            return teacher
+        job.progress.check_stop()
+        return dict(distill(distill_cfg, teacher["model"], source, progress=job.progress),
+                    teacher_model=teacher["model"])
+
+    title = f"Demo on {ds.name}: teacher ({teacher_cfg.epochs} epochs), then student and baseline"
+    return runner().submit("demo", title, work, {"teacher": to_dict(teacher_cfg), "distill": to_dict(distill_cfg)},
+                           ds.name)

@@ -190,6 +190,7 @@ def job_panel(job) -> None:
     from kdcore import figures
     from kdcore.progress import ACTIVE
 
+    adopt_finished()
     live = job.status in ACTIVE
 
     @st.fragment(run_every=1.0 if live else None)
@@ -210,7 +211,7 @@ def job_panel(job) -> None:
     panel()
 
 
-def _verdict(results: dict, n_test: int) -> str:
+def _verdict(results: dict) -> str:
     student, base, teacher = (results.get(k) for k in ("student_accuracy", "baseline_accuracy", "teacher_accuracy"))
     if base is None:
         return "No baseline was trained, so this run cannot show what the teacher added; tick *Train baseline too*."
@@ -224,8 +225,9 @@ def _verdict(results: dict, n_test: int) -> str:
     else:
         text = (f"Distillation recovered **{results['gap_recovered']:.0%}** of the gap between the baseline "
                 f"({base:.1%}) and the teacher ({teacher:.1%}).")
+    n_test = results.get("test_images", 0)
     noise = 2 * (base * (1 - base) / max(n_test, 1)) ** 0.5  # two standard errors of a test accuracy
-    if abs(gain) < noise:
+    if n_test and abs(gain) < noise:
         text += (f" On {n_test:,} test images a difference under {noise:.1%} is within noise, "
                  "so read this as a tie.")
     return text
@@ -239,7 +241,7 @@ def distill_outcome(results: dict) -> None:
                    delta=f"{(student - base) * 100:+.1f} points vs baseline" if base is not None else None)
     cols[1].metric("Baseline (no teacher)", f"{base:.1%}" if base is not None else "not trained")
     cols[2].metric("Teacher", f"{teacher:.1%}")
-    st.markdown(_verdict(results, len(dataset(results["dataset"]).y_test)))
+    st.markdown(_verdict(results))
 
 
 # --- sidebar -------------------------------------------------------------------------------------

@@ -1,0 +1,70 @@
+"""Runs: every training run this data directory has seen, their curves side by side, and deletion.
+
+The history is the SQLite run store that the job runner writes on every
+epoch, so a run that was stopped, failed or cut short by a restart is listed
+with the reason it ended.
+"""
+import pandas as pd
+import streamlit as st
+
+from kdcore import figures, storage
+from kdcore.jobs import runner
+from kdcore.progress import ACTIVE
+
+RESULTS = (("test_accuracy", "test"), ("teacher_accuracy", "teacher"), ("student_accuracy", "student"),
+           ("baseline_accuracy", "baseline"))
+
+
+def _label(run: dict) -> str:
+    return f"{run['kind']} {run['id'][:6]}"
+
+
+def _key_results(results: dict) -> str:
+    parts = [f"{name} {results[key]:.1%}" for key, name in RESULTS if results.get(key) is not None]
+    if results.get("gap_recovered") is not None:
+        parts.append(f"gap recovered {results['gap_recovered']:.0%}")
+    return " · ".join(parts)
+
+
+st.title("Runs")
+store = storage.run_store()
+if store.notice:
+    st.warning(f"Note: {store.notice}.", icon="🗃️")
+runs = store.runs()
+if not runs:
+    st.info("No runs yet: train a teacher, distil a student or run the demo on Home.", icon="ℹ️")
+    st.stop()
+
+by_id = {run["id"]: run for run in runs}
+table = pd.DataFrame([{"run": _label(r), "kind": r["kind"], "name": r["name"], "status": r["status"],
+                       "reason": r["reason"], "dataset": r["dataset"], "results": _key_results(r["results"]),
+                       "created": pd.to_datetime(r["created"], unit="s")} for r in runs])
+st.dataframe(table, hide_index=True,
+             column_config={"created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm:ss")})
+
+st.subheader("Compare")
+picked = st.multiselect("Runs to compare", list(by_id), default=list(by_id)[:1],
+                        format_func=lambda rid: f"{_label(by_id[rid])} — {by_id[rid]['name']}")
+st.plotly_chart(figures.runs_overlay({_label(by_id[rid]): store.epochs(rid) for rid in picked}))
+
+st.subheader("Delete")
+doomed = st.selectbox("Run to delete", list(by_id), format_func=lambda rid: f"{_label(by_id[rid])} — {by_id[rid]['name']}")
+st.caption("Deleting removes the run's history; a model it saved stays on the Teacher and Distill pages.")
+if st.button("Delete run…"):
+    st.session_state["runs.confirm"] = doomed
+confirm = st.session_state.get("runs.confirm")
+if confirm in by_id:
+    job = runner().find_run(confirm)
+    if job is not None and job.status in ACTIVE:
+        st.error(f"{_label(by_id[confirm])} is still {job.status}: stop it before deleting it.", icon="⚠️")
+        del st.session_state["runs.confirm"]
+    else:
+        st.warning(f"Delete {_label(by_id[confirm])} ({by_id[confirm]['name']})? This cannot be undone.", icon="🗑️")
+        yes, no = st.columns([1, 6])
+        if yes.button("Yes, delete", type="primary"):
+            store.delete(confirm)
+            del st.session_state["runs.confirm"]
+            st.rerun()
+        if no.button("Cancel"):
+            del st.session_state["runs.confirm"]
+            st.rerun()
