@@ -69,6 +69,8 @@ def normalise(images: np.ndarray) -> np.ndarray:
     x = x.astype("float32")
     if not np.isfinite(x).all():
         raise DatasetError("images contain NaN or infinite pixel values; pixels must be 0-255 or 0-1")
+    if x.size and (x.min() < 0 or x.max() > 255):
+        raise DatasetError(f"pixel values must be 0-255 or 0-1 (found {x.min():g} to {x.max():g})")
     if x.size and x.max() > 1.0:
         x /= 255.0
     return x

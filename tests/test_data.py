@@ -99,10 +99,11 @@ def test_user_npz_loads_and_is_normalised(tmp_path, small_arrays):
     (lambda a: dict(a, y_train=a["y_train"][:20]), r"y_train has shape \(20,\) but x_train holds 30 images"),
     (lambda a: dict(a, y_test=a["y_test"] + 0.5), "y_test must hold whole numbers 0-9"),
     (lambda a: dict(a, x_test=np.full((10, 28, 28), np.nan)), "images contain NaN or infinite pixel values"),
+    (lambda a: dict(a, x_test=a["x_test"] - 127.5), r"pixel values must be 0-255 or 0-1 \(found -127.5 to 127.5\)"),
     (lambda a: dict(a, x_test=np.zeros((0, 28, 28)), y_test=np.zeros(0, int)), "has an empty train or test split"),
     (lambda a: dict(a, x_train=np.array([None] * 30, dtype=object)), "bad.npz is not a readable .npz file"),
-], ids=["missing-keys", "image-shape", "label-range", "label-count", "float-labels", "nan-pixels", "empty-split",
-        "pickled-objects"])
+], ids=["missing-keys", "image-shape", "label-range", "label-count", "float-labels", "nan-pixels", "centred-pixels",
+        "empty-split", "pickled-objects"])
 def test_bad_npz_is_refused_with_a_message(tmp_path, small_arrays, change, message):
     np.savez(tmp_path / "bad.npz", **change(small_arrays))
     with pytest.raises(DatasetError, match=message):
