@@ -36,12 +36,12 @@ def entropy_curve(temperatures, series: dict[str, np.ndarray], temperature: floa
                                 mode="lines", line_color=_colour(name))
                      for name, h in series.items()])
     fig.add_vline(x=temperature, line_dash="dot", line_color="#0f172a",
-                  annotation_text=f"T = {temperature:g}", annotation_position="top left")
+                  annotation_text=f"T = {temperature:g}", annotation_position="bottom right")
     if max_bits is not None:
         fig.add_hline(y=max_bits, line_dash="dash", line_color="#94a3b8",
                       annotation_text="uniform", annotation_position="bottom right")
     fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), showlegend=len(series) > 1,
-                      legend=dict(orientation="h", y=1.15, x=1, xanchor="right"))
+                      legend=dict(orientation="h", y=1.15, x=0, xanchor="left"))
     fig.update_xaxes(title="temperature T")
     fig.update_yaxes(title="entropy (bits)", rangemode="tozero")
     return fig

@@ -21,9 +21,9 @@ models = widgets.loaded_models()
 if not models:
     st.stop()
 
-left, right = st.columns([1, 2])
+method = st.radio("Input", ["Draw on the canvas", "Upload an image"], horizontal=True, key="draw_input")
+left, right = st.columns([1, 2], gap="large")
 with left:
-    method = st.radio("Input", ["Draw on the canvas", "Upload an image"], horizontal=True, key="draw_input")
     if method == "Draw on the canvas":
         from streamlit_drawable_canvas import st_canvas  # only importable inside a running app
 
@@ -47,13 +47,14 @@ with left:
         widgets.error(exc)
         st.stop()
     st.session_state["drawn_digit"] = {"image": image, "source": name}
-    st.image(figures.enlarged(image, 5), caption="What the models see: 28×28 pixels")
+    st.image(figures.enlarged(image, 5), caption="What the models see: 28×28 pixels", output_format="PNG")
 
 with right:
     logits = {model_name: inference.predict_one(model, image) for model_name, model in models.items()}
     for col, (model_name, z) in zip(st.columns(len(logits)), logits.items()):
         p = inference.softened(z, 1.0)
-        col.metric(f"{model_name} says", ds.classes[int(p.argmax())], f"{p.max():.1%} sure", delta_color="off")
+        col.metric(f"{model_name} says", ds.classes[int(p.argmax())], f"{p.max():.1%} sure", delta_color="off",
+                   delta_arrow="off")
     temperature = st.slider("Temperature T", min_value=0.5, max_value=20.0, value=4.0, step=0.5, key="draw_T")
     st.plotly_chart(figures.probability_bars({n: inference.softened(z, 1.0) for n, z in logits.items()},
                                              ds.classes, "Probabilities at T = 1"), key="draw_bars_t1")

@@ -1,7 +1,7 @@
 """Predictions — teacher and student on the whole test set: accuracies, confusion, and the digits themselves.
 
 Storyboard: both accuracies → both confusion matrices → a grid of test
-digits with each model's answer, disagreements framed, filtered to all /
+digits with each model's answer, disagreements marked, filtered to all /
 disagreements / errors and paged.
 """
 import math
@@ -53,7 +53,7 @@ if not len(shown):
     st.info(f"No test digit matches “{FILTERS[show]}”.")
 else:
     st.caption(f"Showing {len(shown)} of {len(chosen):,} digits (page {page} of {pages}). "
-               "Green answers are right, red ones wrong; framed digits are where the models disagree.")
+               "T = teacher, S = student; green answers are right, red ones wrong.")
 
 
 def answers(i: int) -> str:
@@ -63,7 +63,9 @@ def answers(i: int) -> str:
 
 for start in range(0, len(shown), COLUMNS):
     for col, i in zip(st.columns(COLUMNS), shown[start:start + COLUMNS]):
-        disagree = len({int(p[i]) for p in preds.values()}) > 1
-        with col.container(border=disagree):
-            st.image(figures.enlarged(ds.x_test[i], 3), caption=f"#{i} · label {ds.classes[labels[i]]}")
-            st.markdown(answers(i) + (" :orange-badge[disagree]" if disagree else ""))
+        agree = len({int(p[i]) for p in preds.values()}) == 1
+        badge = "" if len(preds) == 1 else "  \n" + (":gray-badge[agree]" if agree else ":orange-badge[disagree]")
+        with col.container(border=True):
+            st.image(figures.enlarged(ds.x_test[i], 3), caption=f"#{i} · label {ds.classes[labels[i]]}",
+                     width=84, output_format="PNG")
+            st.markdown(answers(i) + badge)

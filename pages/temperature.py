@@ -23,10 +23,14 @@ if not models:
     st.stop()
 
 drawn = st.session_state.get("drawn_digit")
-choices = ["A test digit"] + (["The last drawn digit"] if drawn is not None else [])
-pick, temp_col = st.columns([1, 2])
+pick, temp_col = st.columns([1, 2], gap="large")
 with pick:
-    source = st.radio("Digit to look at", choices, horizontal=True, key="temperature_source")
+    if drawn is None:
+        source = "A test digit"
+        st.caption("A digit you draw on the Draw page can be studied here too.")
+    else:
+        source = st.radio("Digit to look at", ["A test digit", "The last drawn digit"], horizontal=True,
+                          key="temperature_source")
     if source == "A test digit":
         index = int(st.number_input("Test digit index", min_value=0, max_value=len(ds.y_test) - 1, value=0,
                                     step=1, key="temperature_index"))
@@ -42,7 +46,7 @@ probs = {name: inference.softened(z, temperature) for name, z in logits.items()}
 
 left, right = st.columns([1, 3])
 with left:
-    st.image(figures.enlarged(image, 6), caption=caption)
+    st.image(figures.enlarged(image, 6), caption=caption, output_format="PNG")
     for name, z in logits.items():
         h = float(inference.entropy(probs[name]))
         h1 = float(inference.entropy(inference.softened(z, 1.0)))
@@ -59,7 +63,7 @@ st.subheader("The dark knowledge in the small probabilities")
 name = "Teacher" if "Teacher" in logits else next(iter(logits))
 p1, pt = inference.softened(logits[name], 1.0), probs[name]
 top = int(p1.argmax())
-hints = ", ".join(f"**{ds.classes[c]}** ({p:.2%} at T = 1, {pt[c]:.1%} at T = {temperature:g})"
+hints = ", ".join(f"**{ds.classes[c]}** ({100 * p:.2g} % at T = 1, {pt[c]:.1%} at T = {temperature:g})"
                   for c, p in inference.runners_up(p1))
 st.markdown(f"The {name.lower()} reads this digit as **{ds.classes[top]}** ({p1[top]:.1%} at T = 1). "
             f"Its next guesses are {hints}.")
