@@ -1,0 +1,478 @@
+"""Reliability drills: hostile settings and files get one clear sentence, faults lose nothing.
+
+Every drill uses the real engine — real Keras training on a few hundred
+digits, the real job runner, real SQLite, real files — and the crash drills
+really SIGKILL a Python process that is training and saving. The "Limits and
+safety" section of the README says what these tests promise.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kdcore import data, pipeline, storage, training
+from kdcore.config import DistillConfig, StudentConfig, TeacherConfig, from_dict, to_dict
+from kdcore.jobs import runner
+from kdcore.models import teacher_stats
+from kdcore.storage import StorageError, run_store
+
+ROOT = Path(__file__).resolve().parents[1]
+DEADLINE_S = 180  # a hang guard only: every wait below normally ends in seconds
+FAST = {"epochs": 1, "batch_size": 100}  # one epoch of three batches: enough to run every code path
+
+
+@pytest.fixture(scope="module")
+def small_npz(tmp_path_factory, mnist5k):
+    """300 training and 100 test digits as a user's .npz file: the pipeline loads it by path, like the CLI."""
+    ds = mnist5k.subset(300, 100, seed=2)
+    path = tmp_path_factory.mktemp("data") / "small.npz"
+    np.savez(path, x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test, y_test=ds.y_test)
+    return str(path)
+
+
+def _wait_until(condition, what: str, poll_s: float = 0.02):
+    end = time.monotonic() + DEADLINE_S
+    while not condition():
+        if time.monotonic() > end:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(poll_s)
+
+
+def _finish(job) -> dict:
+    assert job.wait(DEADLINE_S), f"{job.title} did not end"
+    return run_store().get(job.run_id)
+
+
+def _one_line(message: str) -> str:
+    assert message and "\n" not in message.strip() and "Traceback" not in message, message
+    return message
+
+
+# --- hostile hyper-parameters --------------------------------------------------------------------
+BAD_DISTILL = [
+    ({"temperature": 0}, "temperature must be > 0"),
+    ({"temperature": -2.0}, "temperature must be > 0"),
+    ({"temperature": float("nan")}, "temperature must be a finite number"),
+    ({"temperature": 1e9}, "temperature must be <= 100"),
+    ({"alpha": -0.1}, "alpha must be >= 0"),
+    ({"alpha": 1.5}, "alpha must be <= 1"),
+    ({"alpha": "0.5"}, "alpha must be a number"),
+    ({"epochs": 0}, "epochs must be >= 1"),
+    ({"epochs": -3}, "epochs must be >= 1"),
+    ({"epochs": 2.5}, "epochs must be a whole number"),
+    ({"batch_size": 0}, "batch_size must be >= 1"),
+    ({"batch_size": 301}, "batch_size must be <= the number of training images (300)"),
+    ({"learning_rate": float("inf")}, "learning_rate must be a finite number"),
+    ({"loss": "hinge"}, "loss must be one of kl, soft-ce, prob-mse, logit-mse"),
+    ({"labels_fraction": 0.0}, "labels_fraction must be > 0"),
+    ({"labels_fraction": 1.01}, "labels_fraction must be <= 1"),
+    ({"student": StudentConfig(units=0)}, "student units must be >= 1"),
+]
+BAD_TEACHER = [
+    ({"variant": "giant"}, "variant must be one of cnn, cnn-large"),
+    ({"dropout": 0.95}, "dropout must be <= 0.9"),
+    ({"epochs": 0}, "epochs must be >= 1"),
+    ({"learning_rate": 0}, "learning_rate must be > 0"),
+]
+
+
+@pytest.mark.parametrize("bad, expected", BAD_DISTILL, ids=[str(b) for b, _ in BAD_DISTILL])
+def test_bad_distillation_setting_is_refused_before_any_job(bad, expected, small_npz):
+    before = len(runner().jobs())
+    with pytest.raises(ValueError) as err:
+        pipeline.start_distill(DistillConfig(**bad), "teacher.keras", small_npz)
+    message = _one_line(str(err.value))
+    assert expected in message and "(got " in message
+    assert len(runner().jobs()) == before and run_store().runs() == []
+
+
+@pytest.mark.parametrize("bad, expected", BAD_TEACHER, ids=[str(b) for b, _ in BAD_TEACHER])
+def test_bad_teacher_setting_is_refused_before_any_job(bad, expected, small_npz):
+    with pytest.raises(ValueError) as err:
+        pipeline.start_teacher(TeacherConfig(**bad), small_npz)
+    assert expected in _one_line(str(err.value))
+    assert run_store().runs() == []
+
+
+def test_unknown_dataset_and_unknown_setting_name_what_is_accepted():
+    with pytest.raises(data.DatasetError) as err:
+        pipeline.start_teacher(TeacherConfig(), "no-such-digits")
+    assert "unknown dataset 'no-such-digits'" in _one_line(str(err.value))
+    assert "mnist-5k" in str(err.value) and ".npz" in str(err.value)
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) temprature; known: .*temperature"):
+        from_dict(DistillConfig, {"temprature": 2.0})
+
+
+def test_student_larger_than_teacher_is_allowed_but_said():
+    teacher_params = teacher_stats(TeacherConfig())["params"]
+    big = DistillConfig(student=StudentConfig(units=2048, layers=3)).validate()
+    notes = pipeline.notes(big, teacher_params)
+    assert any("not smaller than the teacher" in n and "allowed" in n for n in notes), notes
+    assert pipeline.notes(DistillConfig(), teacher_params) == []
+
+
+# --- hostile model files -------------------------------------------------------------------------
+def _with_custom_layer(src: Path, dst: Path) -> None:
+    """A copy of a saved model whose Flatten layer claims to be a class from someone else's code."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            payload = zin.read(item.filename)
+            if item.filename == "config.json":
+                cfg = json.loads(payload)
+                layer = next(lay for lay in cfg["config"]["layers"] if lay["class_name"] == "Flatten")
+                layer.update(class_name="Exfiltrate", module="evil.layers", registered_name="evil>Exfiltrate")
+                payload = json.dumps(cfg).encode()
+            zout.writestr(item, payload)
+
+
+@pytest.fixture(scope="module")
+def hostile_models(tmp_path_factory):
+    """Model files a stranger might hand over, each named for what is wrong with it."""
+    import keras
+
+    folder = tmp_path_factory.mktemp("hostile")
+
+    def save(name, inputs, outputs):
+        path = folder / f"{name}.keras"
+        keras.Model(inputs, outputs).save(path)
+        return path
+
+    inp = keras.Input((28, 28, 1))
+    plain = save("plain", inp, keras.layers.Dense(10)(keras.layers.Flatten()(inp)))
+    save("lambda", inp, keras.layers.Dense(10)(keras.layers.Lambda(lambda x: x * 2)(keras.layers.Flatten()(inp))))
+    _with_custom_layer(plain, folder / "custom-class.keras")
+    rgb = keras.Input((32, 32, 3))
+    save("rgb-32x32", rgb, keras.layers.Dense(10)(keras.layers.Flatten()(rgb)))
+    save("five-classes", inp, keras.layers.Dense(5)(keras.layers.Flatten()(inp)))
+    (folder / "notes.keras").write_text("just some text")
+    (folder / "empty.keras").write_bytes(b"")
+    (folder / "cut-short.keras").write_bytes(plain.read_bytes()[: plain.stat().st_size // 2])
+    (folder / "weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
+    return folder
+
+
+HOSTILE_FILES = [
+    ("missing.keras", "no model file at"),
+    ("notes.keras", "damaged or not a Keras model"),
+    ("empty.keras", "damaged or not a Keras model"),
+    ("cut-short.keras", "damaged or not a Keras model"),
+    ("weights.h5", "not a .keras model file"),
+    ("lambda.keras", "needs custom Python code"),
+    ("custom-class.keras", "needs custom Python code"),
+    ("rgb-32x32.keras", "takes input (32, 32, 3)"),
+    ("five-classes.keras", "gives (5,)"),
+]
+
+
+@pytest.mark.parametrize("name, expected", HOSTILE_FILES, ids=[n for n, _ in HOSTILE_FILES])
+def test_hostile_model_file_is_refused_with_one_sentence(name, expected, hostile_models):
+    with pytest.raises(StorageError) as err:
+        storage.load_model(hostile_models / name)
+    message = _one_line(str(err.value))
+    assert expected in message and name in message
+
+
+def test_standard_model_file_still_loads(hostile_models):
+    assert storage.load_model(hostile_models / "plain.keras").output_shape == (None, 10)
+
+
+# --- names and paths -----------------------------------------------------------------------------
+HOSTILE_NAMES = ["../../outside", "/etc/passwd", "a/b\\c", "..", "line\nbreak\x00\x1b[31m", "", "   ", "é" * 80]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
+def test_safe_name_keeps_models_inside_the_models_folder(name):
+    cleaned = storage.safe_name(name)
+    assert cleaned and len(cleaned) <= 64 and not cleaned.startswith(".")
+    assert "/" not in cleaned and "\\" not in cleaned and ".." not in cleaned
+    assert all(c.isprintable() and c.isascii() for c in cleaned)
+    assert storage.model_path(name).parent == storage.models_dir()
+
+
+def test_dashboard_name_with_dots_and_slashes_saves_only_inside_the_data_dir(tmp_path, kd_home, small_npz):
+    before = {p for p in tmp_path.rglob("*")}
+    name = "../../../escape/\x1b[31mred\nteacher"
+    row = _finish(pipeline.start_teacher(TeacherConfig(**FAST), small_npz, out=storage.model_path(name)))
+    assert row["status"] == "finished", row["reason"]
+    saved = Path(row["model_path"])
+    assert saved.parent == kd_home / "models" and saved.is_file()
+    new = {p for p in tmp_path.rglob("*")} - before
+    assert new and all(p.is_relative_to(kd_home) for p in new), sorted(map(str, new))
+    assert [m["name"] for m in storage.list_models()] == [saved.stem]
+
+
+# --- the command line ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def digit_png(tmp_path_factory, mnist5k):
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("image") / "digit.png"
+    Image.fromarray((mnist5k.x_test[0, :, :, 0] * 255).astype("uint8")).save(path)
+    return path
+
+
+CLI_CASES = [
+    (["train-teacher", "--epochs", "0"], "epochs must be >= 1 (got 0)"),
+    (["train-teacher", "--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
+    (["train-teacher", "--learning-rate", "nan"], "learning_rate must be a finite number"),
+    (["train-teacher", "--variant", "giant"], "variant must be one of cnn, cnn-large"),
+    (["train-teacher", "--dataset", "no-such-digits"], "unknown dataset 'no-such-digits'"),
+    (["train-teacher", "--dataset", "{npz}", "--batch-size", "301"], "number of training images (300)"),
+    (["distill", "--teacher", "t.keras", "--temperature", "0"], "temperature must be > 0"),
+    (["distill", "--teacher", "t.keras", "--alpha", "1.5"], "alpha must be <= 1"),
+    (["distill", "--teacher", "t.keras", "--loss", "hinge"], "loss must be one of kl, soft-ce"),
+    (["distill", "--teacher", "t.keras", "--labels-fraction", "0"], "labels_fraction must be > 0"),
+    (["distill", "--teacher", "{models}/missing.keras", "--dataset", "{npz}"], "no model file at"),
+    (["distill", "--teacher", "{models}/lambda.keras", "--dataset", "{npz}"], "needs custom Python code"),
+    (["predict", "--model", "{models}/rgb-32x32.keras", "--image", "{png}"], "takes input (32, 32, 3)"),
+    (["predict", "--model", "{models}/plain.keras", "--image", "{models}/notes.keras"], "not an image"),
+    (["evaluate", "--model", "{models}/notes.keras", "--dataset", "{npz}"], "damaged or not a Keras model"),
+    (["evaluate", "--model", "{models}/custom-class.keras", "--dataset", "{npz}"], "needs custom Python code"),
+    (["distill"], "the following arguments are required: --teacher"),
+    (["shred-everything"], "invalid choice: 'shred-everything'"),
+]
+
+
+@pytest.mark.parametrize("argv, expected", CLI_CASES, ids=[" ".join(a[:3]) for a, _ in CLI_CASES])
+def test_cli_bad_input_exits_2_with_one_stderr_line(argv, expected, capsys, small_npz, hostile_models, digit_png):
+    from kdcore.cli import main
+
+    argv = [a.format(npz=small_npz, models=hostile_models, png=digit_png) for a in argv]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    [line] = err.strip().splitlines()
+    assert line.startswith("python -m kdcore") and expected in line, line
+
+
+# --- the run store -------------------------------------------------------------------------------
+def test_corrupt_run_store_is_moved_aside_and_a_fresh_one_started(kd_home):
+    db = storage.home() / "runs.db"
+    damaged = b"SQLite format 3\x00" + b"\xff" * 4000  # a valid signature, then garbage
+    db.write_bytes(damaged)
+
+    fresh = storage.RunStore(db)
+    notice = _one_line(fresh.notice)
+    aside = [p for p in kd_home.iterdir() if p.name.startswith("runs.db.corrupt-")]
+    assert len(aside) == 1 and aside[0].name in notice and "damaged" in notice
+    assert aside[0].read_bytes() == damaged  # nothing silently dropped: the old bytes are kept for a rescue
+    assert fresh.runs() == []
+    new = fresh.create("teacher", "after", {})
+    assert [r["id"] for r in storage.RunStore(db).runs()] == [new]
+
+
+# --- fault drills --------------------------------------------------------------------------------
+def test_stop_mid_epoch_ends_within_one_batch_and_keeps_finished_epochs(small_npz):
+    cfg = TeacherConfig(epochs=50, batch_size=8)  # 38 batches an epoch: the stop lands mid-epoch
+    job = pipeline.start_teacher(cfg, small_npz)
+    _wait_until(lambda: (s := job.progress.snapshot())["epoch"] >= 1 and s["step"] >= 3, "epoch 2 to start")
+    job.stop()
+    at_stop = job.progress.snapshot()
+    row = _finish(job)
+
+    assert row["status"] == "stopped" and row["reason"] == "stopped by user"
+    snap = job.progress.snapshot()
+    last_batch = snap["batches"]["teacher"][-1][0]
+    assert last_batch <= at_stop["epoch"] * at_stop["steps"] + at_stop["step"] + 1  # at most one more batch
+    kept = run_store().epochs(job.run_id)["teacher"]
+    assert [r["epoch"] for r in kept] == [r["epoch"] for r in snap["series"]["teacher"]]
+    assert [r["epoch"] for r in kept] == list(range(1, at_stop["epoch"] + 1))  # the cut epoch is not "finished"
+    assert row["model_path"] == "" and storage.list_models() == []
+    # "Run again" restarts from the stored settings; "Discard" deletes the run with its curves.
+    assert from_dict(TeacherConfig, row["config"]) == cfg and row["dataset"] == job.dataset
+    run_store().delete(job.run_id)
+    assert run_store().get(job.run_id) is None and run_store().epochs(job.run_id) == {}
+
+
+def test_exception_in_the_training_thread_fails_that_run_only(tmp_path, small_npz):
+    broken = tmp_path / "teacher.keras"
+    broken.write_text("not a model")
+    bad_teacher = pipeline.start_distill(DistillConfig(**FAST), broken, small_npz)
+    crash = runner().submit("teacher", "crashes", lambda job: {}["no such key"])
+    healthy = pipeline.start_teacher(TeacherConfig(**FAST), small_npz)
+
+    row = _finish(bad_teacher)
+    assert row["status"] == "failed"
+    assert _one_line(row["reason"]).startswith("StorageError: teacher.keras is damaged or not a Keras model")
+    row = _finish(crash)
+    assert row["status"] == "failed" and row["reason"] == "KeyError: 'no such key'"
+    assert "Traceback" in crash.error  # the full story is kept for a bug report, not shown as the message
+    assert _finish(healthy)["status"] == "finished"  # the runner survived and ran the next job
+
+
+def test_loss_that_becomes_nan_stops_the_run_and_says_where(tiny):
+    """Pixels near float32's maximum overflow the first layer: the loss is NaN on the first batch."""
+    overflow = data.Dataset("overflow", np.full((64, 28, 28, 1), 3e38, "float32"), tiny.y_train[:64],
+                            tiny.x_test[:32], tiny.y_test[:32], "pixel values that overflow float32")
+    cfg = DistillConfig(epochs=3, batch_size=32, student=StudentConfig(units=16))
+    job = runner().submit("baseline", "NaN drill", lambda job: training.train_baseline(cfg, overflow, job.progress)
+                          .summary(), to_dict(cfg))
+    row = _finish(job)
+    assert row["status"] == "failed" and row["reason"] == "loss became NaN at epoch 1 batch 1"
+    assert run_store().epochs(job.run_id) == {}  # no epoch of NaNs recorded as finished
+
+
+def test_two_sessions_starting_at_once_queue_and_keep_their_curves_apart(small_npz):
+    start = threading.Barrier(2)
+    jobs = {}
+
+    def session(epochs):
+        start.wait()
+        jobs[epochs] = pipeline.start_teacher(TeacherConfig(epochs=epochs, batch_size=100, seed=epochs), small_npz)
+
+    threads = [threading.Thread(target=session, args=(n,)) for n in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    _wait_until(lambda: "running" in {j.status for j in jobs.values()}, "one job to start")
+    assert sorted(j.status for j in jobs.values()) in (["queued", "running"], ["finished", "running"])
+
+    for epochs, job in jobs.items():
+        row = _finish(job)
+        assert row["status"] == "finished" and Path(row["model_path"]).is_file()
+        stored = run_store().epochs(job.run_id)
+        assert list(stored) == ["teacher"] and [r["epoch"] for r in stored["teacher"]] == list(range(1, epochs + 1))
+        assert job.progress.snapshot()["series"]["teacher"] == stored["teacher"]
+    assert {r["id"] for r in run_store().runs()} == {j.run_id for j in jobs.values()}
+
+
+def test_run_outlives_the_tab_that_started_it(small_npz):
+    tab = {"job": pipeline.start_teacher(TeacherConfig(**FAST), small_npz)}
+    run_id = tab.pop("job").run_id  # the tab closes: nothing of the session holds the job any more
+
+    job = runner().find_run(run_id)  # a new tab finds it through the process-wide runner and store
+    assert job is not None
+    row = _finish(job)
+    assert row["status"] == "finished" and storage.load_model(row["model_path"])
+    assert [m["path"] for m in storage.list_models("teacher")] == [row["model_path"]]
+
+
+@contextlib.contextmanager
+def _unwritable(folder: Path, how: str):
+    """A real folder that refuses a model: a 32 KiB tmpfs ("full") or a read-only one.
+
+    Tests run as root, where chmod blocks nothing. Where this process may not
+    mount, a plain file stands where the folder should be, which refuses
+    writes just as really (ENOTDIR).
+    """
+    folder.mkdir(parents=True)
+    options = "size=32k" if how == "full" else "ro,size=32k"
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "kdtest", str(folder)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        folder.rmdir()
+        folder.write_text("a file where a folder should be")
+    try:
+        yield {"full": "No space left on device", "read-only": "Read-only file system"}[how] if mounted \
+            else "Not a directory"
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def test_save_on_a_full_or_read_only_disk_keeps_the_model_to_save_again(tmp_path, small_npz):
+    with _unwritable(tmp_path / "full", "full") as why:
+        job = pipeline.start_teacher(TeacherConfig(**FAST), small_npz, out=tmp_path / "full" / "teacher.keras")
+        row = _finish(job)
+        if why != "Not a directory":
+            assert list((tmp_path / "full").iterdir()) == []  # the half-written temporary file was removed
+    assert row["status"] == "failed" and row["model_path"] == ""
+    message = _one_line(row["reason"])
+    assert message.startswith("StorageError: could not save the model") and why in message
+    assert "still in memory" in message and storage.list_models() == []
+
+    model, meta = job.unsaved
+    with _unwritable(tmp_path / "read-only", "read-only") as why:
+        with pytest.raises(StorageError, match=why):
+            storage.save_model(model, tmp_path / "read-only" / "teacher.keras", meta)
+    # A CLI user may save anywhere they can write; the dashboard saves under the data directory.
+    for path in (tmp_path / "elsewhere" / "rescued.keras", storage.model_path("rescued")):
+        saved = storage.save_model(model, path, meta)
+        again = storage.load_model(saved)
+        x = np.zeros((1, 28, 28, 1), "float32")
+        np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), rtol=1e-6)
+    assert [m["name"] for m in storage.list_models("teacher")] == ["rescued"]
+
+
+CRASH_WORKER = r"""
+import sys, time
+import keras  # before the job thread imports TensorFlow too: two first imports at once can break each other
+from kdcore import pipeline, storage
+from kdcore.config import TeacherConfig
+from kdcore.models import build_teacher
+
+dataset, name, train = sys.argv[1], sys.argv[2], sys.argv[3] == "train"
+if train:
+    pipeline.start_teacher(TeacherConfig(epochs=1000, batch_size=100), dataset)
+model = build_teacher(TeacherConfig())
+for i in range(10 ** 6):
+    storage.save_model(model, storage.model_path(name), {"kind": "teacher", "save": i})
+    time.sleep(0.05)  # leave the training thread some CPU
+"""
+
+
+def _epochs_recorded(db: Path) -> int:
+    try:
+        with contextlib.closing(sqlite3.connect(db, timeout=1)) as conn:
+            return conn.execute("SELECT count(*) FROM epochs").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_sigkill_mid_save_and_mid_run_loses_nothing(tmp_path, kd_home, small_npz):
+    """Two real processes save a model over and over; one also trains. Each is SIGKILLed mid-save."""
+    env = dict(os.environ, KDSTUDIO_HOME=str(kd_home), PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    models, db = kd_home / "models", kd_home / "runs.db"
+    workers = {}
+    for name, mode in (("trainer", "train"), ("saver", "save")):
+        with open(tmp_path / f"{name}.log", "w") as log:
+            workers[name] = subprocess.Popen([sys.executable, "-c", CRASH_WORKER, small_npz, name, mode],
+                                             env=env, stdout=log, stderr=subprocess.STDOUT)
+    killed_mid_save = {}
+    try:
+        end = time.monotonic() + DEADLINE_S
+        while len(killed_mid_save) < len(workers):
+            assert time.monotonic() < end, "the workers never reached a save: " + \
+                " | ".join((tmp_path / f"{n}.log").read_text()[-300:] for n in workers)
+            for name, proc in workers.items():
+                if name in killed_mid_save or not (models / f"{name}.keras").exists():
+                    continue
+                if name == "trainer" and not _epochs_recorded(db):
+                    continue
+                if any(p.startswith(f".{name}.") and p.endswith(".tmp.keras") for p in os.listdir(models)):
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    killed_mid_save[name] = any(p.startswith(f".{name}.") and p.endswith(".tmp.keras")
+                                                for p in os.listdir(models))
+            time.sleep(0.002)
+    finally:
+        for proc in workers.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert any(killed_mid_save.values())  # a temporary file was left: the kill did land inside a save
+
+    listed = storage.list_models()
+    assert sorted(m["name"] for m in listed) == sorted(workers)  # never a temporary or half-written file
+    for name in workers:
+        assert storage.load_model(models / f"{name}.keras").output_shape == (None, 10)
+        assert json.loads((models / f"{name}.json").read_text())["kind"] == "teacher"
+
+    store = storage.RunStore(db)  # what the app sees when it starts again
+    [run] = store.runs()
+    assert run["status"] == "interrupted" and "stopped while this run was in progress" in run["reason"]
+    kept = store.epochs(run["id"])["teacher"]
+    assert len(kept) >= 1 and [r["epoch"] for r in kept] == list(range(1, len(kept) + 1))
