@@ -19,6 +19,7 @@ FIELDS = {
     "labels_fraction": (float, (0.025, 1.0)), "hint_epochs": (int, None), "baseline": (bool, None),
 }
 STUDENT = ("filters", "units", "layers")
+PRESETS = [name for name in presets.names() if "omit_class" not in presets.get(name)]  # omitting a class: Experiments
 
 
 def _flat(cfg: DistillConfig) -> dict:
@@ -67,7 +68,7 @@ def _from_url() -> tuple[dict, list[str]]:
 
 def _apply_preset() -> None:
     name = st.session_state["distill.preset"]
-    if name in presets.names():
+    if name in PRESETS:
         for key, value in _flat(presets.configs(name)[1]).items():
             st.session_state[f"distill.{key}"] = value
 
@@ -88,6 +89,12 @@ def _sizes(teacher: dict, student: dict) -> "pd.DataFrame":
 
 
 st.title("Distill")
+if "distill.url_read" not in st.session_state:  # once per session: a link's settings, then the user's
+    st.session_state["distill.url_read"] = True
+    start, url_notes = _from_url()
+    st.session_state.setdefault("kept", {}).update({f"distill.{k}": v for k, v in start.items()})
+    for note in url_notes:
+        st.warning(note, icon="🔗")
 teacher = widgets.active_model("teacher")
 if teacher is None:
     st.info("There is no teacher yet: distillation needs one to learn from.", icon="ℹ️")
@@ -96,17 +103,16 @@ if teacher is None:
 st.caption(f"Teacher: **{teacher['name']}**"
            + (f" ({teacher['test_accuracy']:.1%} test accuracy)" if teacher.get("test_accuracy") is not None else "")
            + f" · dataset **{widgets.dataset_name()}** (sidebar)")
+data = widgets.current_dataset()
+if teacher.get("dataset") and teacher["dataset"] != data.name:
+    st.warning(f"This teacher was trained on {teacher['dataset']}, not {data.name}: "
+               "pick another teacher on the Teacher page or another dataset in the sidebar.", icon="⚠️")
 
-if "distill.url_read" not in st.session_state:  # once per session: a link's settings, then the user's
-    st.session_state["distill.url_read"] = True
-    start, url_notes = _from_url()
-    st.session_state.setdefault("kept", {}).update({f"distill.{k}": v for k, v in start.items()})
-    for note in url_notes:
-        st.warning(note, icon="🔗")
 defaults = _flat(DistillConfig())
 
-st.selectbox("Preset", ["custom", *presets.names()], key="distill.preset", on_change=_apply_preset,
-             help="Fills in the settings below from a named recipe; change any of them afterwards.")
+st.selectbox("Preset", ["custom", *PRESETS], key="distill.preset", on_change=_apply_preset,
+             help="Fills in the settings below from a named recipe; change any of them afterwards. "
+                  "Recipes that leave a digit out of the transfer set are on the Experiments page.")
 if st.session_state["distill.preset"] != "custom":
     chosen = presets.get(st.session_state["distill.preset"])
     st.caption(chosen["description"] + (f" Made for {chosen['dataset']}." if chosen["dataset"] != widgets.dataset_name()
