@@ -71,13 +71,13 @@ def test_job_runs_in_background_and_its_progress_grows(jobs, tiny):
 def test_stop_ends_training_within_a_batch_and_keeps_its_epochs(jobs, tiny):
     job = jobs.submit("baseline", "to stop", baseline_work(tiny, epochs=200, batch_size=16))
     poll(job, until=lambda s: s["epoch"] >= 1 and last_step(s) > 0)
-    at_stop = last_step(job.progress.snapshot())
     job.stop()
+    at_stop = last_step(job.progress.snapshot())  # read after the request: at least the step it came at
     assert job.wait(HANG_GUARD_S)
 
     snap = job.progress.snapshot()
     assert snap["status"] == "stopped" and snap["reason"] == "stopped by user"
-    assert last_step(snap) - at_stop <= 2
+    assert last_step(snap) - at_stop <= 1  # the batch running when asked may finish, no other
     assert len(snap["series"]["baseline"]) < 10
     row = run_store().get(job.run_id)
     assert row["status"] == "stopped" and row["reason"] == "stopped by user"
