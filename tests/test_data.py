@@ -135,7 +135,8 @@ def test_idx_folder_is_read(tmp_path, small_arrays, gzipped):
 
 
 @pytest.mark.parametrize("gzipped, damage, message", [
-    (True, {"x_train": lambda raw: raw[:-100]}, r"train-images-idx3-ubyte.gz is truncated: expected 23520 values, found 23420"),
+    (True, {"x_train": lambda raw: raw[:-100]},
+     "train-images-idx3-ubyte.gz is truncated: expected 23520 values, found 23420"),
     (False, {"y_test": lambda raw: raw[:6]}, "t10k-labels-idx1-ubyte is truncated: its header is cut short"),
     (False, {"x_test": lambda raw: b"\x00\x00\x0d\x03" + raw[4:]}, "is not an unsigned-byte IDX file"),
 ], ids=["short-data", "short-header", "float-idx"])
