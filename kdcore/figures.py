@@ -17,10 +17,14 @@ def _colour(name: str) -> str | None:
 
 # --- probabilities and confusion -------------------------------------------------------------
 def probability_bars(series: dict[str, np.ndarray], classes, title: str = "") -> go.Figure:
-    """Grouped bars, one group per class and one bar per model (e.g. ``{"Teacher": p, "Student": q}``)."""
+    """Grouped bars, one group per class and one bar per model (e.g. ``{"Teacher": p, "Student": q}``).
+
+    Values go in as plain lists, not NumPy arrays: plotly would ship arrays
+    base64-packed, and the browser tests read the bars' heights back from the page.
+    """
     labels = [str(c) for c in classes]
-    fig = go.Figure([go.Bar(name=name, x=labels, y=np.asarray(p, dtype=float), marker_color=_colour(name),
-                            hovertemplate="%{x}: %{y:.2%}<extra>" + name + "</extra>")
+    fig = go.Figure([go.Bar(name=name, x=labels, y=np.asarray(p, dtype=float).tolist(),
+                            marker_color=_colour(name), hovertemplate="%{x}: %{y:.2%}<extra>" + name + "</extra>")
                      for name, p in series.items()])
     fig.update_layout(barmode="group", title=title or None, height=300, margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
@@ -32,7 +36,8 @@ def probability_bars(series: dict[str, np.ndarray], classes, title: str = "") ->
 def entropy_curve(temperatures, series: dict[str, np.ndarray], temperature: float,
                   max_bits: float | None = None) -> go.Figure:
     """Entropy (bits) against T per model, with the chosen T marked and the uniform ceiling dashed."""
-    fig = go.Figure([go.Scatter(name=name, x=np.asarray(temperatures, dtype=float), y=np.asarray(h, dtype=float),
+    fig = go.Figure([go.Scatter(name=name, x=np.asarray(temperatures, dtype=float).tolist(),
+                                y=np.asarray(h, dtype=float).tolist(),
                                 mode="lines", line_color=_colour(name))
                      for name, h in series.items()])
     fig.add_vline(x=temperature, line_dash="dot", line_color="#0f172a",

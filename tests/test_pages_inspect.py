@@ -8,7 +8,6 @@ often enough for the filters to have something to show. The drawing canvas is
 a custom component AppTest cannot drive; the browser tests draw on it, these
 tests use the file uploader, which feeds the same preprocessing.
 """
-import base64
 import io
 import json
 import re
@@ -62,13 +61,9 @@ def open_page(page: str):
 
 
 def bars(at, index: int = 0) -> list[np.ndarray]:
-    """The y values of every trace of the index-th plotly chart (plotly ships them base64-packed)."""
+    """The y values of every trace of the index-th plotly chart."""
     spec = json.loads(at.get("plotly_chart")[index].proto.spec)
-    out = []
-    for trace in spec["data"]:
-        y = trace["y"]
-        out.append(np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"]) if isinstance(y, dict) else np.array(y))
-    return out
+    return [np.array(trace["y"]) for trace in spec["data"]]
 
 
 def metric(at, label: str) -> str:
