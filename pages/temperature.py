@@ -32,8 +32,10 @@ with pick:
         source = st.radio("Digit to look at", ["A test digit", "The last drawn digit"], horizontal=True,
                           key="temperature_source")
     if source == "A test digit":
-        index = int(st.number_input("Test digit index", min_value=0, max_value=len(ds.y_test) - 1, value=0,
-                                    step=1, key="temperature_index"))
+        if st.session_state.setdefault("temperature_index", 0) >= len(ds.y_test):  # a smaller dataset was chosen
+            st.session_state["temperature_index"] = 0
+        index = int(st.number_input("Test digit index", min_value=0, max_value=len(ds.y_test) - 1, step=1,
+                                    key="temperature_index"))
         image, caption = ds.x_test[index], f"Test digit #{index} — labelled {ds.classes[ds.y_test[index]]}"
     else:
         image, caption = drawn["image"], f"Your digit ({drawn['source']})"
