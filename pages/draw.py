@@ -27,6 +27,7 @@ with left:
     if method == "Draw on the canvas":
         from streamlit_drawable_canvas import st_canvas  # only importable inside a running app
 
+        st.caption("One digit, big:")  # also leaves room for the canvas's own toolbar above it
         canvas = st_canvas(stroke_width=18, stroke_color="#FFFFFF", background_color="#000000",
                            width=280, height=280, drawing_mode="freedraw", return_image_data=True,
                            key="draw_canvas")
