@@ -7,17 +7,17 @@ import streamlit as st
 
 from pages import widgets
 
-st.set_page_config(page_title="KD Studio", page_icon="🎓", layout="wide")
+st.set_page_config(page_title="KD Studio", page_icon=":material/school:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/teacher.py", title="Teacher", icon="🧑‍🏫"),
-    st.Page("pages/distill.py", title="Distill", icon="⚗️"),
-    st.Page("pages/temperature.py", title="Temperature", icon="🌡️"),
-    st.Page("pages/predictions.py", title="Predictions", icon="🔍"),
-    st.Page("pages/draw.py", title="Draw", icon="✏️"),
-    st.Page("pages/experiments.py", title="Experiments", icon="🧪"),
-    st.Page("pages/runs.py", title="Runs", icon="📜"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/teacher.py", title="Teacher", icon=":material/school:"),
+    st.Page("pages/distill.py", title="Distill", icon=":material/science:"),
+    st.Page("pages/temperature.py", title="Temperature", icon=":material/thermostat:"),
+    st.Page("pages/predictions.py", title="Predictions", icon=":material/grid_view:"),
+    st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
+    st.Page("pages/experiments.py", title="Experiments", icon=":material/biotech:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
 ]
 
 page = st.navigation(PAGES)

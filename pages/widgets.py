@@ -11,6 +11,26 @@ from kdcore import data, storage
 from kdcore.jobs import runner
 
 
+def _route_through_app() -> None:
+    """Make a deep link opened first after a restart go through app.py's st.navigation.
+
+    Streamlit 1.67 still treats a folder named ``pages/`` the old (v1) way
+    until the entry script has called ``st.navigation`` once: the very first
+    request for ``/distill?...`` would run that page alone, with no shared
+    sidebar and with ``widgets`` listed as a page. Every page imports this
+    module, so the first such run switches the flag off and reruns, which
+    executes app.py and lands on the requested page with its query string.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_route_through_app()
+
+
 # --- cached heavy objects ----------------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading dataset…")
 def dataset(name: str):
