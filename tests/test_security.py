@@ -6,6 +6,8 @@ word in a docstring does not count), and fail when a default is loosened.
 from __future__ import annotations
 
 import ast
+import functools
+import gc
 import tomllib
 from pathlib import Path
 
@@ -29,14 +31,23 @@ def _keyword(call: ast.Call, name: str):
     return found[0].value if found and isinstance(found[0], ast.Constant) else None
 
 
+@functools.cache
 def _parse(path: Path) -> ast.Module:
     """Parse once no training thread runs: on Python 3.11, ``ast.parse`` beside TensorFlow's autograph
-    (which parses too, in the job thread) can raise "AST constructor recursion depth mismatch"."""
+    (which parses too, in the job thread) can raise "AST constructor recursion depth mismatch".
+
+    The garbage collector is paused meanwhile: after other tests have built Keras models, every
+    collection the many new AST nodes trigger walks that whole heap (seconds per file).
+    """
     from kdcore.jobs import runner
 
     for job in runner().active():
         job.wait(180)
-    return ast.parse(path.read_text(), str(path))
+    gc.disable()
+    try:
+        return ast.parse(path.read_text(), str(path))
+    finally:
+        gc.enable()
 
 
 def _calls() -> list[tuple[str, ast.Call]]:
