@@ -8,6 +8,7 @@ safety" section of the README says what these tests promise.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -104,6 +105,18 @@ def test_bad_teacher_setting_is_refused_before_any_job(bad, expected, small_npz)
         pipeline.start_teacher(TeacherConfig(**bad), small_npz)
     assert expected in _one_line(str(err.value))
     assert run_store().runs() == []
+
+
+EVERY_SETTING = [(cls, f.name) for cls in (TeacherConfig, DistillConfig, StudentConfig)
+                 for f in dataclasses.fields(cls) if f.name != "student"]
+
+
+@pytest.mark.parametrize("cls, name", EVERY_SETTING, ids=[f"{c.__name__}.{n}" for c, n in EVERY_SETTING])
+def test_every_setting_names_itself_and_what_it_accepts(cls, name):
+    with pytest.raises(ValueError) as err:
+        cls(**{name: float("nan")}).validate()
+    field = f"student {name}" if cls is StudentConfig else name
+    assert _one_line(str(err.value)).startswith(f"{field} must be ") and "(got nan)" in str(err.value)
 
 
 def test_unknown_dataset_and_unknown_setting_name_what_is_accepted():
