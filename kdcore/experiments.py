@@ -178,6 +178,14 @@ def _setup(preset, data: Dataset | None, overrides: dict) -> tuple[str, dict, Te
     return name, spec, teacher_cfg, cfg, ds
 
 
+def _omitted(spec: dict, omit_class: int | None, ds: Dataset) -> int | None:
+    """The class to leave out of the transfer set: the argument, else the preset's, else none."""
+    omit = spec.get("omit_class") if omit_class is None else omit_class
+    if omit is not None and not (isinstance(omit, int) and not isinstance(omit, bool) and 0 <= omit < len(ds.classes)):
+        raise ValueError(f"omit_class must be a class number 0-{len(ds.classes) - 1} (got {omit!r})")
+    return omit
+
+
 def _record(kind: str, title: str, config: dict, dataset: str, progress: Progress) -> str:
     """A run-store row for a CLI or test run (the job runner makes its own for dashboard jobs)."""
     store = storage.run_store()
@@ -207,9 +215,7 @@ def run_experiment(preset, seeds=3, labels_fraction: float | None = None, omit_c
     seeds = seed_list(seeds)
     overrides = {} if labels_fraction is None else {"labels_fraction": labels_fraction}
     name, spec, teacher_cfg, cfg, ds = _setup(preset, data, overrides)
-    omit = spec.get("omit_class") if omit_class is None else omit_class
-    if omit is not None and not (isinstance(omit, int) and 0 <= omit < len(ds.classes)):
-        raise ValueError(f"omit_class must be a class number 0-{len(ds.classes) - 1} (got {omit!r})")
+    omit = _omitted(spec, omit_class, ds)
     progress = progress or Progress(name)
     config = {"preset": name, "teacher": to_dict(teacher_cfg), "distill": to_dict(cfg), "seeds": seeds,
               "omit_class": omit}
@@ -345,6 +351,7 @@ def start_experiment(preset: str, seeds=3, labels_fraction: float | None = None,
     seeds = seed_list(seeds)
     overrides = {} if labels_fraction is None else {"labels_fraction": labels_fraction}
     name, spec, teacher_cfg, cfg, ds = _setup(preset, None, overrides)
+    _omitted(spec, omit_class, ds)
     title = f"Experiment {name} on {ds.name}, {len(seeds)} seeds"
     config = {"preset": name, "seeds": seeds, "labels_fraction": labels_fraction, "omit_class": omit_class}
     return runner().submit("experiment", title,

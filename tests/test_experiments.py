@@ -136,19 +136,53 @@ def test_bad_values_are_refused_by_name(tiny):
     assert storage.run_store().runs() == []  # refused before anything was queued or trained
 
 
-def test_page_offers_every_preset_and_its_recipe():
+def test_page_runs_an_experiment_in_the_background_and_draws_the_seed_spread(monkeypatch, tmp_path, tiny):
     from streamlit.testing.v1 import AppTest
 
+    from kdcore.jobs import runner
     from tests.conftest import ROOT
 
+    npz = tmp_path / "tiny.npz"
+    np.savez(npz, x_train=tiny.x_train, y_train=tiny.y_train, x_test=tiny.x_test, y_test=tiny.y_test)
+    monkeypatch.setitem(presets.PRESETS, "quick", dict(tiny_preset(epochs=1), dataset=str(npz),
+                                                       description="tiny"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
     at.switch_page("pages/experiments.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    preset = next(s for s in at.selectbox if s.label == "Preset")
+    preset = at.selectbox(key="experiments.preset")
     assert preset.options == presets.names() and preset.value == "default"
-    assert {"Run experiment", "Run sweep"} <= {b.label for b in at.button}
     preset.select("omit-3").run()
-    assert not at.exception
     assert "no 3 in the transfer set" in " ".join(str(m.value) for m in at.markdown)
-    assert next(s for s in at.selectbox if s.label == "Leave out of the transfer set").value == 3
+    assert at.selectbox(key="experiments.omit-3.omit").value == 3
+
+    at.selectbox(key="experiments.preset").select("quick").run()
+    at.number_input(key="experiments.quick.seeds").set_value(2).run()
+    next(b for b in at.button if b.label == "Run experiment").click().run()
+    job = runner().get(at.session_state["experiment_job"])
+    assert job.wait(240) and job.status == "finished", job.error
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert {"Gain of distillation", "Gap recovered"} <= {m.label for m in at.metric}
+    bars = at.get("plotly_chart")[-1].proto.spec
+    assert "Distilled student" in bars and "Baseline (from scratch)" in bars and "error_y" in bars
+    assert list(at.dataframe[0].value["seed"]) == [0, 1]
+    row = storage.run_store().get(job.run_id)
+    assert row["kind"] == "experiment" and row["status"] == "finished"
+    assert row["results"]["student_accuracy"]["values"] == job.result["student_accuracy"]["values"]
+    assert {"student s0", "baseline s1"} <= set(storage.run_store().epochs(job.run_id))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["experiment", "--preset", "nope", "--json"], "unknown preset 'nope'"),
+    (["experiment", "--preset", "quick", "--seeds", "0"], "seeds must be between 1 and 20"),
+    (["experiment", "--preset", "quick", "--labels-fraction", "0"], "labels_fraction must be > 0.0"),
+    (["sweep", "--preset", "quick", "--temperatures", "1,x", "--alphas", "0.5"], "comma-separated numbers"),
+    (["sweep", "--preset", "quick", "--temperatures", "-1", "--alphas", "0.5"], "temperature must be > 0.0"),
+])
+def test_cli_refuses_bad_values_in_one_line(capsys, argv, message):
+    from kdcore import cli
+
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and message in err and len(err.strip().splitlines()) == 1
