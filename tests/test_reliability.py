@@ -270,6 +270,15 @@ def test_cli_bad_input_exits_2_with_one_stderr_line(argv, expected, capsys, smal
     assert line.startswith("python -m kdcore") and expected in line, line
 
 
+def test_cli_refusal_is_one_line_on_the_real_stderr(kd_home):
+    """The whole process, not just Python's sys.stderr: a refused setting never loads TensorFlow."""
+    done = subprocess.run([sys.executable, "-m", "kdcore", "distill", "--teacher", "t.keras", "--alpha", "2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE_S,
+                          env=dict(os.environ, KDSTUDIO_HOME=str(kd_home)))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines() == ["python -m kdcore distill: error: alpha must be <= 1.0 (got 2.0)"]
+
+
 # --- the run store -------------------------------------------------------------------------------
 def test_corrupt_run_store_is_moved_aside_and_a_fresh_one_started(kd_home):
     db = storage.home() / "runs.db"
