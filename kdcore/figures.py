@@ -95,29 +95,32 @@ def loss_curves(series: dict[str, list[dict]], batches: dict[str, list] | None =
     Keras reports a batch's loss as the running mean since the epoch began, so
     the left panel is smooth within an epoch and may step at epoch boundaries.
     A loss term that is zero throughout (the soft term of a teacher or a
-    baseline) is left out rather than drawn as a flat line.
+    baseline) is left out rather than drawn as a flat line. The two panels
+    are laid out by hand: ``make_subplots`` costs more than the rest of the
+    figure, and a live page rebuilds it every second.
     """
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
-                        subplot_titles=("per batch (running mean within the epoch)", "per epoch"))
+    fig = go.Figure()
     for name, points in (batches or {}).items():
         if points:
             steps, losses = zip(*points)
             fig.add_trace(go.Scatter(x=steps, y=losses, name=f"{name} (batch)", mode="lines",
-                                     line=dict(color=_colour(name), width=1), legendgroup=name), row=1, col=1)
+                                     line=dict(color=_colour(name), width=1), legendgroup=name))
     for name, records in series.items():
         epochs = [r["epoch"] for r in records]
         for key, label, dash in _LOSS_TERMS:
             values = [r.get(key) for r in records]
             if any(v for v in values):
                 fig.add_trace(go.Scatter(x=epochs, y=values, name=f"{name} {label}", mode="lines+markers",
-                                         line=dict(color=_colour(name), dash=dash), legendgroup=name),
-                              row=1, col=2)
-    _waiting(fig, not any(batches.values() if batches else ()) and not any(series.values()), "no batch yet")
-    fig.update_xaxes(title_text="batch", row=1, col=1)
-    fig.update_xaxes(title_text="epoch", dtick=1, row=1, col=2)
-    fig.update_yaxes(title_text="loss", rangemode="tozero")
+                                         line=dict(color=_colour(name), dash=dash), legendgroup=name,
+                                         xaxis="x2", yaxis="y2"))
+    _waiting(fig, not fig.data, "no batch yet")
+    panel = dict(showarrow=False, xref="paper", yref="paper", y=1.0, yanchor="bottom", font=dict(color="#64748b"))
+    fig.add_annotation(text="per batch", x=0.23, **panel)
+    fig.add_annotation(text="per epoch", x=0.77, **panel)
+    fig.update_layout(xaxis=dict(domain=[0, 0.46], title="batch (running mean in its epoch)"),
+                      xaxis2=dict(domain=[0.54, 1], title="epoch", dtick=1, anchor="y2"),
+                      yaxis=dict(title="loss", rangemode="tozero"),
+                      yaxis2=dict(anchor="x2", rangemode="tozero"))
     return _curve_layout(fig, "Training loss")
 
 
@@ -139,7 +142,7 @@ def accuracy_curves(series: dict[str, list[dict]], teacher_accuracy: float | Non
                       annotation_text=f"teacher {teacher_accuracy:.1%}", annotation_position="bottom right")
     _waiting(fig, not fig.data)
     fig.update_xaxes(title="epoch", dtick=1)
-    fig.update_yaxes(title="accuracy", tickformat=".0%")
+    fig.update_yaxes(title="accuracy", tickformat=".0%", range=None if fig.data else [0, 1])
     return _curve_layout(fig, "Accuracy per epoch")
 
 
@@ -160,7 +163,7 @@ def runs_overlay(runs: dict[str, dict[str, list[dict]]]) -> go.Figure:
                                          line=dict(color=_colour(name), dash=dashes[i % len(dashes)])))
     _waiting(fig, not fig.data, "no epochs recorded for the selected runs")
     fig.update_xaxes(title="epoch", dtick=1)
-    fig.update_yaxes(title="test accuracy", tickformat=".0%")
+    fig.update_yaxes(title="test accuracy", tickformat=".0%", range=None if fig.data else [0, 1])
     return _curve_layout(fig, "Test accuracy per epoch", height=420)
 
 

@@ -207,3 +207,18 @@ def test_home_demo_runs_teacher_then_student_and_baseline(monkeypatch, tiny_npz)
     assert at.session_state["teacher_path"] == job.result["teacher_model"]
     assert at.session_state["student_path"] == job.result["model"]
     assert "none yet" not in texts(at.caption), "both models are shown at a glance"
+
+
+def test_curve_figures_draw_what_the_progress_holds():
+    from kdcore import figures
+
+    record = {"epoch": 1, "loss": 0.9, "soft": 0.4, "hard": 1.1, "accuracy": 0.7, "test_accuracy": 0.8}
+    series = {"student": [record], "baseline": [dict(record, soft=0.0)]}
+    loss = figures.loss_curves(series, {"student": [(1, 2.0), (2, 1.5)]})
+    assert {t.name for t in loss.data} == {"student (batch)", "student total", "student soft", "student hard",
+                                           "baseline total", "baseline hard"}, "a soft term that is all zero is left out"
+    accuracy = figures.accuracy_curves(series, teacher_accuracy=0.95)
+    assert {t.name for t in accuracy.data} == {"student test", "student train", "baseline test", "baseline train"}
+    assert [s.y0 for s in accuracy.layout.shapes] == [0.95], "the teacher is a horizontal reference line"
+    overlay = figures.runs_overlay({"run a": series, "run b": {"teacher": [record]}})
+    assert [t.name for t in overlay.data] == ["run a · student", "run a · baseline", "run b · teacher"]
