@@ -20,10 +20,17 @@ def _label(run: dict) -> str:
     return f"{run['kind']} {run['id'][:6]}"
 
 
+def _percent(value, digits: int = 1) -> str:
+    """A share, or an experiment's ``{"mean", "std"}`` over seeds as "mean ± std"."""
+    if isinstance(value, dict):
+        return "n/a" if value.get("mean") is None else f"{value['mean']:.{digits}%} ± {value['std']:.{digits}%}"
+    return f"{value:.{digits}%}"
+
+
 def _key_results(results: dict) -> str:
-    parts = [f"{name} {results[key]:.1%}" for key, name in RESULTS if results.get(key) is not None]
+    parts = [f"{name} {_percent(results[key])}" for key, name in RESULTS if results.get(key) is not None]
     if results.get("gap_recovered") is not None:
-        parts.append(f"gap recovered {results['gap_recovered']:.0%}")
+        parts.append(f"gap recovered {_percent(results['gap_recovered'], 0)}")
     return " · ".join(parts)
 
 

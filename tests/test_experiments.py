@@ -172,6 +172,11 @@ def test_page_runs_an_experiment_in_the_background_and_draws_the_seed_spread(mon
     assert row["results"]["student_accuracy"]["values"] == job.result["student_accuracy"]["values"]
     assert {"student s0", "baseline s1"} <= set(storage.run_store().epochs(job.run_id))
 
+    at.switch_page("pages/runs.py").run()  # the Runs page lists it with its seed spread
+    assert not at.exception, [e.value for e in at.exception]
+    student = job.result["student_accuracy"]
+    assert f"student {student['mean']:.1%} ± {student['std']:.1%}" in at.dataframe[0].value["results"][0]
+
 
 @pytest.mark.parametrize("argv, message", [
     (["experiment", "--preset", "nope", "--json"], "unknown preset 'nope'"),
@@ -186,3 +191,4 @@ def test_cli_refuses_bad_values_in_one_line(capsys, argv, message):
     assert cli.main(argv) == 2
     out, err = capsys.readouterr()
     assert out == "" and message in err and len(err.strip().splitlines()) == 1
+
