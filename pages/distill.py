@@ -4,10 +4,11 @@ Every setting is mirrored in the page's URL (``?units=64&temperature=8...``),
 so a copied link reproduces the run. The student and its from-scratch
 baseline train in a background job; the curves below poll it.
 """
+import pandas as pd
 import streamlit as st
 
-from kdcore import pipeline, presets
-from kdcore.config import LOSS_MODES, DistillConfig, StudentConfig, TeacherConfig, from_dict, to_dict
+from kdcore import pipeline, presets, storage
+from kdcore.config import LOSS_MODES, DistillConfig, TeacherConfig, from_dict, to_dict
 from kdcore.models import student_stats, teacher_stats
 from pages import widgets
 
@@ -73,9 +74,7 @@ def _apply_preset() -> None:
             st.session_state[f"distill.{key}"] = value
 
 
-def _sizes(teacher: dict, student: dict) -> "pd.DataFrame":
-    import pandas as pd
-
+def _sizes(teacher: dict, student: dict) -> pd.DataFrame:
     def fmt(key, value):
         if value is None:
             return "—"
@@ -100,10 +99,10 @@ if teacher is None:
     st.info("There is no teacher yet: distillation needs one to learn from.", icon="ℹ️")
     st.page_link("pages/teacher.py", label="Train a teacher first", icon="🧑‍🏫")
     st.stop()
+data = widgets.current_dataset()
 st.caption(f"Teacher: **{teacher['name']}**"
            + (f" ({teacher['test_accuracy']:.1%} test accuracy)" if teacher.get("test_accuracy") is not None else "")
-           + f" · dataset **{widgets.dataset_name()}** (sidebar)")
-data = widgets.current_dataset()
+           + f" · dataset **{data.name}** (sidebar)")
 if teacher.get("dataset") and teacher["dataset"] != data.name:
     st.warning(f"This teacher was trained on {teacher['dataset']}, not {data.name}: "
                "pick another teacher on the Teacher page or another dataset in the sidebar.", icon="⚠️")
@@ -115,8 +114,7 @@ st.selectbox("Preset", ["custom", *PRESETS], key="distill.preset", on_change=_ap
                   "Recipes that leave a digit out of the transfer set are on the Experiments page.")
 if st.session_state["distill.preset"] != "custom":
     chosen = presets.get(st.session_state["distill.preset"])
-    st.caption(chosen["description"] + (f" Made for {chosen['dataset']}." if chosen["dataset"] != widgets.dataset_name()
-                                        else ""))
+    st.caption(chosen["description"] + (f" Made for {chosen['dataset']}." if chosen["dataset"] != data.name else ""))
 
 values = {}
 size, table = st.columns([2, 3])
@@ -197,10 +195,8 @@ if job is not None:
         if again.button("Run again"):
             settings = dict(job.config)
             _start(from_dict(DistillConfig, {k: v for k, v in settings.items() if k != "teacher"}),
-                   settings["teacher"], job.dataset)
+                   settings["teacher"], widgets.dataset_name() if job.dataset == data.name else job.dataset)
         if discard.button("Discard"):
-            from kdcore import storage
-
             storage.run_store().delete(job.run_id)
             widgets.remember_job("distill", None)
             st.rerun()

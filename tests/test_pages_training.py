@@ -153,8 +153,14 @@ def test_distill_stop_queue_and_discard(teacher, tiny_npz):
     at.run()
     assert "stopped" in texts(at.warning)
     assert {"Run again", "Discard"} <= {b.label for b in at.button}
+    click(at, "Run again")
+    again = runner().get(at.session_state["distill_job"])
+    assert again is not job and again.config == job.config
+    again.stop()
+    wait_for_jobs()
+    at.run()
     click(at, "Discard")
-    assert storage.run_store().get(job.run_id) is None
+    assert storage.run_store().get(again.run_id) is None
     assert "Discard" not in {b.label for b in at.button}
 
 
