@@ -93,11 +93,11 @@ if "distill.url_read" not in st.session_state:  # once per session: a link's set
     start, url_notes = _from_url()
     st.session_state.setdefault("kept", {}).update({f"distill.{k}": v for k, v in start.items()})
     for note in url_notes:
-        st.warning(note, icon="🔗")
+        st.warning(note, icon=":material/link:")
 teacher = widgets.active_model("teacher")
 if teacher is None:
-    st.info("There is no teacher yet: distillation needs one to learn from.", icon="ℹ️")
-    st.page_link("pages/teacher.py", label="Train a teacher first", icon="🧑‍🏫")
+    st.info("There is no teacher yet: distillation needs one to learn from.", icon=":material/info:")
+    st.page_link("pages/teacher.py", label="Train a teacher first", icon=":material/school:")
     st.stop()
 data = widgets.current_dataset()
 st.caption(f"Teacher: **{teacher['name']}**"
@@ -105,7 +105,7 @@ st.caption(f"Teacher: **{teacher['name']}**"
            + f" · dataset **{data.name}** (sidebar)")
 if teacher.get("dataset") and teacher["dataset"] != data.name:
     st.warning(f"This teacher was trained on {teacher['dataset']}, not {data.name}: "
-               "pick another teacher on the Teacher page or another dataset in the sidebar.", icon="⚠️")
+               "pick another teacher on the Teacher page or another dataset in the sidebar.", icon=":material/error:")
 
 defaults = _flat(DistillConfig())
 
@@ -168,7 +168,7 @@ with table:
                   help="Teacher parameters ÷ student parameters")
 
 for note in pipeline.notes(cfg, teacher_size.get("params")):
-    st.warning(note, icon="💡")
+    st.warning(note, icon=":material/lightbulb:")
 
 job = widgets.current_job("distill")
 busy = job is not None and job.status in ("queued", "running")

@@ -37,10 +37,10 @@ def _key_results(results: dict) -> str:
 st.title("Runs")
 store = storage.run_store()
 if store.notice:
-    st.warning(f"Note: {store.notice}.", icon="🗃️")
+    st.warning(f"Note: {store.notice}.", icon=":material/database:")
 runs = store.runs()
 if not runs:
-    st.info("No runs yet: train a teacher, distil a student or run the demo on Home.", icon="ℹ️")
+    st.info("No runs yet: train a teacher, distil a student or run the demo on Home.", icon=":material/info:")
     st.stop()
 
 by_id = {run["id"]: run for run in runs}
@@ -64,10 +64,10 @@ confirm = st.session_state.get("runs.confirm")
 if confirm in by_id:
     job = runner().find_run(confirm)
     if job is not None and job.status in ACTIVE:
-        st.error(f"{_label(by_id[confirm])} is still {job.status}: stop it before deleting it.", icon="⚠️")
+        st.error(f"{_label(by_id[confirm])} is still {job.status}: stop it before deleting it.", icon=":material/error:")
         del st.session_state["runs.confirm"]
     else:
-        st.warning(f"Delete {_label(by_id[confirm])} ({by_id[confirm]['name']})? This cannot be undone.", icon="🗑️")
+        st.warning(f"Delete {_label(by_id[confirm])} ({by_id[confirm]['name']})? This cannot be undone.", icon=":material/delete:")
         yes, no = st.columns([1, 6])
         if yes.button("Yes, delete", type="primary"):
             store.delete(confirm)

@@ -31,7 +31,7 @@ if saved:
         widgets.set_active_model("teacher", chosen)
         st.rerun()  # the sidebar, drawn before this page, names the active teacher too
 else:
-    st.info("No teacher saved yet: train one below.", icon="ℹ️")
+    st.info("No teacher saved yet: train one below.", icon=":material/info:")
 
 st.subheader("Train a new teacher")
 start = TeacherConfig(**presets.get("default")["teacher"])
@@ -68,4 +68,4 @@ if job is not None:
     if job.status == "finished":
         st.metric("Teacher test accuracy", f"{job.result['test_accuracy']:.1%}")
         st.caption(f"Saved as {job.result['model']}; it is now the active teacher.")
-        st.page_link("pages/distill.py", label="Distil a student from it", icon="⚗️")
+        st.page_link("pages/distill.py", label="Distil a student from it", icon=":material/science:")

@@ -182,7 +182,7 @@ def _status_line(job, snap: dict) -> None:
     if status == "queued":
         jobs = runner().jobs()
         ahead = [j.title for j in jobs[: jobs.index(job)] if j.status in ACTIVE]
-        st.info(f"Queued behind {'; '.join(ahead) or 'another run'}: it starts when that ends.", icon="⏳")
+        st.info(f"Queued behind {'; '.join(ahead) or 'another run'}: it starts when that ends.", icon=":material/hourglass_top:")
     elif status == "running":
         where = snap["phase"] or "starting"
         if snap["epochs"]:
@@ -191,11 +191,11 @@ def _status_line(job, snap: dict) -> None:
         st.progress(snap["fraction"], text=f"{title} — {where}{eta}")
     elif status == "finished":
         seconds = (snap["ended"] or 0) - (snap["started"] or snap["ended"] or 0)
-        st.success(f"{title} — finished in {seconds:.0f} s.", icon="✅")
+        st.success(f"{title} — finished in {seconds:.0f} s.", icon=":material/check_circle:")
     elif status == "stopped":
-        st.warning(f"{title} — stopped ({snap['reason']}); the curves show it up to that point.", icon="⏹️")
+        st.warning(f"{title} — stopped ({snap['reason']}); the curves show it up to that point.", icon=":material/stop_circle:")
     else:
-        st.error(f"{title} — {status}: {snap['reason']}", icon="⚠️")
+        st.error(f"{title} — {status}: {snap['reason']}", icon=":material/error:")
 
 
 def job_panel(job) -> None:
