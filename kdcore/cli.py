@@ -420,6 +420,36 @@ def _jsonable(value):
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null for a while (C++ logging bypasses sys.stderr)."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and probe for GPUs with their C++ start-up chatter hidden.
+
+    TensorFlow 2.21 writes absl and CUDA-probing lines straight to fd 2 before
+    ``TF_CPP_MIN_LOG_LEVEL`` takes effect, so an error that should be one
+    stderr line came out as eight. Set ``TF_CPP_MIN_LOG_LEVEL=0`` to see them.
+    """
+    if "tensorflow" in sys.modules or int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")) < 2:
+        return
+    with _native_stderr_silenced():
+        import keras  # noqa: F401 - keras before tensorflow, as everywhere in kdcore
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
@@ -429,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     out = sys.stdout
     prog = f"python -m kdcore {args.command}"
     try:
+        if args.command != "datasets":
+            _import_tensorflow_quietly()
         with contextlib.redirect_stdout(sys.stderr):
             result = COMMANDS[args.command].run(args)
     except (ValueError, OSError, RunFailed) as exc:
