@@ -78,8 +78,7 @@ _LOSS_TERMS = (("loss", "total", "solid"), ("soft", "soft", "dash"), ("hard", "h
 
 
 def _curve_layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=10), hovermode="x unified",
-                      legend=dict(orientation="h", y=-0.2, x=0))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=10), hovermode="x unified")
     return fig
 
 

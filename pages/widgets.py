@@ -223,10 +223,9 @@ def job_panel(job) -> None:
         if snap["status"] in ACTIVE and st.button("Stop training", key=f"stop_{job.kind}"):
             job.stop()
             st.caption("Stopping after the current batch…")
-        left, right = st.columns(2)
-        left.plotly_chart(figures.loss_curves(snap["series"], snap["batches"]), key=f"loss_{job.kind}")
-        right.plotly_chart(figures.accuracy_curves(snap["series"], snap["results"].get("teacher_accuracy")),
-                           key=f"accuracy_{job.kind}")
+        st.plotly_chart(figures.accuracy_curves(snap["series"], snap["results"].get("teacher_accuracy")),
+                        key=f"accuracy_{job.kind}")
+        st.plotly_chart(figures.loss_curves(snap["series"], snap["batches"]), key=f"loss_{job.kind}")
 
     panel()
 
