@@ -44,9 +44,9 @@ if not runs:
     st.stop()
 
 by_id = {run["id"]: run for run in runs}
-table = pd.DataFrame([{"run": _label(r), "kind": r["kind"], "name": r["name"], "status": r["status"],
-                       "reason": r["reason"], "dataset": r["dataset"], "results": _key_results(r["results"]),
-                       "created": pd.to_datetime(r["created"], unit="s")} for r in runs])
+table = pd.DataFrame([{"run": _label(r), "kind": r["kind"], "status": r["status"], "results": _key_results(r["results"]),
+                       "reason": r["reason"], "dataset": r["dataset"],
+                       "created": pd.to_datetime(r["created"], unit="s"), "name": r["name"]} for r in runs])
 st.dataframe(table, hide_index=True,
              column_config={"created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm:ss")})
 
