@@ -172,10 +172,21 @@ def test_page_runs_an_experiment_in_the_background_and_draws_the_seed_spread(mon
     assert row["results"]["student_accuracy"]["values"] == job.result["student_accuracy"]["values"]
     assert {"student s0", "baseline s1"} <= set(storage.run_store().epochs(job.run_id))
 
+    at.multiselect(key="experiments.sweep.T").set_value([4.0]).run()
+    at.multiselect(key="experiments.sweep.alpha").set_value([0.9]).run()
+    next(b for b in at.button if b.label == "Run sweep").click().run()
+    sweep_job = runner().get(at.session_state["sweep_job"])
+    assert sweep_job.wait(240) and sweep_job.status == "finished", sweep_job.error
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "32-unit student: gain over the baseline" in at.get("plotly_chart")[-1].proto.spec
+    assert len(at.dataframe[-1].value) == 1
+
     at.switch_page("pages/runs.py").run()  # the Runs page lists it with its seed spread
     assert not at.exception, [e.value for e in at.exception]
     student = job.result["student_accuracy"]
-    assert f"student {student['mean']:.1%} ± {student['std']:.1%}" in at.dataframe[0].value["results"][0]
+    summaries = " ".join(at.dataframe[0].value["results"])
+    assert f"student {student['mean']:.1%} ± {student['std']:.1%}" in summaries
 
 
 @pytest.mark.parametrize("argv, message", [
