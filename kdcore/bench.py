@@ -20,7 +20,9 @@ An epoch's time is from the start of the epoch to its last training batch,
 without the test-set pass, for every method alike; the first epoch of each run
 (tracing) is left out, and the figure is the median over the remaining epochs
 of all repeats. The methods take turns within each repeat, so a change in the
-machine's load hits them all. Both KD Studio runs pass a
+machine's load hits them all; ``epoch_cpu_s`` and ``cpu_ratios`` give the same
+figures in this process's CPU time, which other programs' load barely moves
+(on a shared machine, trust those more than the wall-clock ratios). Both KD Studio runs pass a
 :class:`~kdcore.progress.Progress`, as the dashboard does. The teacher is
 untrained: its weights do not change what a forward pass costs.
 
@@ -67,26 +69,36 @@ TARGETS = {  # issue 5: measured on the 2-core development machine, never assert
 
 
 # --- what is measured -------------------------------------------------------------------------------
+def _now() -> tuple[float, float]:
+    """(wall clock, this process's CPU time): the second barely moves when other programs load the machine."""
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start: tuple[float, float]) -> tuple[float, float]:
+    wall, cpu = _now()
+    return wall - start[0], cpu - start[1]
+
+
 class _Clock(Progress):
     """A Progress that also notes how long each epoch took up to its last training batch."""
 
     def __init__(self):
         super().__init__("bench")
-        self.train_s: list[float] = []
-        self._steps, self._start = 0, 0.0
+        self.train_s: list[tuple[float, float]] = []
+        self._steps, self._start = 0, _now()
 
     def phase(self, name: str, epochs: int = 0, steps: int = 0) -> None:
         super().phase(name, epochs, steps)
-        self._steps, self._start = steps, time.perf_counter()
+        self._steps, self._start = steps, _now()
 
     def batch(self, series: str, step: int, loss: float) -> None:
         super().batch(series, step, loss)
         if step >= self._steps:
-            self.train_s.append(time.perf_counter() - self._start)
+            self.train_s.append(_since(self._start))
 
     def epoch(self, series: str, record: dict) -> None:
         super().epoch(series, record)
-        self._start = time.perf_counter()
+        self._start = _now()
 
 
 class _Poller(threading.Thread):
@@ -140,8 +152,8 @@ def _peak_rss_mb() -> float:
 
 
 # --- the contenders ------------------------------------------------------------------------------
-def _kd_fit(ds, cfg, logits=None, poll=False) -> tuple[list[float], list[float]]:
-    """(epoch seconds, poll lags) of kdcore.training.fit, distilling when ``logits`` is given."""
+def _kd_fit(ds, cfg, logits=None, poll=False) -> tuple[list, list[float]]:
+    """((wall, CPU) seconds per epoch, poll lags) of kdcore.training.fit, distilling when ``logits`` is given."""
     from .models import build_student
     from .training import fit
 
@@ -166,18 +178,18 @@ def _epoch_timer():
     class EpochTimer(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.train_s, self._start = [], 0.0
+            self.train_s, self._start = [], _now()
 
         def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
+            self._start = _now()
 
         def on_test_begin(self, logs=None):
-            self.train_s.append(time.perf_counter() - self._start)
+            self.train_s.append(_since(self._start))
 
     return EpochTimer()
 
 
-def _keras_distiller(ds, cfg, teacher) -> list[float]:
+def _keras_distiller(ds, cfg, teacher) -> list:
     import keras
 
     from .models import build_student
@@ -196,7 +208,7 @@ def _keras_distiller(ds, cfg, teacher) -> list[float]:
     return timer.train_s[1:]
 
 
-def _tape_loop(ds, cfg, teacher) -> list[float]:
+def _tape_loop(ds, cfg, teacher) -> list:
     """The seed tutorial's loop: tf.data from tensor slices, the teacher forward inside every step."""
     import keras
     import tensorflow as tf
@@ -219,11 +231,11 @@ def _tape_loop(ds, cfg, teacher) -> list[float]:
 
     times = []
     for _ in range(cfg.epochs):
-        start = time.perf_counter()
+        start = _now()
         for x, y in batches:
             loss = step(x, y)
         float(loss)
-        times.append(time.perf_counter() - start)
+        times.append(_since(start))
     return times[1:]
 
 
@@ -347,13 +359,18 @@ def run(dataset=None, epochs: int = 3, repeats: int = 3, quick: bool = False) ->
         predict = _predict_ms(teacher, build_student(cfg.student, cfg.seed), 10 if quick else PREDICT_CALLS)
     finally:
         logging.getLogger("tensorflow").removeHandler(retraces)
-    epoch_s = {k: _median(v) for k, v in times.items()}
+    epoch_s = {k: _median([wall for wall, _ in v]) for k, v in times.items()}
+    cpu_s = {k: _median([cpu for _, cpu in v]) for k, v in times.items()}
     raw_sps = _median(raw)
     n = len(ds.y_train)
     result = {
         "dataset": ds.name, "train_images": n, "batch_size": cfg.batch_size, "epochs": epochs,
         "repeats": repeats, "quick": quick,
         "epoch_s": {k: round(v, 3) for k, v in epoch_s.items()},
+        "epoch_cpu_s": {k: round(v, 3) for k, v in cpu_s.items()},
+        "cpu_ratios": {**{f"distill_vs_{k}": round(cpu_s["distill"] / cpu_s[k], 3)
+                          for k in ("scratch", "keras_distiller", "tape_loop")},
+                       "poll_slowdown": round(cpu_s["distill_polled"] / cpu_s["distill"], 3)},
         "teacher_logits_s": round(_median(logits_s), 3),
         "raw_step_samples_per_s": round(raw_sps),
         "distill_samples_per_s": round(n / epoch_s["distill"]),

@@ -18,7 +18,9 @@ def test_quick_bench_reports_every_figure_finite(tiny):
     assert json.loads(json.dumps(result, allow_nan=False)) == result
     for key in RATIOS:
         assert math.isfinite(result[key]) and result[key] > 0, key
-    assert set(result["epoch_s"]) == {"scratch", "distill", "distill_polled", "keras_distiller", "tape_loop"}
+    assert set(result["epoch_s"]) == set(result["epoch_cpu_s"]) == {"scratch", "distill", "distill_polled",
+                                                                  "keras_distiller", "tape_loop"}
+    assert all(math.isfinite(r) and r > 0 for r in result["cpu_ratios"].values())
     assert all(seconds > 0 for seconds in result["epoch_s"].values())
     assert result["train_images"] == len(tiny.y_train) and result["epochs"] == 2
     assert result["teacher_logits_s"] > 0 and result["raw_step_samples_per_s"] > 0
