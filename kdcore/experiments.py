@@ -251,7 +251,7 @@ def run_experiment(preset, seeds=3, labels_fraction: float | None = None, omit_c
             if omit is not None:
                 run["omit"] = _omit_report(student.model, baseline.model, ds, omit)
             runs.append(run)
-            progress.result(seeds_done=i + 1, last_seed=run)
+            progress.result(seeds_done=i + 1, finished_seeds=[dict(r) for r in runs])
         results.update(_summarise(runs, omit))
         return results
     except BaseException as exc:

@@ -12,7 +12,7 @@ import streamlit as st
 from kdcore import experiments, figures, presets
 from pages import widgets
 
-st.title("🧪 Experiments")
+st.title("Experiments")
 st.caption("One distillation run proves little: two seeds of the same student differ by about as much as "
            "most demos' \"gain\". Here every seed trains the distilled student **and** the same student from "
            "scratch (same initial weights, same batches), and the result is the mean ± std over seeds. "
@@ -33,6 +33,47 @@ def _recipe(spec: dict) -> str:
 
 def _pm(spread: dict, scale: float = 100, unit: str = " %") -> str:
     return "n/a" if spread.get("mean") is None else f"{scale * spread['mean']:.1f} ± {scale * spread['std']:.1f}{unit}"
+
+
+def live(job, done_label: str, total_label: str, noun: str) -> None:
+    """Progress of a running experiment or sweep, polled every second; the whole page reruns when it ends.
+
+    Deliberately light: a bar, a count and a table of the seeds finished so
+    far. An experiment is a dozen trainings, whose curves drawn together would
+    be unreadable; the Runs page shows them per series afterwards.
+    """
+    from kdcore.progress import ACTIVE
+
+    running = job.status in ACTIVE
+
+    @st.fragment(run_every=1.0 if running else None)
+    def panel():
+        snap = job.progress.snapshot()
+        if running and snap["status"] not in ACTIVE:
+            st.rerun()
+        results = snap["results"]
+        if snap["status"] == "queued":
+            st.info(f"{snap['title']} is queued: it starts when the run before it ends.", icon="⏳")
+        elif snap["status"] == "running":
+            where = snap["phase"] or "starting"
+            if snap["epochs"]:
+                where += f", epoch {min(snap['epoch'] + 1, snap['epochs'])} of {snap['epochs']}"
+            count = (f" · {noun} finished: {results[done_label]} of {results[total_label]}"
+                     if results.get(total_label) else "")
+            st.progress(snap["fraction"], text=f"{snap['title']} — {where}{count}")
+            if st.button("Stop", key=f"stop_{job.kind}"):
+                job.stop()
+                st.caption("Stopping after the current batch…")
+            if results.get("finished_seeds"):
+                st.dataframe(pd.DataFrame(results["finished_seeds"]).drop(columns="omit", errors="ignore"),
+                             hide_index=True)
+        elif snap["status"] == "finished":
+            st.success(f"{snap['title']} — finished in {(snap['ended'] or 0) - (snap['started'] or 0):.0f} s.",
+                       icon="✅")
+        else:
+            st.warning(f"{snap['title']} — {snap['status']}: {snap['reason']}", icon="⚠️")
+
+    panel()
 
 
 # --- one experiment --------------------------------------------------------------------------------
@@ -67,17 +108,8 @@ if st.button("Run experiment", type="primary", disabled=busy):
         st.rerun()
 
 
-@st.fragment(run_every=1.0)
-def seeds_done(job) -> None:
-    """Which seed the job is on: the per-phase bar below restarts with every seed."""
-    results = job.progress.snapshot()["results"]
-    if job.status in ("queued", "running") and results.get("seeds_total"):
-        st.caption(f"Seeds finished: {results['seeds_done']} of {results['seeds_total']}")
-
-
 if job is not None:
-    seeds_done(job)
-    widgets.job_panel(job)
+    live(job, "seeds_done", "seeds_total", "seeds")
     result = job.result or {}
     if job.status == "finished" and result.get("student_accuracy"):
         bars, numbers = st.columns([3, 2])
@@ -131,7 +163,7 @@ if st.button("Run sweep", disabled=sweep_busy or not temperatures or not alphas)
         st.rerun()
 
 if sweep_job is not None:
-    widgets.job_panel(sweep_job)
+    live(sweep_job, "cells_done", "cells_total", "trainings")
     cells = (sweep_job.result or {}).get("cells")
     if sweep_job.status == "finished" and cells:
         frame = pd.DataFrame(cells)
