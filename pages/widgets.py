@@ -28,7 +28,22 @@ def _route_through_app() -> None:
         st.rerun()
 
 
+def _keep_keras_session() -> None:
+    """Stop Streamlit from calling ``keras.backend.clear_session()`` after every script run.
+
+    Streamlit 1.67 does that to free memory in apps that build models in the
+    script. Here models train in a background thread while fragments rerun
+    every second, so each rerun wiped TensorFlow's kernel cache under the
+    training loop: a watched run took 16-27 s per epoch instead of 1.2 s.
+    KD Studio never builds models in a script run, so there is nothing to clear.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    script_runner._clean_problem_modules = lambda: None
+
+
 _route_through_app()
+_keep_keras_session()
 
 
 # --- cached heavy objects ----------------------------------------------------------------------
