@@ -175,12 +175,7 @@ busy = job is not None and job.status in ("queued", "running")
 
 
 def _start(config: DistillConfig, teacher_path: str, dataset: str) -> None:
-    try:
-        widgets.remember_job("distill", pipeline.start_distill(config, teacher_path, dataset))
-    except ValueError as exc:
-        widgets.error(exc)
-    else:
-        st.rerun()
+    widgets.start_job("distill", lambda: pipeline.start_distill(config, teacher_path, dataset))
 
 
 if st.button("Distil student", type="primary", disabled=busy):

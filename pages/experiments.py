@@ -99,13 +99,8 @@ if spec["dataset"] != "mnist-5k":
 job = widgets.current_job("experiment")
 busy = job is not None and job.status in ("queued", "running")
 if st.button("Run experiment", type="primary", disabled=busy):
-    try:
-        widgets.remember_job("experiment", experiments.start_experiment(
-            name, seeds, float(fraction), None if omit == "none" else int(omit)))
-    except ValueError as exc:
-        widgets.error(exc)
-    else:
-        st.rerun()
+    widgets.start_job("experiment", lambda: experiments.start_experiment(
+        name, seeds, float(fraction), None if omit == "none" else int(omit)))
 
 
 if job is not None:
@@ -154,13 +149,8 @@ sweep_seeds = int(widgets.kept(d.number_input, "Seeds per cell", "experiments.sw
 sweep_job = widgets.current_job("sweep")
 sweep_busy = sweep_job is not None and sweep_job.status in ("queued", "running")
 if st.button("Run sweep", disabled=sweep_busy or not temperatures or not alphas):
-    try:
-        widgets.remember_job("sweep", experiments.start_sweep(name, sorted(temperatures), sorted(alphas),
-                                                              sweep_seeds, sorted(widths) or None))
-    except ValueError as exc:
-        widgets.error(exc)
-    else:
-        st.rerun()
+    widgets.start_job("sweep", lambda: experiments.start_sweep(name, sorted(temperatures), sorted(alphas),
+                                                               sweep_seeds, sorted(widths) or None))
 
 if sweep_job is not None:
     live(sweep_job, "cells_done", "cells_total", "trainings")

@@ -45,13 +45,7 @@ busy = job is not None and job.status in ("queued", "running")
 if st.button("Run quick demo", type="primary", disabled=busy):
     from kdcore import pipeline
 
-    try:
-        teacher_cfg, distill_cfg = presets.configs("quick")
-        widgets.remember_job("demo", pipeline.start_demo(teacher_cfg, distill_cfg, preset["dataset"]))
-    except ValueError as exc:
-        widgets.error(exc)
-    else:
-        st.rerun()
+    widgets.start_job("demo", lambda: pipeline.start_demo(*presets.configs("quick"), preset["dataset"]))
 
 if job is not None:
     widgets.job_panel(job)

@@ -56,12 +56,7 @@ busy = job is not None and job.status in ("queued", "running")
 if st.button("Train teacher", type="primary", disabled=busy):
     cfg = from_dict(TeacherConfig, {"variant": variant, "dropout": dropout, "augment": augment,
                                     "epochs": int(epochs), "batch_size": int(batch), "learning_rate": rate})
-    try:
-        widgets.remember_job("teacher", pipeline.start_teacher(cfg, widgets.dataset_name()))
-    except ValueError as exc:
-        widgets.error(exc)
-    else:
-        st.rerun()
+    widgets.start_job("teacher", lambda: pipeline.start_teacher(cfg, widgets.dataset_name()))
 
 if job is not None:
     widgets.job_panel(job)

@@ -154,6 +154,19 @@ def remember_job(kind: str, job) -> None:
     st.session_state[f"{kind}_job"] = job.id if job else ""
 
 
+def start_job(kind: str, start) -> None:
+    """Call ``start()`` (a kdcore ``start_*``), remember its job for this session and rerun to show it.
+
+    A refused setting (ValueError from kdcore's validation) is shown as one sentence instead.
+    """
+    try:
+        remember_job(kind, start())
+    except ValueError as exc:
+        error(exc)
+    else:
+        st.rerun()
+
+
 def current_job(kind: str):
     """The job a page of this kind shows: this session's, else the one running, else the latest.
 
