@@ -29,6 +29,20 @@ def _save(result: training.RunResult, out, default_name: str, meta: dict) -> str
         raise
 
 
+def save_unsaved(job: Job) -> str:
+    """Save again a model whose first save failed (disk full, read-only folder) once there is room.
+
+    Raises :class:`~kdcore.storage.StorageError` again if it still cannot be written; the model stays on the job.
+    """
+    model, meta = job.unsaved
+    path = str(storage.save_model(model, storage.model_path(f"{meta['kind']}-{time.strftime('%Y%m%d-%H%M%S')}"),
+                                  meta))
+    job.unsaved = None
+    job.result = dict(job.result or {}, model=path)
+    storage.run_store().update(job.run_id, model_path=path)
+    return path
+
+
 def train_teacher(cfg: TeacherConfig, dataset: str | None = None, out=None,
                   progress: Progress | None = None) -> dict:
     ds = datasets.load(dataset)

@@ -224,6 +224,13 @@ def _status_line(job, snap: dict) -> None:
         st.warning(f"{title} — stopped ({snap['reason']}); the curves show it up to that point.", icon=":material/stop_circle:")
     else:
         st.error(f"{title} — {status}: {snap['reason']}", icon=":material/error:")
+        if job.unsaved is not None and st.button("Save the model again", key=f"save_again_{job.kind}"):
+            from kdcore import pipeline
+
+            try:
+                st.success(f"Saved as {pipeline.save_unsaved(job)}.", icon=":material/save:")
+            except ValueError as exc:
+                error(exc)
 
 
 def job_panel(job) -> None:

@@ -426,13 +426,15 @@ def test_save_on_a_full_or_read_only_disk_keeps_the_model_to_save_again(tmp_path
     with _unwritable(tmp_path / "read-only", "read-only") as why:
         with pytest.raises(StorageError, match=why):
             storage.save_model(model, tmp_path / "read-only" / "teacher.keras", meta)
-    # A CLI user may save anywhere they can write; the dashboard saves under the data directory.
-    for path in (tmp_path / "elsewhere" / "rescued.keras", storage.model_path("rescued")):
-        saved = storage.save_model(model, path, meta)
+    # A CLI user may save anywhere they can write; the dashboard's "Save the model again" saves under the data
+    # directory and records where on the run.
+    for saved in (storage.save_model(model, tmp_path / "elsewhere" / "rescued.keras", meta),
+                  pipeline.save_unsaved(job)):
         again = storage.load_model(saved)
         x = np.zeros((1, 28, 28, 1), "float32")
         np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), rtol=1e-6)
-    assert [m["name"] for m in storage.list_models("teacher")] == ["rescued"]
+    assert job.unsaved is None and [m["path"] for m in storage.list_models("teacher")] == [str(saved)]
+    assert storage.run_store().get(job.run_id)["model_path"] == str(saved)
 
 
 CRASH_WORKER = r"""
