@@ -117,10 +117,16 @@ def loss_curves(series: dict[str, list[dict]], batches: dict[str, list] | None =
     fig.add_annotation(text="per batch", x=0.23, **panel)
     fig.add_annotation(text="per epoch", x=0.77, **panel)
     fig.update_layout(xaxis=dict(domain=[0, 0.46], title="batch (running mean in its epoch)"),
-                      xaxis2=dict(domain=[0.54, 1], title="epoch", dtick=1, anchor="y2"),
+                      xaxis2=dict(domain=[0.54, 1], title="epoch", dtick=_epoch_dtick(series), anchor="y2"),
                       yaxis=dict(title="loss", rangemode="tozero"),
                       yaxis2=dict(anchor="x2", rangemode="tozero"))
     return _curve_layout(fig, "Training loss")
+
+
+def _epoch_dtick(*series: dict) -> int:
+    """Whole-epoch ticks, ten at most, so a 40-epoch run does not crowd its axis."""
+    last = max((r["epoch"] for one in series for records in one.values() for r in records), default=1)
+    return max(1, -(-last // 10))
 
 
 def accuracy_curves(series: dict[str, list[dict]], teacher_accuracy: float | None = None) -> go.Figure:
@@ -140,7 +146,7 @@ def accuracy_curves(series: dict[str, list[dict]], teacher_accuracy: float | Non
         fig.add_hline(y=teacher_accuracy, line_dash="dash", line_color=COLOURS["teacher"],
                       annotation_text=f"teacher {teacher_accuracy:.1%}", annotation_position="bottom right")
     _waiting(fig, not fig.data)
-    fig.update_xaxes(title="epoch", dtick=1)
+    fig.update_xaxes(title="epoch", dtick=_epoch_dtick(series))
     fig.update_yaxes(title="accuracy", tickformat=".0%", range=None if fig.data else [0, 1])
     return _curve_layout(fig, "Accuracy per epoch")
 
@@ -161,7 +167,7 @@ def runs_overlay(runs: dict[str, dict[str, list[dict]]]) -> go.Figure:
                 fig.add_trace(go.Scatter(x=x, y=y, name=f"{label} · {name}", mode="lines+markers",
                                          line=dict(color=_colour(name), dash=dashes[i % len(dashes)])))
     _waiting(fig, not fig.data, "no epochs recorded for the selected runs")
-    fig.update_xaxes(title="epoch", dtick=1)
+    fig.update_xaxes(title="epoch", dtick=_epoch_dtick(*runs.values()))
     fig.update_yaxes(title="test accuracy", tickformat=".0%", range=None if fig.data else [0, 1])
     return _curve_layout(fig, "Test accuracy per epoch", height=420)
 
