@@ -54,7 +54,8 @@ from pathlib import Path
 import numpy as np
 
 from . import data as datasets
-from .config import DistillConfig, StudentConfig, TeacherConfig
+from .config import DistillConfig
+from .tasks.digits import StudentConfig, TeacherConfig
 from .progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,7 +155,7 @@ def _peak_rss_mb() -> float:
 # --- the contenders ------------------------------------------------------------------------------
 def _kd_fit(ds, cfg, logits=None, poll=False) -> tuple[list, list[float]]:
     """((wall, CPU) seconds per epoch, poll lags) of kdcore.training.fit, distilling when ``logits`` is given."""
-    from .models import build_student
+    from .tasks.digits import build_student
     from .training import fit
 
     clock = _Clock()
@@ -192,7 +193,7 @@ def _epoch_timer():
 def _keras_distiller(ds, cfg, teacher) -> list:
     import keras
 
-    from .models import build_student
+    from .tasks.digits import build_student
 
     distiller = keras.distillation.Distiller(
         teacher=teacher, student=build_student(cfg.student, cfg.seed),
@@ -214,7 +215,7 @@ def _tape_loop(ds, cfg, teacher) -> list:
     import tensorflow as tf
 
     from .losses import distillation_terms
-    from .models import build_student
+    from .tasks.digits import build_student
 
     student = build_student(cfg.student, cfg.seed)
     optimizer = keras.optimizers.Adam(cfg.learning_rate)
@@ -244,7 +245,7 @@ def _raw_step(ds, cfg, logits) -> float:
     import keras
     import tensorflow as tf
 
-    from .models import build_student
+    from .tasks.digits import build_student
     from .training import _trainer_class
 
     trainer = _trainer_class()(build_student(cfg.student, cfg.seed), cfg.temperature, cfg.alpha)
@@ -328,7 +329,7 @@ def run(dataset=None, epochs: int = 3, repeats: int = 3, quick: bool = False) ->
     import tensorflow as tf
 
     from . import training
-    from .models import build_student, build_teacher
+    from .tasks.digits import build_student, build_teacher
 
     retraces = _RetraceCounter()
     logging.getLogger("tensorflow").addHandler(retraces)

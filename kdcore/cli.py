@@ -7,7 +7,10 @@ stderr: while a command runs, ``sys.stdout`` itself points at stderr, and only
 the final answer is written to the real stdout. An error (bad value, unknown
 dataset, missing model, unreadable image, a run whose loss became NaN) exits
 with code 2, prints one line naming the problem on stderr and nothing on
-stdout. Hyper-parameters are validated by :mod:`kdcore.config`, not here.
+stdout. Every subcommand takes ``--task`` (default ``digits``); the training
+commands' flags are generated from the settings table (:mod:`kdcore.params`),
+which also validates them. Runs started here are kept in the run store, so
+the dashboard's Runs page lists them too.
 
 Adding a subcommand
 -------------------
@@ -28,8 +31,7 @@ does: ``command("bench", bench.HELP, bench.add_arguments, bench.text)(bench.from
 Raise ``ValueError`` (or one of its kdcore subclasses) or ``OSError`` for bad
 input and the user sees one line and exit code 2. For training, wrap the call
 in ``with live_progress() as progress:`` and pass ``progress`` on, so the
-user sees one stderr line per epoch. :func:`add_run_options` and
-:func:`train_settings` give the options every training run shares.
+user sees one stderr line per epoch.
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import bench, config, data, storage
+from . import bench, config, data, params, storage, tasks
 from .progress import Progress
 
 EXIT_ERROR = 2
@@ -78,21 +80,24 @@ def command(name: str, help: str, add_arguments, text):
 
 # --- shared options --------------------------------------------------------------------------------
 def add_run_options(parser: argparse.ArgumentParser, out: bool = True) -> None:
-    """Options every training run shares; unset ones keep kdcore.config's defaults."""
-    parser.add_argument("--dataset", help="mnist, mnist-5k, fashion-mnist, a .npz file or an IDX folder "
-                                          "(default: see `datasets`)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--learning-rate", type=float)
+    """Where a training run reads its data and writes its model."""
+    parser.add_argument("--dataset", help="a dataset of the task, or a file of your own (see `datasets`)")
     if out:
         parser.add_argument("--out", help="where to save the .keras model (default: the KD Studio models folder)")
 
 
-def train_settings(args: argparse.Namespace) -> dict:
-    """The shared training options the user gave, as config keyword arguments."""
-    names = ("epochs", "seed", "batch_size", "learning_rate")
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+def _setting_names(which: str) -> list[str]:
+    """Every task's settings of one kind (teacher / student / distill): each becomes a flag."""
+    names: dict[str, None] = {}
+    for name in tasks.names():
+        t = tasks.get(name)
+        names.update(dict.fromkeys(getattr(t, f"{which}_params")()))
+    return list(names)
+
+
+def _given(args, which: str, task) -> dict:
+    """The settings the user gave as flags; a flag of another task's is refused by name."""
+    return params.given(args, [n for w in which.split() for n in _setting_names(w)], task.name)
 
 
 def _finished(result: dict) -> dict:
@@ -182,57 +187,71 @@ def _datasets_text(result: dict) -> str:
     return "\n".join(lines)
 
 
-@command("datasets", "list the built-in datasets and which is the default", lambda parser: None, _datasets_text)
+@command("datasets", "list the task's built-in datasets and which is the default", lambda parser: None,
+         _datasets_text)
 def _datasets(args) -> dict:
-    return {"datasets": data.available(), "default": data.default_dataset()[0]}
+    task = tasks.get(args.task)
+    return {"task": task.name, "datasets": task.datasets(), "default": task.default_dataset()[0]}
+
+
+# --- tasks ----------------------------------------------------------------------------------------
+def _tasks_text(result: dict) -> str:
+    lines = []
+    for t in result["tasks"]:
+        lines.append(f"{t['name']:<8} {t['title']}: {', '.join(d['name'] for d in t['datasets'])}")
+        for group, rows in t["settings"].items():
+            lines.append(f"  {group}: " + ", ".join(f"--{r['name'].replace('_', '-')} {r['allowed']}" for r in rows))
+    return "\n".join(lines)
+
+
+@command("tasks", "list the tasks, each with its datasets and settings", lambda parser: None, _tasks_text)
+def _tasks(args) -> dict:
+    return {"tasks": [tasks.get(n).describe() for n in tasks.names()]}
 
 
 # --- train-teacher --------------------------------------------------------------------------------
 def _teacher_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_options(parser)
-    parser.add_argument("--variant", help=f"one of {', '.join(config.TEACHER_VARIANTS)} (default cnn)")
-    parser.add_argument("--dropout", type=float)
-    parser.add_argument("--augment", action="store_true", default=None, help="random shifts of up to 10 %%")
+    params.add_flags(parser, _setting_names("teacher"))
 
 
 def _teacher_text(result: dict) -> str:
-    return (f"Teacher saved to {result['model']}: test accuracy {_percent(result['test_accuracy'])}, "
+    metric = next(k for k in result if k.startswith("test_"))
+    value = result[metric]
+    shown = _percent(value) if metric == "test_accuracy" else "n/a" if value is None else f"{value:,.1f}"
+    return (f"Teacher saved to {result['model']}: {metric.replace('_', ' ')} {shown}, "
             f"{result['params']:,} parameters, {result['seconds']:.1f} s on {result['device']}")
 
 
-@command("train-teacher", "train a teacher CNN and save it", _teacher_arguments, _teacher_text)
+@command("train-teacher", "train a teacher and save it", _teacher_arguments, _teacher_text)
 def _train_teacher(args) -> dict:
-    extra = {n: getattr(args, n) for n in ("variant", "dropout", "augment") if getattr(args, n) is not None}
-    cfg = config.TeacherConfig(**train_settings(args), **extra).validate()
-    from . import pipeline  # after validating: a bad value is refused before TensorFlow loads
+    task = tasks.get(args.task)
+    cfg = task.teacher_from(_given(args, "teacher", task)).validate()
+    from . import pipeline
+    from .jobs import recorded
 
+    title = f"Teacher on {args.dataset or task.default_dataset()[0]}, {cfg.epochs} epochs (command line)"
     with live_progress("teacher") as progress:
-        return _finished(pipeline.train_teacher(cfg, args.dataset, args.out, progress))
+        result = recorded("teacher", title, dict(config.to_dict(cfg), task=task.name), args.dataset or "",
+                          lambda p: pipeline.train_teacher(cfg, args.dataset, args.out, p, task.name), progress)
+    return _finished(result.to_json())
 
 
 # --- distill --------------------------------------------------------------------------------------
 def _distill_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_options(parser)
     parser.add_argument("--teacher", required=True, help="a saved teacher .keras file")
-    parser.add_argument("--temperature", type=float)
-    parser.add_argument("--alpha", type=float, help="weight of the soft (teacher) term, 0-1")
-    parser.add_argument("--loss", help=f"one of {', '.join(config.LOSS_MODES)} (default kl)")
-    parser.add_argument("--student-filters", type=int, help="conv filters; 0 = a plain MLP student")
-    parser.add_argument("--student-units", type=int)
-    parser.add_argument("--student-layers", type=int)
-    parser.add_argument("--baseline", action="store_true",
-                        help="also train the same student from scratch, to measure what distillation adds")
-    parser.add_argument("--labels-fraction", type=float, help="share of training labels the student may see")
-    parser.add_argument("--hint-epochs", type=int, help="FitNets hint epochs before distilling (default 0)")
+    params.add_flags(parser, _setting_names("student") + _setting_names("distill"))
 
 
 def _distill_text(result: dict) -> str:
-    lines = [f"Student saved to {result['model']}: test accuracy {_percent(result['student_accuracy'])} "
-             f"(teacher {_percent(result['teacher_accuracy'])})"]
+    lines = [f"Student saved to {result['model']}: test accuracy {_percent(result.get('student_accuracy'))} "
+             f"(teacher {_percent(result.get('teacher_accuracy'))})"]
     if "baseline_accuracy" in result:
         gap = result.get("gap_recovered")
         lines.append(f"Baseline from scratch {_percent(result['baseline_accuracy'])}; gap recovered: "
                      + ("n/a (the teacher is not better than the baseline)" if gap is None else f"{100 * gap:.0f} %"))
+        lines.append(f"Verdict: {result['verdict_reason']}")
     lines.append(f"{result['params']['student']:,} student vs {result['params']['teacher']:,} teacher parameters, "
                  f"{result['seconds']:.1f} s on {result['device']}")
     return "\n".join(lines)
@@ -240,18 +259,23 @@ def _distill_text(result: dict) -> str:
 
 @command("distill", "distil a saved teacher into a smaller student", _distill_arguments, _distill_text)
 def _distill(args) -> dict:
-    student = {k: getattr(args, f"student_{k}") for k in ("filters", "units", "layers")
-               if getattr(args, f"student_{k}") is not None}
-    soft = {n: getattr(args, n) for n in ("temperature", "alpha", "loss", "labels_fraction", "hint_epochs")
-            if getattr(args, n) is not None}
-    cfg = config.DistillConfig(**train_settings(args), **soft, student=config.StudentConfig(**student),
-                               baseline=args.baseline).validate()
-    from . import pipeline  # after validating: a bad value is refused before TensorFlow loads
+    task = tasks.get(args.task)
+    given = _given(args, "student distill", task)
+    given.setdefault("baseline", False)  # a baseline doubles the time: on the command line it is asked for
+    cfg = task.distill_from(given).validate()
+    from . import pipeline
+    from .jobs import recorded
 
-    for note in pipeline.notes(cfg, storage.read_sidecar(args.teacher).get("params")):
+    for note in pipeline.notes(cfg, storage.read_sidecar(args.teacher).get("params"), task.name):
         print(f"note: {note}", file=sys.stderr)
+    title = (f"Distil {task.describe_student(cfg.student)} (T={cfg.temperature:g}, alpha={cfg.alpha:g}) "
+             "(command line)")
+    run_config = dict(config.to_dict(cfg), teacher=str(args.teacher), task=task.name)
     with live_progress("distill") as progress:
-        return _finished(pipeline.distill(cfg, args.teacher, args.dataset, args.out, progress))
+        result = recorded("distill", title, run_config, args.dataset or "",
+                          lambda p: pipeline.distill(cfg, args.teacher, args.dataset, args.out, p, task.name),
+                          progress)
+    return _finished(result.to_json())
 
 
 # --- predict --------------------------------------------------------------------------------------
@@ -273,7 +297,8 @@ def _predict(args) -> dict:
     image = images.preprocess(Path(args.image))
     predictions = []
     for path in args.model:
-        probs = inference.softened(inference.predict_one(storage.load_model(path), image), args.temperature)
+        probs = inference.softened(inference.predict_one(storage.load_model(path, args.task), image),
+                                   args.temperature)
         predictions.append({"model": path, "label": int(probs.argmax()), "probabilities": probs.tolist()})
     return {"predictions": predictions}
 
@@ -295,8 +320,9 @@ def _evaluate_text(result: dict) -> str:
 def _evaluate(args) -> dict:
     from . import inference
 
-    ds = data.load(args.dataset)
-    predicted = inference.test_logits(storage.load_model(args.model), ds).argmax(-1)
+    task = tasks.get(args.task)
+    ds = task.load(args.dataset)
+    predicted = inference.test_logits(storage.load_model(args.model, task), ds).argmax(-1)
     return {"model": args.model, "dataset": ds.name, "test_size": int(len(ds.y_test)),
             "test_accuracy": float((predicted == ds.y_test).mean()),
             "confusion": inference.confusion(ds.y_test, predicted).tolist()}
@@ -400,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         cmd.add_arguments(p)
+        p.add_argument("--task", default="digits", help="what to distil: " + ", ".join(tasks.names())
+                       + " (default digits; `tasks` lists them)")
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
 
@@ -459,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     out = sys.stdout
     prog = f"python -m kdcore {args.command}"
     try:
-        if args.command != "datasets":
+        tasks.get(args.task)  # an unknown task is refused before anything loads
+        if args.command not in ("datasets", "tasks"):
             _import_tensorflow_quietly()
         with contextlib.redirect_stdout(sys.stderr):
             result = COMMANDS[args.command].run(args)

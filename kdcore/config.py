@@ -1,140 +1,150 @@
-"""Run configurations: plain dataclasses, validated in one place.
+"""Run configurations: plain dataclasses whose fields, defaults and bounds come from the settings table.
 
 Like scikit-learn's estimators, constructing a config only stores values;
-``validate()`` checks every field once, at the kdcore boundary, and raises a
-``ValueError`` whose message names the field, the value and what is allowed
-(for instance ``temperature must be > 0 (got 0)``). Everything below this
-module may assume a validated config.
+``validate()`` checks every field once, at the kdcore boundary, against its
+declaration in :mod:`kdcore.params`, and raises a ``ValueError`` whose
+message names the field, the value and what is allowed (for instance
+``temperature must be > 0.0 (got 0); allowed: (0.0, 100.0]``). Everything
+below this module may assume a validated config.
+
+The settings every task shares (training and distillation) are declared
+here; a task declares its own teacher and student settings next to its
+models (``kdcore.tasks.digits`` for the digit classifiers).
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
+from . import params
+from .params import Param
+
 LOSS_MODES = ("kl", "soft-ce", "prob-mse", "logit-mse")
-TEACHER_VARIANTS = ("cnn", "cnn-large")
 
-MAX_TEMPERATURE = 100.0
-MAX_EPOCHS = 1000
-MAX_BATCH = 8192
+params.register(
+    Param("epochs", int, 10, "passes over the training set", low=1, high=1000, widget="number",
+          role_defaults={"teacher": 5}),
+    Param("batch_size", int, 64, "examples per training step", low=1, high=8192, widget="number"),
+    Param("learning_rate", float, 1e-3, "Adam's step size", low=0.0, high=1.0, low_open=True, step=1e-4,
+          widget="number"),
+    Param("seed", int, 0, "fixes initial weights and batch order; the baseline shares it", low=0, high=2**31 - 1,
+          widget="number"),
+    Param("temperature", float, 4.0, "softens the teacher's probabilities: softmax(logits / T)", low=0.0,
+          high=100.0, low_open=True, step=0.5, ui_range=(0.5, 20.0), label="Temperature T", group="distill"),
+    Param("alpha", float, 0.9, "weight of the soft (teacher) term; 1 − alpha weighs the labels", low=0.0,
+          high=1.0, step=0.05, label="Alpha (weight of the soft targets)", group="distill"),
+    Param("loss", str, "kl", "how the student's softened outputs are compared with the teacher's",
+          choices=LOSS_MODES, label="Soft loss", group="distill"),
+    Param("labels_fraction", float, 1.0, "share of training labels the student may see; the teacher "
+          "teaches the rest by its soft targets alone", low=0.0, high=1.0, low_open=True, step=0.025,
+          label="Share of training labels the student sees", group="distill"),
+    Param("hint_epochs", int, 0, "FitNets hint-training epochs before distilling (0 = off)", low=0, high=1000,
+          widget="number", label="FitNets hint epochs (0 = off)", group="distill"),
+    Param("baseline", bool, True, "also train the same student from scratch (same start, labels only)",
+          label="Train baseline too", group="distill"),
+)
 
 
-def _check(cond: bool, message: str) -> None:
-    if not cond:
-        raise ValueError(message)
+def default(name: str, role: str = "", task: str = "digits"):
+    """A dataclass field whose default is the table's (for ``role``, when it differs)."""
+    return field(default=params.get(name, task).default_for(role))
 
 
-def _number(name: str, value, *, lo=None, hi=None, lo_open=False, integer=False) -> None:
-    """Reject non-numbers, NaN, infinities and values outside [lo, hi]."""
-    kind = "a whole number" if integer else "a number"
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    _check(ok_type and not isinstance(value, bool), f"{name} must be {kind} (got {value!r})")
-    _check(math.isfinite(value), f"{name} must be a finite number (got {value!r})")
-    if lo is not None:
-        if lo_open:
-            _check(value > lo, f"{name} must be > {lo} (got {value!r})")
-        else:
-            _check(value >= lo, f"{name} must be >= {lo} (got {value!r})")
-    if hi is not None:
-        _check(value <= hi, f"{name} must be <= {hi} (got {value!r})")
+class Validated:
+    """``validate()`` for a config dataclass: each field is checked against its row of the table.
+
+    ``PREFIX`` maps a field to its setting's name (a student's ``units`` is
+    the setting ``student_units``, as its command-line flag ``--student-units``).
+    """
+
+    PREFIX = ""
+    TASK = "digits"
+
+    def check_fields(self) -> None:
+        for f in dataclasses.fields(self):
+            name = self.PREFIX + f.name
+            try:
+                params.get(name, self.TASK)
+            except KeyError:
+                continue  # not a setting (a nested config, say)
+            params.check(name, getattr(self, f.name), self.TASK)
+
+    def validate(self, n_train: int | None = None):
+        self.check_fields()
+        return self
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Validated):
     """What every training run shares: teacher, student and baseline alike."""
 
-    epochs: int = 5
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    seed: int = 0
+    epochs: int = default("epochs")
+    batch_size: int = default("batch_size")
+    learning_rate: float = default("learning_rate")
+    seed: int = default("seed")
 
-    def validate(self, n_train: int | None = None) -> "TrainConfig":
-        _number("epochs", self.epochs, lo=1, hi=MAX_EPOCHS, integer=True)
-        _number("batch_size", self.batch_size, lo=1, hi=MAX_BATCH, integer=True)
-        if n_train is not None:
-            _check(self.batch_size <= n_train,
-                   f"batch_size must be <= the number of training images ({n_train}) (got {self.batch_size})")
-        _number("learning_rate", self.learning_rate, lo=0, hi=1.0, lo_open=True)
-        _number("seed", self.seed, lo=0, hi=2**31 - 1, integer=True)
+    def validate(self, n_train: int | None = None):
+        self.check_fields()
+        if n_train is not None and self.batch_size > n_train:
+            raise ValueError(f"batch_size must be <= the number of training examples ({n_train}) "
+                             f"(got {self.batch_size})")
         return self
 
 
-@dataclass
-class TeacherConfig(TrainConfig):
-    """The teacher network: the seed tutorial's CNN, or a larger variant."""
+def _digits_student():
+    from .tasks.digits import StudentConfig  # the default task's student; lazily, tasks import this module
 
-    variant: str = "cnn"
-    dropout: float = 0.0
-    augment: bool = False
-    epochs: int = 5
-
-    def validate(self, n_train: int | None = None) -> "TeacherConfig":
-        super().validate(n_train)
-        _check(self.variant in TEACHER_VARIANTS,
-               f"variant must be one of {', '.join(TEACHER_VARIANTS)} (got {self.variant!r})")
-        _number("dropout", self.dropout, lo=0.0, hi=0.9)
-        _check(isinstance(self.augment, bool), f"augment must be true or false (got {self.augment!r})")
-        return self
-
-
-@dataclass
-class StudentConfig:
-    """Student size: conv filters (0 = plain MLP), hidden units, hidden layers."""
-
-    filters: int = 0
-    units: int = 128
-    layers: int = 1
-
-    def validate(self) -> "StudentConfig":
-        _number("student filters", self.filters, lo=0, hi=256, integer=True)
-        _number("student units", self.units, lo=1, hi=4096, integer=True)
-        _number("student layers", self.layers, lo=1, hi=8, integer=True)
-        return self
+    return StudentConfig()
 
 
 @dataclass
 class DistillConfig(TrainConfig):
-    """A distillation run; the from-scratch baseline uses the same student and seed."""
+    """A distillation run; the from-scratch baseline uses the same student and seed.
 
-    student: StudentConfig = field(default_factory=StudentConfig)
-    temperature: float = 4.0
-    alpha: float = 0.9
-    loss: str = "kl"
-    labels_fraction: float = 1.0
-    hint_epochs: int = 0  # FitNets hint stage before distillation; 0 = off
-    baseline: bool = True
-    epochs: int = 10
+    ``student`` is the task's own student config (for digits,
+    :class:`kdcore.tasks.digits.StudentConfig`).
+    """
+
+    student: object = field(default_factory=_digits_student)
+    temperature: float = default("temperature")
+    alpha: float = default("alpha")
+    loss: str = default("loss")
+    labels_fraction: float = default("labels_fraction")
+    hint_epochs: int = default("hint_epochs")
+    baseline: bool = default("baseline")
 
     def validate(self, n_train: int | None = None) -> "DistillConfig":
         super().validate(n_train)
         if isinstance(self.student, dict):
-            self.student = StudentConfig(**self.student)
+            self.student = _student_class(self.TASK)(**self.student)
         self.student.validate()
-        validate_soft_params(self.temperature, self.alpha, self.loss)
-        _number("labels_fraction", self.labels_fraction, lo=0.0, hi=1.0, lo_open=True)
-        _number("hint_epochs", self.hint_epochs, lo=0, hi=MAX_EPOCHS, integer=True)
-        _check(isinstance(self.baseline, bool), f"baseline must be true or false (got {self.baseline!r})")
         return self
 
 
 def validate_soft_params(temperature, alpha, mode) -> None:
     """The distillation loss's own parameters (also checked by kdcore.losses)."""
-    _number("temperature", temperature, lo=0.0, hi=MAX_TEMPERATURE, lo_open=True)
-    _number("alpha", alpha, lo=0.0, hi=1.0)
-    _check(mode in LOSS_MODES, f"loss must be one of {', '.join(LOSS_MODES)} (got {mode!r})")
+    params.check("temperature", temperature)
+    params.check("alpha", alpha)
+    params.check("loss", mode)
+
+
+def _student_class(task: str):
+    from . import tasks
+
+    return tasks.get(task).student_config
 
 
 def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-def from_dict(cls, data: dict):
+def from_dict(cls, data: dict, task: str = "digits"):
     """Build a config from a dict (JSON, URL, preset), refusing unknown keys by name."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
-    _check(not unknown, f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     data = dict(data)
-    if cls is DistillConfig and isinstance(data.get("student"), dict):
-        data["student"] = from_dict(StudentConfig, data["student"])
+    if issubclass(cls, DistillConfig) and isinstance(data.get("student"), dict):
+        data["student"] = from_dict(_student_class(task), data["student"], task)
     return cls(**data)

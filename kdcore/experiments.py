@@ -36,12 +36,11 @@ import time
 
 import numpy as np
 
-from . import data as datasets
-from . import presets, storage, training
-from .config import DistillConfig, TeacherConfig, from_dict, to_dict
+from . import presets, storage, tasks, training
+from .config import DistillConfig, from_dict, to_dict
 from .data import Dataset
-from .models import teacher_stats
-from .progress import Progress, StopRequested
+from .progress import Progress
+from .results import gain_noise_single, gap_recovered, verdict
 
 
 # --- small helpers -------------------------------------------------------------------------------
@@ -93,7 +92,7 @@ class _Tagged:
 
 
 # --- teacher, cached on disk ---------------------------------------------------------------------
-def _fingerprint(cfg: TeacherConfig, ds: Dataset) -> str:
+def _fingerprint(cfg, ds: Dataset) -> str:
     """Same recipe + same training images (+ test size) → same teacher file."""
     digest = hashlib.sha256(json.dumps({"teacher": to_dict(cfg), "dataset": ds.name,
                                         "n_test": len(ds.y_test)}, sort_keys=True).encode())
@@ -102,25 +101,27 @@ def _fingerprint(cfg: TeacherConfig, ds: Dataset) -> str:
     return digest.hexdigest()[:12]
 
 
-def cached_teacher(cfg: TeacherConfig, ds: Dataset, progress: Progress | None = None) -> dict:
+def cached_teacher(cfg, ds: Dataset, progress: Progress | None = None, task: str = "digits") -> dict:
     """The teacher for this recipe and dataset: loaded if trained before, else trained and saved.
 
     Returns ``{"model", "accuracy", "path", "cached", "status", "reason"}``.
     """
+    t = tasks.get(task)
     cfg.validate(len(ds.y_train))
     path = storage.model_path(f"teacher-{_fingerprint(cfg, ds)}")
     if path.is_file():
         try:
-            model = storage.load_model(path)
-            return {"model": model, "accuracy": training.accuracy(model, ds.x_test, ds.y_test), "path": str(path),
+            model = storage.load_model(path, t)
+            return {"model": model, "accuracy": t.score(model, ds), "path": str(path),
                     "cached": True, "status": "finished", "reason": ""}
         except storage.StorageError:
             pass  # a damaged cache file is simply trained again and replaced
-    res = training.train_teacher(cfg, ds, progress)
+    res = t.train_teacher(cfg, ds, progress)
     if res.status == "finished":
-        storage.save_model(res.model, path, {"kind": "teacher", "dataset": ds.name, "config": to_dict(cfg),
-                                             "test_accuracy": res.test_accuracy, "device": res.device,
-                                             "params": teacher_stats(cfg)["params"], "seconds": res.seconds,
+        storage.save_model(res.model, path, {"kind": "teacher", "task": t.name, "dataset": ds.name,
+                                             "config": to_dict(cfg), "test_accuracy": res.test_accuracy,
+                                             "device": res.device, "params": t.teacher_size(cfg)["params"],
+                                             "seconds": res.seconds,
                                              "note": "trained by an experiment; reused for the same recipe"})
     return {"model": res.model, "accuracy": res.test_accuracy, "path": str(path), "cached": False,
             "status": res.status, "reason": res.reason}
@@ -170,11 +171,12 @@ def _omit_report(student, baseline, ds: Dataset, omit: int) -> dict:
 
 
 # --- one experiment ----------------------------------------------------------------------------------
-def _setup(preset, data: Dataset | None, overrides: dict) -> tuple[str, dict, TeacherConfig, DistillConfig, Dataset]:
+def _setup(preset, data: Dataset | None, overrides: dict) -> tuple[str, dict, object, DistillConfig, Dataset]:
     name, spec = resolve(preset)
-    ds = data if data is not None else datasets.load(spec["dataset"])
-    teacher_cfg = from_dict(TeacherConfig, spec["teacher"]).validate(len(ds.y_train))
-    cfg = from_dict(DistillConfig, {**spec["distill"], **overrides}).validate(len(ds.y_train))
+    t = tasks.get(spec.get("task"))
+    ds = data if data is not None else t.load(spec["dataset"])
+    teacher_cfg = from_dict(t.teacher_config, spec["teacher"], t.name).validate(len(ds.y_train))
+    cfg = from_dict(DistillConfig, {**spec["distill"], **overrides}, t.name).validate(len(ds.y_train))
     return name, spec, teacher_cfg, cfg, ds
 
 
@@ -184,21 +186,6 @@ def _omitted(spec: dict, omit_class: int | None, ds: Dataset) -> int | None:
     if omit is not None and not (isinstance(omit, int) and not isinstance(omit, bool) and 0 <= omit < len(ds.classes)):
         raise ValueError(f"omit_class must be a class number 0-{len(ds.classes) - 1} (got {omit!r})")
     return omit
-
-
-def _record(kind: str, title: str, config: dict, dataset: str, progress: Progress) -> str:
-    """A run-store row for a CLI or test run (the job runner makes its own for dashboard jobs)."""
-    store = storage.run_store()
-    run_id = store.create(kind, title, config, dataset, status="running")
-    store.update(run_id, started=time.time())
-    progress.on_epoch.append(lambda series, record: store.add_epoch(run_id, series, record))
-    return run_id
-
-
-def _close(run_id: str | None, results: dict) -> None:
-    if run_id:
-        storage.run_store().update(run_id, status=results["status"], reason=results["reason"],
-                                   results=results, ended=time.time())
 
 
 def run_experiment(preset, seeds=3, labels_fraction: float | None = None, omit_class: int | None = None,
@@ -211,61 +198,69 @@ def run_experiment(preset, seeds=3, labels_fraction: float | None = None, omit_c
     the experiment gets its own run-store row; the dashboard's job runner
     passes ``record=False`` because it keeps the row itself.
     """
-    t0 = time.perf_counter()
+    from .jobs import recorded
+
     seeds = seed_list(seeds)
     overrides = {} if labels_fraction is None else {"labels_fraction": labels_fraction}
     name, spec, teacher_cfg, cfg, ds = _setup(preset, data, overrides)
     omit = _omitted(spec, omit_class, ds)
-    progress = progress or Progress(name)
     config = {"preset": name, "teacher": to_dict(teacher_cfg), "distill": to_dict(cfg), "seeds": seeds,
-              "omit_class": omit}
-    run_id = _record("experiment", f"Experiment {name} on {ds.name}, {len(seeds)} seeds", config, ds.name,
-                     progress) if record else None
+              "omit_class": omit, "task": tasks.get(spec.get("task")).name}
+
+    def work(progress: Progress) -> dict:
+        return _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress)
+
+    if record:
+        return recorded("experiment", f"Experiment {name} on {ds.name}, {len(seeds)} seeds", config, ds.name,
+                        work, progress)
+    return work(progress or Progress(name))
+
+
+def _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress: Progress) -> dict:
+    t0 = time.perf_counter()
+    task = tasks.get(spec.get("task"))
     results = {"preset": name, "dataset": ds.name, "seeds": seeds, "labels_fraction": cfg.labels_fraction,
                "omit_class": omit, "config": config, "status": "finished", "reason": ""}
-    try:
-        teacher = cached_teacher(teacher_cfg, ds, progress)
-        results.update(teacher_accuracy=teacher["accuracy"], teacher_cached=teacher["cached"],
-                       teacher_model=teacher["path"])
-        progress.result(teacher_accuracy=teacher["accuracy"], seeds_done=0, seeds_total=len(seeds))
-        if teacher["status"] != "finished":
-            results.update(status=teacher["status"], reason=f"teacher: {teacher['reason']}")
-            return results
-        progress.phase("teacher logits")
-        logits = training.teacher_logits(teacher["model"], ds)
-        transfer, transfer_logits = (ds, logits) if omit is None else without_class(ds, logits, omit)
-        runs = []
-        for i, seed in enumerate(seeds):
-            tagged = _Tagged(progress, f"s{seed}")
-            seed_cfg = dataclasses.replace(cfg, seed=seed)
-            student = training.distill_student(seed_cfg, teacher["model"], transfer, tagged, logits=transfer_logits)
-            baseline = training.train_baseline(seed_cfg, transfer, tagged) if student.status == "finished" else student
-            if baseline.status != "finished":
-                results.update(status=baseline.status, reason=f"seed {seed}: {baseline.reason}")
-                break
-            run = {"seed": seed, "student": student.test_accuracy, "baseline": baseline.test_accuracy,
-                   "gain": student.test_accuracy - baseline.test_accuracy,
-                   "gap_recovered": training.gap_recovered(student.test_accuracy, baseline.test_accuracy,
-                                                           teacher["accuracy"]),
-                   "seconds": student.seconds + baseline.seconds}
-            if omit is not None:
-                run["omit"] = _omit_report(student.model, baseline.model, ds, omit)
-            runs.append(run)
-            progress.result(seeds_done=i + 1, finished_seeds=[dict(r) for r in runs])
-        results.update(_summarise(runs, omit))
+    teacher = cached_teacher(teacher_cfg, ds, progress, task.name)
+    results.update(teacher_accuracy=teacher["accuracy"], teacher_cached=teacher["cached"],
+                   teacher_model=teacher["path"])
+    progress.result(teacher_accuracy=teacher["accuracy"], seeds_done=0, seeds_total=len(seeds))
+    if teacher["status"] != "finished":
+        results.update(status=teacher["status"], reason=f"teacher: {teacher['reason']}")
         return results
-    except BaseException as exc:
-        results.update(status="failed", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-        raise
-    finally:
-        results["seconds"] = time.perf_counter() - t0
-        _close(run_id, results)
+    progress.phase("teacher logits")
+    logits = training.teacher_logits(teacher["model"], ds)
+    transfer, transfer_logits = (ds, logits) if omit is None else without_class(ds, logits, omit)
+    runs = []
+    for i, seed in enumerate(seeds):
+        tagged = _Tagged(progress, f"s{seed}")
+        seed_cfg = dataclasses.replace(cfg, seed=seed)
+        student = task.distill_student(seed_cfg, teacher["model"], transfer, tagged, logits=transfer_logits)
+        baseline = task.train_baseline(seed_cfg, transfer, tagged) if student.status == "finished" else student
+        if baseline.status != "finished":
+            results.update(status=str(baseline.status), reason=f"seed {seed}: {baseline.reason}")
+            break
+        run = {"seed": seed, "student": student.test_accuracy, "baseline": baseline.test_accuracy,
+               "gain": student.test_accuracy - baseline.test_accuracy,
+               "gap_recovered": gap_recovered(student.test_accuracy, baseline.test_accuracy, teacher["accuracy"]),
+               "seconds": student.seconds + baseline.seconds}
+        if omit is not None:
+            run["omit"] = _omit_report(student.model, baseline.model, ds, omit)
+        runs.append(run)
+        progress.result(seeds_done=i + 1, finished_seeds=[dict(r) for r in runs])
+    results.update(_summarise(runs, omit, ds))
+    results["seconds"] = time.perf_counter() - t0
+    return results
 
 
-def _summarise(runs: list[dict], omit: int | None) -> dict:
+def _summarise(runs: list[dict], omit: int | None, ds: Dataset) -> dict:
     out = {key: spread([r[key] for r in runs]) for key in ("gain", "gap_recovered")}
     out.update(student_accuracy=spread([r["student"] for r in runs]),
                baseline_accuracy=spread([r["baseline"] for r in runs]), runs=runs)
+    one = runs[0] if len(runs) == 1 else None  # one seed: the test set's own noise is all there is
+    v = verdict([r["gain"] for r in runs],
+                noise=gain_noise_single(one["student"], one["baseline"], len(ds.y_test)) if one else None)
+    out.update(verdict=v.outcome, verdict_reason=v.why)
     if omit is not None and runs:
         reports = [r["omit"] for r in runs]
         out["omit"] = {key: spread([rep[key] for rep in reports])
@@ -288,7 +283,8 @@ def sweep(preset, temperatures, alphas, seeds=1, widths=None, progress: Progress
     """
     import pandas as pd
 
-    t0 = time.perf_counter()
+    from .jobs import recorded
+
     seeds = seed_list(seeds)
     name, spec, teacher_cfg, cfg, ds = _setup(preset, data, {})
     widths = list(widths) if widths else [cfg.student.units]
@@ -296,51 +292,53 @@ def sweep(preset, temperatures, alphas, seeds=1, widths=None, progress: Progress
     for w, t, a in grid:  # refuse a bad cell before training anything
         dataclasses.replace(cfg, temperature=t, alpha=a,
                             student=dataclasses.replace(cfg.student, units=int(w))).validate(len(ds.y_train))
-    progress = progress or Progress(name)
     config = {"preset": name, "teacher": to_dict(teacher_cfg), "distill": to_dict(cfg), "seeds": seeds,
               "temperatures": list(temperatures), "alphas": list(alphas), "widths": widths}
-    run_id = _record("sweep", f"Sweep {name} on {ds.name}: {len(grid)} cells × {len(seeds)} seeds", config,
-                     ds.name, progress) if record else None
+
+    def work(progress: Progress) -> dict:
+        return _sweep(name, spec, teacher_cfg, cfg, ds, grid, widths, seeds, progress)
+
+    title = f"Sweep {name} on {ds.name}: {len(grid)} cells × {len(seeds)} seeds"
+    results = recorded("sweep", title, config, ds.name, work, progress) if record else work(progress or Progress(name))
+    return pd.DataFrame(results["cells"])
+
+
+def _sweep(name, spec, teacher_cfg, cfg, ds, grid, widths, seeds, progress: Progress) -> dict:
+    t0 = time.perf_counter()
+    task = tasks.get(spec.get("task"))
     results = {"preset": name, "dataset": ds.name, "status": "finished", "reason": "", "cells": []}
-    try:
-        teacher = cached_teacher(teacher_cfg, ds, progress)
-        results["teacher_accuracy"] = teacher["accuracy"]
-        if teacher["status"] != "finished":
-            results.update(status=teacher["status"], reason=f"teacher: {teacher['reason']}")
-            return pd.DataFrame(results["cells"])
-        logits = training.teacher_logits(teacher["model"], ds)
-        baselines: dict[tuple, float] = {}
-        total = len(grid) * len(seeds) + len(widths) * len(seeds)
-        done = 0
-        for w, t, a in grid:
-            accs = []
-            for seed in seeds:
-                cell_cfg = dataclasses.replace(cfg, seed=seed, temperature=t, alpha=a,
-                                               student=dataclasses.replace(cfg.student, units=int(w)))
-                tagged = _Tagged(progress, f"w{w} T{t:g} a{a:g} s{seed}")
-                if (w, seed) not in baselines:
-                    base = training.train_baseline(cell_cfg, ds, _Tagged(progress, f"w{w} s{seed}"))
-                    progress.check_stop()
-                    baselines[(w, seed)] = base.test_accuracy
-                    done += 1
-                student = training.distill_student(cell_cfg, teacher["model"], ds, tagged, logits=logits)
+    teacher = cached_teacher(teacher_cfg, ds, progress, task.name)
+    results["teacher_accuracy"] = teacher["accuracy"]
+    if teacher["status"] != "finished":
+        results.update(status=teacher["status"], reason=f"teacher: {teacher['reason']}")
+        return results
+    logits = training.teacher_logits(teacher["model"], ds)
+    baselines: dict[tuple, float] = {}
+    total = len(grid) * len(seeds) + len(widths) * len(seeds)
+    done = 0
+    for w, t, a in grid:
+        accs = []
+        for seed in seeds:
+            cell_cfg = dataclasses.replace(cfg, seed=seed, temperature=t, alpha=a,
+                                           student=dataclasses.replace(cfg.student, units=int(w)))
+            tagged = _Tagged(progress, f"w{w} T{t:g} a{a:g} s{seed}")
+            if (w, seed) not in baselines:
+                base = task.train_baseline(cell_cfg, ds, _Tagged(progress, f"w{w} s{seed}"))
                 progress.check_stop()
-                accs.append(student.test_accuracy)
+                baselines[(w, seed)] = base.test_accuracy
                 done += 1
-                progress.result(cells_done=done, cells_total=total)
-            base = spread([baselines[(w, s)] for s in seeds])["mean"]
-            stats = spread(accs)
-            results["cells"].append({"units": int(w), "temperature": t, "alpha": a, "student": stats["mean"],
-                                     "student_std": stats["std"], "baseline": base, "gain": stats["mean"] - base,
-                                     "teacher": teacher["accuracy"]})
-        return pd.DataFrame(results["cells"])
-    except BaseException as exc:
-        results.update(status="stopped" if isinstance(exc, StopRequested) else "failed",
-                       reason=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        raise
-    finally:
-        results["seconds"] = time.perf_counter() - t0
-        _close(run_id, results)
+            student = task.distill_student(cell_cfg, teacher["model"], ds, tagged, logits=logits)
+            progress.check_stop()
+            accs.append(student.test_accuracy)
+            done += 1
+            progress.result(cells_done=done, cells_total=total)
+        base = spread([baselines[(w, s)] for s in seeds])["mean"]
+        stats = spread(accs)
+        results["cells"].append({"units": int(w), "temperature": t, "alpha": a, "student": stats["mean"],
+                                 "student_std": stats["std"], "baseline": base, "gain": stats["mean"] - base,
+                                 "teacher": teacher["accuracy"]})
+    results["seconds"] = time.perf_counter() - t0
+    return results
 
 
 # --- background versions for the dashboard --------------------------------------------------------------

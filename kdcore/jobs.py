@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .progress import Progress, StopRequested
+from .results import ACTIVE, Status
 from .storage import run_store
 
 _ids = itertools.count(1)
@@ -36,13 +37,13 @@ class Job:
     id: str = ""
     run_id: str = ""
     progress: Progress = None
-    result: dict | None = None
+    result: object = None  # what ``work`` returned: a results dataclass (kdcore.results) or a dict
     error: str = ""
     unsaved: tuple | None = None  # (model, meta) when training finished but saving failed: save it again
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         return self.progress.status
 
     def stop(self) -> None:
@@ -51,6 +52,13 @@ class Job:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.done.wait(timeout)
+
+
+def _json(result) -> dict:
+    """A job's result as the JSON the run store keeps (dataclasses say how with ``to_json``)."""
+    if result is None:
+        return {}
+    return result.to_json() if hasattr(result, "to_json") else dict(result)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -94,7 +102,8 @@ class JobRunner:
             device = device_info()["label"]
             progress.start(device)
             store.update(job.run_id, status="running", started=time.time(), device=device)
-            results = job.work(job) or {}
+            job.result = job.work(job)
+            results = _json(job.result)
             status, reason = results.pop("status", "finished"), results.pop("reason", "")
         except StopRequested as exc:
             status, reason = "stopped", str(exc)
@@ -102,7 +111,8 @@ class JobRunner:
             status, reason = "failed", f"{type(exc).__name__}: {_error_text(exc)}"
             job.error = reason + "\n" + traceback.format_exc()
             job.unsaved = getattr(exc, "unsaved", None)
-        job.result = results
+        if job.result is None:
+            job.result = results
         progress.result(**results)
         try:
             store.update(job.run_id, status=status, reason=reason, results=results, ended=time.time(),
@@ -116,7 +126,7 @@ class JobRunner:
             return list(self._jobs.values())
 
     def active(self) -> list[Job]:
-        return [j for j in self.jobs() if j.status in ("queued", "running")]
+        return [j for j in self.jobs() if j.status in ACTIVE]
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -124,6 +134,31 @@ class JobRunner:
 
     def find_run(self, run_id: str) -> Job | None:
         return next((j for j in self.jobs() if j.run_id == run_id), None)
+
+
+def recorded(kind: str, title: str, config: dict, dataset: str, work, progress: Progress | None = None):
+    """Run ``work(progress)`` here and now, with a row in the run store like a dashboard job's.
+
+    For the command line: its runs appear on the Runs page too, with their
+    epochs, how they ended and why. An exception is recorded as ``failed``
+    and raised again.
+    """
+    store = run_store()
+    progress = progress or Progress(title)
+    run_id = store.create(kind, title, config, dataset, status="running")
+    store.update(run_id, started=time.time())
+    progress.on_epoch.append(lambda series, rec: store.add_epoch(run_id, series, rec))
+    try:
+        result = work(progress)
+    except BaseException as exc:
+        stopped = isinstance(exc, StopRequested)
+        store.update(run_id, status="stopped" if stopped else "failed", ended=time.time(),
+                     reason=str(exc) if stopped else f"{type(exc).__name__}: {_error_text(exc)}")
+        raise
+    payload = _json(result)
+    store.update(run_id, status=str(payload.get("status", "finished")), reason=payload.get("reason", ""),
+                 results=payload, ended=time.time(), model_path=payload.get("model", ""))
+    return result
 
 
 _RUNNER = JobRunner()

@@ -1,25 +1,27 @@
 """The whole story of a run, top to bottom: dataset → teacher → logits → student → saved model + record.
 
-The CLI calls these functions directly; the dashboard calls the ``start_*``
-versions, which validate first (so a bad slider value is refused at once, with
-its field named) and then hand the same function to the background job runner.
+Each function takes the task (``kdcore.tasks``) whose data and models it
+uses. The CLI calls :func:`kdcore.jobs.recorded` around them, so a command-line run lands
+in the run store like a dashboard job; the dashboard calls the ``start_*``
+versions, which validate first (so a bad slider value is refused at once,
+with its field named) and then hand the same function to the background job
+runner, which keeps the run's row itself.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from . import data as datasets
-from . import storage, training
-from .config import DistillConfig, TeacherConfig, to_dict
+from . import storage, tasks
+from .config import DistillConfig, to_dict
 from .jobs import Job, runner
-from .models import student_stats, teacher_stats
 from .progress import Progress
+from .results import DistillResult, Status, TeacherResult
 
 
-def _save(result: training.RunResult, out, default_name: str, meta: dict) -> str:
+def _save(result, out, default_name: str, meta: dict) -> str:
     """Save a finished model; a stopped or failed run keeps its record but saves no model."""
-    if result.status != "finished":
+    if result.status != Status.FINISHED:
         return ""
     path = Path(out) if out else storage.model_path(f"{default_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
@@ -38,64 +40,67 @@ def save_unsaved(job: Job) -> str:
     path = str(storage.save_model(model, storage.model_path(f"{meta['kind']}-{time.strftime('%Y%m%d-%H%M%S')}"),
                                   meta))
     job.unsaved = None
-    job.result = dict(job.result or {}, model=path)
+    if job.result is not None:
+        job.result.model = path
     storage.run_store().update(job.run_id, model_path=path)
     return path
 
 
-def train_teacher(cfg: TeacherConfig, dataset: str | None = None, out=None,
-                  progress: Progress | None = None) -> dict:
-    ds = datasets.load(dataset)
+def train_teacher(cfg, dataset: str | None = None, out=None, progress: Progress | None = None,
+                  task: str = "digits") -> TeacherResult:
+    t = tasks.get(task)
+    ds = t.load(dataset)
     cfg.validate(len(ds.y_train))
-    res = training.train_teacher(cfg, ds, progress)
-    params = teacher_stats(cfg)["params"]
-    meta = {"kind": "teacher", "dataset": ds.name, "config": to_dict(cfg), "test_accuracy": res.test_accuracy,
-            "params": params, "device": res.device, "seconds": res.seconds}
+    res = t.train_teacher(cfg, ds, progress)
+    size = t.teacher_size(cfg)["params"]
+    meta = {"kind": "teacher", "task": t.name, "dataset": ds.name, "config": to_dict(cfg),
+            "test_accuracy" if t.metric.name == "accuracy" else f"test_{t.metric.name}": res.test_accuracy,
+            "params": size, "device": res.device, "seconds": res.seconds}
     path = _save(res, out, "teacher", meta)
-    return {"model": path, "dataset": ds.name, "params": params, **res.summary()}
+    return TeacherResult(path, ds.name, size, res.status, res.reason, res.test_accuracy, res.seconds, res.device,
+                         res.history, t.metric.name, t.name)
 
 
 def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=None,
-            progress: Progress | None = None) -> dict:
+            progress: Progress | None = None, task: str = "digits") -> DistillResult:
     """Distil a student from a saved teacher and, when ``cfg.baseline``, train its from-scratch twin."""
-    ds = datasets.load(dataset)
+    t = tasks.get(task)
+    ds = t.load(dataset)
     cfg.validate(len(ds.y_train))
-    teacher = storage.load_model(teacher_path)
+    teacher = storage.load_model(teacher_path, t)
     teacher_meta = storage.read_sidecar(teacher_path)
-    teacher_acc = training.accuracy(teacher, ds.x_test, ds.y_test)
+    teacher_score = t.score(teacher, ds)
     if progress is not None:
-        progress.result(teacher_accuracy=teacher_acc)
-    student = training.distill_student(cfg, teacher, ds, progress)
-    results = {"dataset": ds.name, "test_images": len(ds.y_test), "teacher": str(teacher_path),
-               "teacher_accuracy": teacher_acc,
-               "student_accuracy": student.test_accuracy,
-               "params": {"teacher": int(teacher.count_params()), "student": student_stats(cfg.student)["params"]},
-               "history": {"student": student.history}, "device": student.device,
-               "status": student.status, "reason": student.reason}
-    seconds = student.seconds
-    if cfg.baseline and student.status == "finished":
+        progress.result(teacher_accuracy=teacher_score)
+    student = t.distill_student(cfg, teacher, ds, progress)
+    result = DistillResult("", ds.name, len(ds.y_test), str(teacher_path), teacher_score, student.test_accuracy,
+                           params={"teacher": int(teacher.count_params()),
+                                   "student": t.student_size(cfg.student)["params"]},
+                           history={"student": student.history}, device=student.device, status=student.status,
+                           reason=student.reason, seconds=student.seconds, metric=t.metric.name,
+                           higher_is_better=t.metric.higher_is_better, task=t.name)
+    if cfg.baseline and student.status == Status.FINISHED:
         if progress is not None:
             progress.result(student_accuracy=student.test_accuracy)
-        base = training.train_baseline(cfg, ds, progress)
-        seconds += base.seconds
-        results.update(baseline_accuracy=base.test_accuracy, status=base.status, reason=base.reason)
-        results["history"]["baseline"] = base.history
-        if base.status == "finished":
-            results["gain"] = student.test_accuracy - base.test_accuracy
-            results["gap_recovered"] = training.gap_recovered(student.test_accuracy, base.test_accuracy, teacher_acc)
-    meta = {"kind": "student", "dataset": ds.name, "config": to_dict(cfg), "test_accuracy": student.test_accuracy,
-            "teacher": str(teacher_path), "teacher_name": teacher_meta.get("name", Path(teacher_path).stem),
-            "params": results["params"]["student"], "device": student.device,
-            "baseline_accuracy": results.get("baseline_accuracy")}
-    results["model"] = _save(student, out, "student", meta) if results["status"] == "finished" else ""
-    results["seconds"] = seconds
-    return results
+        base = t.train_baseline(cfg, ds, progress)
+        result.seconds += base.seconds
+        result.status, result.reason = base.status, base.reason
+        result.history["baseline"] = base.history
+        if base.status == Status.FINISHED:
+            result.baseline_score = base.test_accuracy
+    meta = {"kind": "student", "task": t.name, "dataset": ds.name, "config": to_dict(cfg),
+            "test_accuracy": student.test_accuracy, "teacher": str(teacher_path),
+            "teacher_name": teacher_meta.get("name", Path(teacher_path).stem),
+            "params": result.params["student"], "device": student.device,
+            "baseline_accuracy": result.baseline_score}
+    result.model = _save(student, out, "student", meta) if result.status == Status.FINISHED else ""
+    return result
 
 
-def notes(cfg: DistillConfig, teacher_params: int | None) -> list[str]:
+def notes(cfg: DistillConfig, teacher_params: int | None, task: str = "digits") -> list[str]:
     """Things that are allowed but worth saying before a run starts."""
     out = []
-    student = student_stats(cfg.student)["params"]
+    student = tasks.get(task).student_size(cfg.student)["params"]
     if teacher_params and student >= teacher_params:
         out.append(f"The student ({student:,} parameters) is not smaller than the teacher ({teacher_params:,}); "
                    "that is allowed, but it is no longer compression.")
@@ -105,48 +110,55 @@ def notes(cfg: DistillConfig, teacher_params: int | None) -> list[str]:
 
 
 # --- background versions for the dashboard ---------------------------------------------------------
-def start_teacher(cfg: TeacherConfig, dataset: str | None = None, out=None) -> Job:
-    ds = datasets.load(dataset)
+def _source(t, dataset: str | None):
+    """The dataset, loaded (to validate against it), and how to find it again in the job (a path stays a path)."""
+    ds = t.load(dataset)
+    return ds, dataset or ds.name
+
+
+def start_teacher(cfg, dataset: str | None = None, out=None, task: str = "digits") -> Job:
+    t = tasks.get(task)
+    ds, source = _source(t, dataset)
     cfg.validate(len(ds.y_train))
-    title = f"Teacher {cfg.variant} on {ds.name}, {cfg.epochs} epochs"
-    source = dataset or ds.name  # a user's .npz is found again by its path, not by its display name
-    return runner().submit("teacher", title, lambda job: train_teacher(cfg, source, out, job.progress),
-                           to_dict(cfg), ds.name)
+    title = f"Teacher {getattr(cfg, 'variant', t.name)} on {ds.name}, {cfg.epochs} epochs"
+    return runner().submit("teacher", title, lambda job: train_teacher(cfg, source, out, job.progress, task),
+                           dict(to_dict(cfg), task=t.name), ds.name)
 
 
-def start_distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=None) -> Job:
-    ds = datasets.load(dataset)
+def start_distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=None,
+                  task: str = "digits") -> Job:
+    t = tasks.get(task)
+    ds, source = _source(t, dataset)
     cfg.validate(len(ds.y_train))
     if not Path(teacher_path).is_file():
         raise storage.StorageError(f"no teacher model at {teacher_path}; train or pick a teacher first")
-    title = (f"Distil {'MLP' if not cfg.student.filters else 'CNN'} student "
-             f"(T={cfg.temperature:g}, alpha={cfg.alpha:g}) on {ds.name}")
-    config = dict(to_dict(cfg), teacher=str(teacher_path))
-    source = dataset or ds.name
-    return runner().submit("distill", title, lambda job: distill(cfg, teacher_path, source, out, job.progress),
-                           config, ds.name)
+    title = f"Distil {t.describe_student(cfg.student)} (T={cfg.temperature:g}, alpha={cfg.alpha:g}) on {ds.name}"
+    config = dict(to_dict(cfg), teacher=str(teacher_path), task=t.name)
+    return runner().submit("distill", title,
+                           lambda job: distill(cfg, teacher_path, source, out, job.progress, task), config, ds.name)
 
 
-def start_demo(teacher_cfg: TeacherConfig, distill_cfg: DistillConfig, dataset: str | None = None) -> Job:
+def start_demo(teacher_cfg, distill_cfg: DistillConfig, dataset: str | None = None, task: str = "digits") -> Job:
     """Teacher, then distilled student and baseline from that teacher, as ONE background job.
 
     One job rather than two so the distillation cannot start before its
     teacher exists, and a visitor watches a single progress bar move through
     every phase. Stopping or a failure during the teacher ends the whole run.
     """
-    ds = datasets.load(dataset)
+    t = tasks.get(task)
+    ds, source = _source(t, dataset)
     teacher_cfg.validate(len(ds.y_train))
     distill_cfg.validate(len(ds.y_train))
-    source = dataset or ds.name
 
-    def work(job: Job) -> dict:
-        teacher = train_teacher(teacher_cfg, source, progress=job.progress)
-        if teacher["status"] != "finished":
+    def work(job: Job):
+        teacher = train_teacher(teacher_cfg, source, progress=job.progress, task=task)
+        if teacher.status != Status.FINISHED:
             return teacher
         job.progress.check_stop()
-        return dict(distill(distill_cfg, teacher["model"], source, progress=job.progress),
-                    teacher_model=teacher["model"])
+        result = distill(distill_cfg, teacher.model, source, progress=job.progress, task=task)
+        result.teacher_model = teacher.model
+        return result
 
     title = f"Demo on {ds.name}: teacher ({teacher_cfg.epochs} epochs), then student and baseline"
-    return runner().submit("demo", title, work, {"teacher": to_dict(teacher_cfg), "distill": to_dict(distill_cfg)},
-                           ds.name)
+    return runner().submit("demo", title, work, {"teacher": to_dict(teacher_cfg), "distill": to_dict(distill_cfg),
+                                                 "task": t.name}, ds.name)

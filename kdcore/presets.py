@@ -1,7 +1,7 @@
 """Presets are data, not code paths: a run is "defaults + preset + what the user changed".
 
-Each preset names a dataset, a teacher recipe and a distillation recipe, in
-the fields of :class:`~kdcore.config.TeacherConfig` and
+Each preset names a task (default ``digits``), a dataset, a teacher recipe
+and a distillation recipe, in the fields of the task's teacher config and of
 :class:`~kdcore.config.DistillConfig`. ``omit_class`` (optional) removes one
 digit from the distillation transfer set (Hinton et al. 2015, section 3).
 
@@ -30,7 +30,8 @@ mnist-5k; the README's "Does distillation help?" has the table):
 """
 from __future__ import annotations
 
-from .config import DistillConfig, TeacherConfig, from_dict
+from . import tasks
+from .config import DistillConfig, from_dict
 
 # The mnist-5k presets share one teacher recipe, so experiments train that teacher once and reuse it.
 REGULARISED_TEACHER = {"epochs": 15, "dropout": 0.3, "augment": True}
@@ -83,19 +84,21 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def names() -> list[str]:
-    return list(PRESETS)
-
-
 def get(name: str) -> dict:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     return PRESETS[name]
 
 
-def configs(name: str, **overrides) -> tuple[TeacherConfig, DistillConfig]:
+def names(task: str | None = None) -> list[str]:
+    """Preset names, of one task when given."""
+    return [n for n, p in PRESETS.items() if task is None or p.get("task", "digits") == task]
+
+
+def configs(name: str, **overrides) -> tuple[object, DistillConfig]:
     """(teacher config, distill config) for a preset; ``overrides`` replace distill fields."""
     preset = get(name)
-    teacher = from_dict(TeacherConfig, preset["teacher"])
-    distill = from_dict(DistillConfig, {**preset["distill"], **overrides})
+    task = tasks.get(preset.get("task"))
+    teacher = from_dict(task.teacher_config, preset["teacher"], task.name)
+    distill = from_dict(DistillConfig, {**preset["distill"], **overrides}, task.name)
     return teacher, distill

@@ -13,8 +13,7 @@ import time
 
 MAX_BATCH_POINTS = 600  # per series; older points are thinned, so memory and copies stay small
 
-ACTIVE = ("queued", "running")
-ENDED = ("finished", "stopped", "failed", "interrupted")
+from .results import ACTIVE, ENDED, Status  # noqa: F401 - ACTIVE and ENDED are read here by the pages
 
 
 class StopRequested(Exception):
@@ -25,7 +24,6 @@ class Progress:
     def __init__(self, title: str = ""):
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.version = 0  # bumped on every write; lets a poller see "something new"
         self.on_epoch = []  # callables (series, record), run in the training thread (the job runner saves epochs)
         self._state = {
             "title": title, "status": "queued", "reason": "", "phase": "",
@@ -39,7 +37,6 @@ class Progress:
         with self._lock:
             self._state.update(changes)
             self._state["updated"] = time.time()
-            self.version += 1
 
     def start(self, device: str = "") -> None:
         self._write(status="running", started=time.time(), device=device)
@@ -56,7 +53,6 @@ class Progress:
                 del pts[::2]
             self._state["step"] = step
             self._state["updated"] = time.time()
-            self.version += 1
 
     def epoch(self, series: str, record: dict) -> None:
         with self._lock:
@@ -64,17 +60,15 @@ class Progress:
             self._state["epoch"] = record["epoch"]
             self._state["step"] = 0
             self._state["updated"] = time.time()
-            self.version += 1
         for listener in self.on_epoch:
             listener(series, record)
 
     def result(self, **results) -> None:
         with self._lock:
             self._state["results"].update(results)
-            self.version += 1
 
     def end(self, status: str, reason: str = "") -> None:
-        self._write(status=status, reason=reason, ended=time.time())
+        self._write(status=Status(status).value, reason=reason, ended=time.time())
 
     # --- control -------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -97,9 +91,9 @@ class Progress:
         return snap
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         with self._lock:
-            return self._state["status"]
+            return Status(self._state["status"])
 
 
 def _fraction(s: dict) -> float:

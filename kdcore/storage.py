@@ -99,9 +99,11 @@ def read_sidecar(path: str | Path) -> dict:
         return {}
 
 
-def load_model(path: str | Path):
-    """Load a ``.keras`` model in safe mode and check it takes 28×28×1 images and gives 10 logits."""
+def load_model(path: str | Path, task=None):
+    """Load a ``.keras`` model in safe mode and check it is one of ``task``'s (default: digits) by its shapes."""
     import keras
+
+    from . import tasks
 
     path = Path(path)
     if not path.is_file():
@@ -119,11 +121,11 @@ def load_model(path: str | Path):
                                "(only models built from standard Keras layers can be opened)") from exc
         detail = text.splitlines()[0][:120] if isinstance(exc, ValueError) and text.strip() else type(exc).__name__
         raise StorageError(f"{path.name} is not a readable Keras model ({detail})") from exc
-    in_shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
-    out_shape = tuple(model.output_shape[1:]) if hasattr(model, "output_shape") else None
-    if in_shape != (28, 28, 1) or out_shape != (10,):
-        raise StorageError(f"{path.name} takes input {in_shape} and gives {out_shape}; "
-                           "KD Studio models take 28x28x1 images and give 10 logits")
+    task = task if isinstance(task, tasks.Task) else tasks.get(task)
+    try:
+        task.check_model(model, path.name)
+    except ValueError as exc:
+        raise StorageError(str(exc)) from None
     return model
 
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import DistillConfig, StudentConfig, TeacherConfig
+from .config import DistillConfig
 from .data import Dataset, hide_labels
 from .progress import Progress
+from .results import Status
 
 _LOGITS_CACHE: dict[tuple, np.ndarray] = {}
 MAX_STEPS_PER_EXECUTION = 8
@@ -168,16 +169,15 @@ class RunResult:
     """What every fit returns: the model, how the run ended and its per-epoch history."""
 
     model: object
-    status: str = "finished"
+    status: Status = Status.FINISHED
     reason: str = ""
     history: list = field(default_factory=list)
     test_accuracy: float | None = None
     seconds: float = 0.0
     device: str = ""
 
-    def summary(self) -> dict:
-        return {"status": self.status, "reason": self.reason, "test_accuracy": self.test_accuracy,
-                "seconds": round(self.seconds, 2), "device": self.device, "history": self.history}
+    def __post_init__(self):
+        self.status = Status(self.status)
 
 
 def _dataset(x, target, batch_size, seed, shuffle=True):
@@ -254,34 +254,22 @@ def fit(net, data: Dataset, cfg, *, labels=None, teacher_logits=None, temperatur
                      time.perf_counter() - t0, info["label"])
 
 
-# --- the three verbs ---------------------------------------------------------------------------
-def train_teacher(cfg: TeacherConfig, data: Dataset, progress: Progress | None = None) -> RunResult:
-    from .models import build_teacher
-
-    cfg.validate(len(data.y_train))
-    return fit(build_teacher(cfg), data, cfg, series="teacher", progress=progress)
-
-
-def train_baseline(cfg: DistillConfig, data: Dataset, progress: Progress | None = None) -> RunResult:
-    """The same student, same initial weights, trained from scratch on the labels it may see."""
-    from .models import build_student
-
+# --- baseline and distilled student ------------------------------------------------------------
+# A task builds the networks (kdcore.tasks); these train them. The teacher is a plain ``fit`` on labels.
+def fit_baseline(cfg: DistillConfig, data: Dataset, net, progress: Progress | None = None) -> RunResult:
+    """The student ``net``, built with the distilled student's seed (same initial weights), from labels alone."""
     cfg.validate(len(data.y_train))
     labels = hide_labels(data.y_train, cfg.labels_fraction, cfg.seed)
-    return fit(build_student(cfg.student, cfg.seed), data, cfg, labels=labels,
-               series="baseline", progress=progress)
+    return fit(net, data, cfg, labels=labels, series="baseline", progress=progress)
 
 
-def distill_student(cfg: DistillConfig, teacher, data: Dataset, progress: Progress | None = None,
-                    logits: np.ndarray | None = None) -> RunResult:
-    """Train a student on the teacher's soft targets (and the labels it may see)."""
-    from .models import build_student
-
+def fit_distilled(cfg: DistillConfig, teacher, data: Dataset, student, progress: Progress | None = None,
+                  logits: np.ndarray | None = None) -> RunResult:
+    """Train the student ``net`` on the teacher's soft targets (and the labels it may see)."""
     cfg.validate(len(data.y_train))
     if progress is not None:
         progress.phase("teacher logits")
     logits = teacher_logits(teacher, data) if logits is None else logits
-    student = build_student(cfg.student, cfg.seed)
     if cfg.hint_epochs:
         hint = fit_hint(student, teacher, data, cfg, progress)
         if hint.status != "finished":
@@ -367,13 +355,5 @@ def fit_hint(student, teacher, data: Dataset, cfg: DistillConfig, progress: Prog
                      time.perf_counter() - t0, info["label"])
 
 
-def gap_recovered(student: float, baseline: float, teacher: float) -> float | None:
-    """Share of the teacher–baseline gap that distillation closed: (s − b) / (t − b)."""
-    if student is None or baseline is None or teacher is None or teacher - baseline <= 1e-9:
-        return None
-    return (student - baseline) / (teacher - baseline)
-
-
-__all__ = ["DistillConfig", "StudentConfig", "TeacherConfig", "RunResult", "fit", "train_teacher",
-           "distill_student", "train_baseline", "teacher_logits", "predict_logits", "accuracy",
-           "fit_hint", "gap_recovered", "pick_device", "device_info"]
+__all__ = ["RunResult", "fit", "fit_distilled", "fit_baseline", "teacher_logits", "predict_logits", "accuracy",
+           "fit_hint", "pick_device", "device_info"]

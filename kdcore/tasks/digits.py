@@ -1,4 +1,9 @@
-"""Teacher and student networks, described once as plain layer lists.
+"""Digits: classifiers of 28×28 grey images (MNIST, Fashion-MNIST, a user's .npz or IDX folder).
+
+The first task of KD Studio, and the one every screen was built on. The
+datasets live in :mod:`kdcore.data`, the image preprocessing of a drawn or
+uploaded digit in :mod:`kdcore.images`; this module holds the task's
+settings, its networks and the task object that ties them together.
 
 A model is first a list of layer specs (pure Python); :func:`build` turns it
 into a Keras model and :func:`stats` counts its parameters and
@@ -12,10 +17,54 @@ hidden layer of the teacher (and the first of the student) for an MLP student.
 """
 from __future__ import annotations
 
-from .config import StudentConfig, TeacherConfig
+from dataclasses import dataclass
+
+from .. import data as datasets
+from .. import params
+from ..config import TrainConfig, Validated, default
+from ..params import Param
+from . import HINT, SOFT, Task, register
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
+TEACHER_VARIANTS = ("cnn", "cnn-large")
+
+params.register(
+    Param("variant", str, "cnn", "the teacher network: the seed tutorial's CNN, or one twice as wide",
+          choices=TEACHER_VARIANTS, label="Teacher network", group="teacher", tasks=("digits",)),
+    Param("dropout", float, 0.0, "dropout before and after the teacher's dense layer", low=0.0, high=0.9,
+          step=0.05, group="teacher", tasks=("digits",)),
+    Param("augment", bool, False, "random shifts of up to 10 % of each training digit", label="Augmentation (random shifts)", group="teacher",
+          tasks=("digits",)),
+    Param("student_filters", int, 0, "conv filters of the student (0 = a plain MLP)", low=0, high=256,
+          ui_range=(0, 64), label="Conv filters (0 = MLP)", group="student", tasks=("digits",)),
+    Param("student_units", int, 128, "hidden units per dense layer of the student", low=1, high=4096, step=8,
+          ui_range=(8, 1024), label="Hidden units", group="student", tasks=("digits",)),
+    Param("student_layers", int, 1, "hidden dense layers of the student", low=1, high=8, ui_range=(1, 4),
+          label="Hidden layers", group="student", tasks=("digits",)),
+)
+
+
+@dataclass
+class TeacherConfig(TrainConfig):
+    """The teacher network: the seed tutorial's CNN, or a larger variant."""
+
+    variant: str = default("variant")
+    dropout: float = default("dropout")
+    augment: bool = default("augment")
+    epochs: int = default("epochs", role="teacher")
+
+
+@dataclass
+class StudentConfig(Validated):
+    """Student size: conv filters (0 = plain MLP), hidden units, hidden layers."""
+
+    PREFIX = "student_"
+
+    filters: int = default("student_filters")
+    units: int = default("student_units")
+    layers: int = default("student_layers")
+
 
 _TEACHER_SIZES = {"cnn": (32, 64, 128), "cnn-large": (64, 128, 256)}
 
@@ -128,6 +177,46 @@ def model_stats(model) -> dict:
     return {"params": params, "macs": int(macs), "weight_bytes": 4 * params}
 
 
-def hint_layer(model):
-    """The layer the FitNets stage matches (see module docstring)."""
-    return model.get_layer("hint")
+class Digits(Task):
+    name = "digits"
+    title = "Digits (28×28 grey images)"
+    description = ("A CNN teacher and a small MLP or CNN student on MNIST-style images: MNIST, its 5,000 "
+                   "offline digits, Fashion-MNIST, or your own .npz or IDX folder.")
+    example = "canvas"
+    terms = (SOFT, HINT)
+    teacher_config = TeacherConfig
+    student_config = StudentConfig
+
+    def datasets(self) -> list[dict]:
+        return datasets.available()
+
+    def default_dataset(self) -> tuple[str, str]:
+        return datasets.default_dataset()
+
+    def load(self, name: str | None = None):
+        return datasets.load(name)
+
+    def build_teacher(self, cfg: TeacherConfig):
+        return build_teacher(cfg)
+
+    def build_student(self, cfg: StudentConfig, seed: int = 0):
+        return build_student(cfg, seed)
+
+    def teacher_size(self, cfg: TeacherConfig) -> dict:
+        return teacher_stats(cfg)
+
+    def student_size(self, cfg: StudentConfig) -> dict:
+        return student_stats(cfg)
+
+    def describe_student(self, cfg: StudentConfig) -> str:
+        return f"{cfg.units}-unit MLP" if not cfg.filters else f"CNN ({cfg.filters} filters, {cfg.units} units)"
+
+    def check_model(self, model, name: str) -> None:
+        in_shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+        out_shape = tuple(model.output_shape[1:]) if hasattr(model, "output_shape") else None
+        if in_shape != INPUT_SHAPE or out_shape != (NUM_CLASSES,):
+            raise ValueError(f"{name} takes input {in_shape} and gives {out_shape}; "
+                             "digit models take 28x28x1 images and give 10 logits")
+
+
+DIGITS = register(Digits())

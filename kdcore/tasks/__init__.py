@@ -1,0 +1,221 @@
+"""Tasks: what KD Studio distils, one module per kind of model.
+
+A :class:`Task` declares everything that differs between distilling a digit
+classifier, an image classifier, a text classifier or a language model:
+
+- its datasets (names, where each comes from, which is the default);
+- its teacher and student configs, whose fields are rows of the settings
+  table (:mod:`kdcore.params`), so widgets, flags and checks follow;
+- its metric and which way is better;
+- the distillation terms it offers, as data;
+- how one example is entered and shown (``canvas``, ``image``, ``text``,
+  ``prompt``, or ``none`` for a task with no example screens);
+- how to build, size, train and score its models.
+
+The defaults here are those of a classifier trained with
+:func:`kdcore.training.fit` (logits out, soft targets from the teacher's
+logits); a task whose training differs overrides ``train_teacher``,
+``distill_student`` and ``train_baseline``. Pages and the CLI ask
+``tasks.get(name)`` and never name a task themselves.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .. import params
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How a task's models are scored: ``accuracy`` (higher is better) or ``perplexity`` (lower is)."""
+
+    name: str = "accuracy"
+    higher_is_better: bool = True
+
+    def format(self, value) -> str:
+        if value is None:
+            return "n/a"
+        return f"{value:.1%}" if self.name == "accuracy" else f"{value:,.1f}"
+
+    def key(self, who: str) -> str:
+        """The result field for ``who``: ``student_accuracy``, ``teacher_perplexity``…"""
+        return f"{who}_{self.name}"
+
+
+@dataclass(frozen=True)
+class Term:
+    """One distillation term a task offers, with the setting that switches or weighs it."""
+
+    name: str
+    setting: str
+    help: str
+
+
+SOFT = Term("soft targets", "alpha", "the teacher's probabilities at temperature T (Hinton et al. 2015)")
+HINT = Term("FitNets hint", "hint_epochs", "a middle student layer learns to predict a teacher layer first "
+                                           "(Romero et al. 2015)")
+
+
+class Task:
+    name = ""
+    title = ""
+    description = ""
+    metric = Metric()
+    example = "none"
+    terms: tuple = (SOFT,)
+    teacher_config: type = None
+    student_config: type = None
+
+    # --- settings, from the table ------------------------------------------------------------
+    @staticmethod
+    def _names(cls) -> list[str]:
+        prefix = getattr(cls, "PREFIX", "")
+        return [prefix + f.name for f in dataclasses.fields(cls)
+                if any(p.name == prefix + f.name for p in params.table())]
+
+    def teacher_params(self) -> list[str]:
+        """Settings the Teacher page and ``train-teacher`` show: the teacher's own, then training's."""
+        return self._names(self.teacher_config)
+
+    def student_params(self) -> list[str]:
+        return self._names(self.student_config)
+
+    def distill_params(self) -> list[str]:
+        """Distillation and training settings a student run takes (the student's size aside)."""
+        from ..config import DistillConfig
+
+        return [n for n in self._names(DistillConfig)
+                if params.get(n, self.name).for_task(self.name) and self.offers(n)]
+
+    def offers(self, setting: str) -> bool:
+        """Whether a term-switching setting (``hint_epochs``) belongs to this task; other settings always do."""
+        switches = {t.setting for t in (SOFT, HINT)}
+        return setting not in switches or any(t.setting == setting for t in self.terms)
+
+    def teacher_from(self, values: dict):
+        """A teacher config from flat settings (a form, a link); missing ones keep their defaults."""
+        return self.teacher_config(**{n: values[n] for n in self.teacher_params() if n in values})
+
+    def distill_from(self, values: dict):
+        """A :class:`~kdcore.config.DistillConfig` from flat settings: ``student_units`` goes to the student."""
+        from ..config import DistillConfig
+
+        prefix = self.student_config.PREFIX
+        student = self.student_config(**{n.removeprefix(prefix): values[n] for n in self.student_params()
+                                         if n in values})
+        return DistillConfig(**{n: values[n] for n in self.distill_params() if n in values}, student=student)
+
+    def flat(self, cfg) -> dict:
+        """The flat settings of a teacher or distillation config (the inverse of ``*_from``)."""
+        out = {n: getattr(cfg, n) for n in self.distill_params() + self.teacher_params() if hasattr(cfg, n)}
+        student = getattr(cfg, "student", None)
+        if student is not None:
+            prefix = self.student_config.PREFIX
+            out.update({n: getattr(student, n.removeprefix(prefix)) for n in self.student_params()})
+        return out
+
+    # --- data ----------------------------------------------------------------------------------
+    def datasets(self) -> list[dict]:
+        """``[{"name", "available", "source", "train", "test"}]``: what ``tasks`` and the sidebar list."""
+        raise NotImplementedError
+
+    def default_dataset(self) -> tuple[str, str]:
+        """(name, why it is the default)."""
+        raise NotImplementedError
+
+    def load(self, name: str | None = None):
+        """A :class:`kdcore.data.Dataset` by name or path; ``None`` means the default."""
+        raise NotImplementedError
+
+    # --- models --------------------------------------------------------------------------------
+    def build_teacher(self, cfg):
+        raise NotImplementedError
+
+    def build_student(self, cfg, seed: int = 0):
+        raise NotImplementedError
+
+    def teacher_size(self, cfg) -> dict:
+        """``{"params", "macs", "weight_bytes"}`` without TensorFlow, for the size table."""
+        raise NotImplementedError
+
+    def student_size(self, cfg) -> dict:
+        raise NotImplementedError
+
+    def describe_student(self, cfg) -> str:
+        return "student"
+
+    def check_model(self, model, name: str) -> None:
+        """Raise a one-line ``ValueError`` if ``model`` is not one of this task's (wrong shapes)."""
+
+    # --- training ------------------------------------------------------------------------------
+    def train_teacher(self, cfg, data, progress=None):
+        from .. import training
+
+        cfg.validate(len(data.y_train))
+        return training.fit(self.build_teacher(cfg), data, cfg, series="teacher", progress=progress)
+
+    def train_baseline(self, cfg, data, progress=None):
+        from .. import training
+
+        return training.fit_baseline(cfg, data, self.build_student(cfg.student, cfg.seed), progress)
+
+    def distill_student(self, cfg, teacher, data, progress=None, logits=None):
+        from .. import training
+
+        return training.fit_distilled(cfg, teacher, data, self.build_student(cfg.student, cfg.seed),
+                                      progress, logits)
+
+    def score(self, model, data) -> float:
+        """The metric on the test split."""
+        from .. import training
+
+        return training.accuracy(model, data.x_test, data.y_test)
+
+    def describe(self) -> dict:
+        """What ``python -m kdcore tasks --json`` prints for this task."""
+        def rows(names):
+            out = []
+            for n in names:
+                p = params.get(n, self.name)
+                out.append({"name": n, "type": p.kind.__name__, "default": p.default_for("teacher" if
+                            n in self.teacher_params() else ""), "allowed": p.allowed, "help": p.help})
+            return out
+
+        return {"name": self.name, "title": self.title, "description": self.description,
+                "metric": {"name": self.metric.name, "higher_is_better": self.metric.higher_is_better},
+                "example": self.example, "terms": [t.name for t in self.terms],
+                "datasets": self.datasets(), "default_dataset": self.default_dataset()[0],
+                "settings": {"teacher": rows(self.teacher_params()), "student": rows(self.student_params()),
+                             "distill": rows(self.distill_params())}}
+
+
+_REGISTRY: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    """Make ``task`` known to the pages and the CLI (a test registers a toy task this way)."""
+    _REGISTRY[task.name] = task
+    return task
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def _builtin() -> None:
+    from . import digits  # noqa: F401 - registers itself
+
+
+def names() -> list[str]:
+    _builtin()
+    return list(_REGISTRY)
+
+
+def get(name: str | None = None) -> Task:
+    """The task called ``name`` (default ``digits``); an unknown name is refused with the known ones."""
+    _builtin()
+    name = name or "digits"
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown task {name!r}; known: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
