@@ -8,7 +8,7 @@ models get (kdcore.images does the preprocessing) → each model's answer, big
 import streamlit as st
 
 from kdcore import figures, images, inference
-from pages import widgets
+from pages import state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 
@@ -16,8 +16,8 @@ st.title("✏️ Draw")
 st.caption("Draw a digit (white on black, like MNIST) or upload a picture of one; "
            "it is centred and scaled to 28×28 pixels the way MNIST digits were.")
 
-ds = widgets.current_dataset()
-models = widgets.loaded_models()
+ds = state.current_dataset()
+models = state.loaded_models()
 if not models:
     st.stop()
 
@@ -45,7 +45,7 @@ with left:
     try:
         image = images.preprocess(source)
     except images.ImageError as exc:
-        widgets.error(exc)
+        state.error(exc)
         st.stop()
     st.session_state["drawn_digit"] = {"image": image, "source": name}
     st.image(figures.enlarged(image, 5), caption="What the models see: 28×28 pixels", output_format="PNG")

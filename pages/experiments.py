@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from kdcore import experiments, figures, presets
-from pages import widgets
+from pages import job_panel, state
 
 st.title("Experiments")
 st.caption("One distillation run proves little: two seeds of the same student differ by about as much as "
@@ -78,28 +78,28 @@ def live(job, done_label: str, total_label: str, noun: str) -> None:
 
 # --- one experiment --------------------------------------------------------------------------------
 st.subheader("Run an experiment")
-name = widgets.kept(st.selectbox, "Preset", "experiments.preset", "default", options=presets.names())
+name = state.kept(st.selectbox, "Preset", "experiments.preset", "default", options=presets.names(state.task().name))
 spec = presets.get(name)
 st.markdown(f"{spec['description']}  \n`{_recipe(spec)}`")
 left, middle, right = st.columns(3)
-seeds = int(widgets.kept(left.number_input, "Seeds", f"experiments.{name}.seeds", 3, min_value=1, max_value=10,
+seeds = int(state.kept(left.number_input, "Seeds", f"experiments.{name}.seeds", 3, min_value=1, max_value=10,
                          help="The experiment is repeated with seeds 0 … N−1; the spread is their std."))
-fraction = widgets.kept(middle.slider, "Share of images with labels", f"experiments.{name}.labels",
+fraction = state.kept(middle.slider, "Share of images with labels", f"experiments.{name}.labels",
                         float(spec["distill"].get("labels_fraction", 1.0)), min_value=0.05, max_value=1.0,
                         step=0.025, help="The student learns the unlabelled rest from the teacher alone; the "
                                          "baseline learns from the labelled part only.")
 omit_options = ["none", *range(10)]
-omit = widgets.kept(right.selectbox, "Leave out of the transfer set", f"experiments.{name}.omit",
+omit = state.kept(right.selectbox, "Leave out of the transfer set", f"experiments.{name}.omit",
                     "none" if spec.get("omit_class") is None else spec["omit_class"], options=omit_options,
                     help="Hinton et al. (2015): a student that never saw this class learns it from the "
                          "teacher's soft targets on the other digits.")
 if spec["dataset"] != "mnist-5k":
     st.info(f"{spec['dataset']} has 60,000 training images: on two CPU cores this takes tens of minutes.", icon="⏱️")
 
-job = widgets.current_job("experiment")
-busy = job is not None and job.status in ("queued", "running")
+job = job_panel.current_job("experiment")
+busy = job is not None and job.status.active
 if st.button("Run experiment", type="primary", disabled=busy):
-    widgets.start_job("experiment", lambda: experiments.start_experiment(
+    job_panel.start_job("experiment", lambda: experiments.start_experiment(
         name, seeds, float(fraction), None if omit == "none" else int(omit)))
 
 
@@ -114,14 +114,9 @@ if job is not None:
                       help="Distilled minus baseline test accuracy, per seed; mean ± std over seeds.")
             st.metric("Gap recovered", _pm(result["gap_recovered"]),
                       help="(student − baseline) / (teacher − baseline): 100 % would match the teacher.")
-            gain = result["gain"]
-            if len(gain["values"]) < 2:
-                st.markdown("With one seed there is no spread to compare the gain with: run two or more.")
-            elif abs(gain["mean"]) <= 2 * gain["std"]:
-                st.markdown("The gain is within twice its seed-to-seed spread: read it as a tie.")
-            else:
-                st.markdown("The gain is larger than twice its seed spread: distillation "
-                            + ("**helped**." if gain["mean"] > 0 else "**hurt** here."))
+            outcome = {"helped": "**Distillation helped.**", "hurt": "**Distillation hurt.**",
+                       "tie": "**A tie.**"}.get(result.get("verdict"), "")
+            st.markdown(f"{outcome} The rule: {result.get('verdict_reason', '')}")
         st.dataframe(pd.DataFrame(result["runs"]).drop(columns="omit", errors="ignore"), hide_index=True)
         if "omit" in result:
             k, omit_stats = result["omit_class"], result["omit"]
@@ -138,18 +133,18 @@ st.subheader("Sweep temperature and alpha")
 st.caption("Each cell is a distilled student (mean over seeds) minus the same student from scratch; the "
            "baseline does not depend on T or alpha, so it is trained once per width and seed.")
 a, b, c, d = st.columns(4)
-temperatures = widgets.kept(a.multiselect, "Temperatures", "experiments.sweep.T", [1.0, 2.0, 4.0, 8.0],
+temperatures = state.kept(a.multiselect, "Temperatures", "experiments.sweep.T", [1.0, 2.0, 4.0, 8.0],
                             options=[1.0, 2.0, 4.0, 8.0, 16.0, 20.0])
-alphas = widgets.kept(b.multiselect, "Alphas", "experiments.sweep.alpha", [0.5, 0.9],
+alphas = state.kept(b.multiselect, "Alphas", "experiments.sweep.alpha", [0.5, 0.9],
                       options=[0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
-widths = widgets.kept(c.multiselect, "Student widths (units)", "experiments.sweep.widths", [],
+widths = state.kept(c.multiselect, "Student widths (units)", "experiments.sweep.widths", [],
                       options=[16, 32, 64, 128, 256], help="Empty: the preset's own student.")
-sweep_seeds = int(widgets.kept(d.number_input, "Seeds per cell", "experiments.sweep.seeds", 1,
+sweep_seeds = int(state.kept(d.number_input, "Seeds per cell", "experiments.sweep.seeds", 1,
                                min_value=1, max_value=5))
-sweep_job = widgets.current_job("sweep")
-sweep_busy = sweep_job is not None and sweep_job.status in ("queued", "running")
+sweep_job = job_panel.current_job("sweep")
+sweep_busy = sweep_job is not None and sweep_job.status.active
 if st.button("Run sweep", disabled=sweep_busy or not temperatures or not alphas):
-    widgets.start_job("sweep", lambda: experiments.start_sweep(name, sorted(temperatures), sorted(alphas),
+    job_panel.start_job("sweep", lambda: experiments.start_sweep(name, sorted(temperatures), sorted(alphas),
                                                                sweep_seeds, sorted(widths) or None))
 
 if sweep_job is not None:

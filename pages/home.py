@@ -7,7 +7,7 @@ demo button is pressed.
 import streamlit as st
 
 from kdcore import presets
-from pages import widgets
+from pages import job_panel, state
 
 st.title("KD Studio")
 st.markdown(
@@ -19,7 +19,7 @@ st.markdown(
 
 
 def _glance(column, kind: str, page: str) -> None:
-    meta = widgets.active_model(kind)
+    meta = state.active_model(kind)
     with column.container(border=True):
         st.markdown(f"**{kind.title()}**")
         if meta is None:
@@ -40,14 +40,14 @@ _glance(right, "student", "Distill")
 st.subheader("Quick demo")
 preset = presets.get("quick")
 st.caption(f"{preset['description']} Runs on {preset['dataset']}; the models it saves become the active ones.")
-job = widgets.current_job("demo")
-busy = job is not None and job.status in ("queued", "running")
+job = job_panel.current_job("demo")
+busy = job is not None and job.status.active
 if st.button("Run quick demo", type="primary", disabled=busy):
     from kdcore import pipeline
 
-    widgets.start_job("demo", lambda: pipeline.start_demo(*presets.configs("quick"), preset["dataset"]))
+    job_panel.start_job("demo", lambda: pipeline.start_demo(*presets.configs("quick"), preset["dataset"]))
 
 if job is not None:
-    widgets.job_panel(job)
+    job_panel.show(job)
     if job.status == "finished":
-        widgets.distill_outcome(job.result)
+        job_panel.distill_outcome(job.result)

@@ -9,15 +9,15 @@ import math
 import streamlit as st
 
 from kdcore import figures, inference
-from pages import widgets
+from pages import state
 
 PER_PAGE = 40
 COLUMNS = 8
 FILTERS = {"all": "All digits", "disagreements": "Only disagreements", "errors": "Only errors"}
 
 st.title("🔍 Predictions")
-ds = widgets.current_dataset()
-models = widgets.loaded_models()
+ds = state.current_dataset()
+models = state.loaded_models()
 if not models:
     st.stop()
 

@@ -10,7 +10,7 @@ import streamlit as st
 from kdcore import figures, storage
 from kdcore.jobs import runner
 from kdcore.progress import ACTIVE
-from pages import widgets  # noqa: F401 - routes deep links through app.py
+from pages import state  # noqa: F401 - routes deep links through app.py
 
 RESULTS = (("test_accuracy", "test"), ("teacher_accuracy", "teacher"), ("student_accuracy", "student"),
            ("baseline_accuracy", "baseline"))

@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from kdcore import figures, inference
-from pages import widgets
+from pages import state
 
 TEMPERATURES = np.linspace(0.5, 20.0, 79)
 
@@ -17,8 +17,8 @@ st.title("🌡️ Temperature")
 st.caption("A distilled student learns from the teacher's probabilities softened by a temperature T: "
            "softmax(logits / T). T = 1 is the usual softmax; higher T flattens it, lower T sharpens it.")
 
-ds = widgets.current_dataset()
-models = widgets.loaded_models()
+ds = state.current_dataset()
+models = state.loaded_models()
 if not models:
     st.stop()
 

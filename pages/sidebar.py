@@ -1,0 +1,63 @@
+"""The sidebar every screen shares: task, dataset, active models, running jobs, device.
+
+Not a screen (app.py draws it around whichever page is open).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from kdcore import tasks
+from kdcore.jobs import runner
+from pages import job_panel, state
+
+
+@st.cache_resource
+def _device() -> dict:
+    from kdcore.training import device_info
+
+    return device_info()
+
+
+def _task_changed() -> None:
+    st.session_state["dataset"] = tasks.get(st.session_state["task"]).default_dataset()[0]
+
+
+def models() -> None:
+    job_panel.adopt_finished()
+    if len(tasks.names()) > 1:
+        st.session_state.setdefault("task", "digits")
+        st.selectbox("Task", tasks.names(), key="task", on_change=_task_changed,
+                     format_func=lambda n: tasks.get(n).title)
+    task = state.task()
+    names = [row["name"] for row in task.datasets() if row["available"]]
+    current = state.dataset_name()
+    if current not in names:
+        names.append(current)
+    st.selectbox("Dataset", names, key="dataset")
+    default, why = task.default_dataset()
+    try:
+        st.caption(state.dataset(task.name, st.session_state["dataset"]).source)
+    except ValueError as exc:
+        state.error(exc)
+    if st.session_state["dataset"] == default == "mnist-5k":
+        st.caption(why)
+    for kind in ("teacher", "student"):
+        meta = state.active_model(kind)
+        acc = f" · {meta['test_accuracy']:.1%}" if meta and meta.get("test_accuracy") is not None else ""
+        st.markdown(f"**{kind.title()}:** {meta['name'] + acc if meta else 'none yet'}")
+
+
+@st.fragment(run_every=1.0)
+def jobs() -> None:
+    active = runner().active()
+    if not active:
+        st.caption("No training running.")
+        return
+    for job in active:
+        snap = job.progress.snapshot()
+        label = f"{snap['title']} — {snap['status']}" + (f" ({snap['phase']})" if snap["phase"] else "")
+        st.progress(snap["fraction"], text=label)
+
+
+def device() -> None:
+    st.caption(f"Device: {_device()['label']}")
