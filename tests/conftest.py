@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -41,12 +42,29 @@ def tiny(mnist5k):
 @pytest.fixture(scope="session")
 def teacher_file(tmp_path_factory, mnist5k):
     """A real CNN teacher (2 epochs on 4,000 digits, ~93 % test accuracy), saved as .keras."""
-    from kdcore import storage, training
-    from kdcore.config import TeacherConfig
+    from kdcore import storage
+    from kdcore.tasks.digits import DIGITS, TeacherConfig
 
     cfg = TeacherConfig(epochs=2, seed=0)
-    result = training.train_teacher(cfg, mnist5k)
+    result = DIGITS.train_teacher(cfg, mnist5k)
     path = tmp_path_factory.mktemp("teacher") / "teacher.keras"
     storage.save_model(result.model, path, {"kind": "teacher", "dataset": "mnist-5k",
                                             "test_accuracy": result.test_accuracy})
     return path
+
+
+# Markers, in one place: whole modules whose tests train for real, run subprocesses or start a browser are
+# ``slow``; a few slow tests elsewhere carry ``@pytest.mark.slow`` themselves. ``-m "not slow"`` is the
+# edit-test loop (about a minute); the README's full command runs everything.
+SLOW_MODULES = {"test_e2e", "test_pages_training", "test_experiments", "test_cli", "test_jobs", "test_bench",
+                "test_reliability"}
+BROWSER_MODULES = {"test_e2e"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2]
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        if module in BROWSER_MODULES:
+            item.add_marker(pytest.mark.browser)

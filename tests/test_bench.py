@@ -40,8 +40,9 @@ def test_bench_is_a_cli_subcommand_and_refuses_a_single_epoch(tiny):
 def test_long_epochs_run_several_steps_per_call_and_still_stop_and_catch_nan(tiny):
     """The speed-up's price, kept small: with N steps per call, stop and NaN checks come every N batches."""
     from kdcore import data, training
-    from kdcore.config import DistillConfig, StudentConfig
-    from kdcore.models import build_student
+    from kdcore.config import DistillConfig
+    from kdcore.tasks.digits import StudentConfig
+    from kdcore.tasks.digits import build_student
     from kdcore.progress import Progress
 
     assert [training.steps_per_execution(s) for s in (63, 199, 200, 450, 938, 10_000)] == [1, 1, 2, 4, 8, 8]

@@ -28,7 +28,7 @@ expect = playwright_api.expect
 
 WAIT = 60_000  # ms; generous because the machine may be busy, but every wait ends as soon as the element shows
 TRAINING_WAIT = 480_000
-DISTILL_URL = "/distill?filters=0&units=32&epochs=40&batch_size=64&baseline=true"  # ~20 s on 2 quiet cores
+DISTILL_URL = "/distill?student_filters=0&student_units=32&epochs=40&batch_size=64&baseline=true"  # ~20 s on 2 quiet cores
 BAD_PAGE_TEXT = ("Traceback", "missing ScriptRunContext")
 
 # How far the per-batch loss traces in the page's charts reach: the sum over traces (student, baseline) of the

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from kdcore import experiments, figures, presets, storage
-from kdcore.config import TeacherConfig
+from kdcore.tasks.digits import TeacherConfig
 
 
 TINY_TEACHER = {"epochs": 1}

@@ -7,8 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from kdcore import models, training
-from kdcore.config import DistillConfig, StudentConfig, TeacherConfig
+from kdcore.tasks.digits import DIGITS
+
+from kdcore import training
+from kdcore.tasks import digits as models
+from kdcore.config import DistillConfig
+from kdcore.tasks.digits import StudentConfig, TeacherConfig
 from kdcore.jobs import JobRunner
 from kdcore.storage import run_store
 
@@ -20,7 +24,7 @@ def baseline_work(data, **overrides):
     cfg = DistillConfig(**{"student": StudentConfig(units=16), "epochs": 2, "batch_size": 32, **overrides})
 
     def work(job):
-        run = training.train_baseline(cfg, data, job.progress)
+        run = DIGITS.train_baseline(cfg, data, job.progress)
         return {"status": run.status, "reason": run.reason, "accuracy": run.test_accuracy}
     return work
 
@@ -62,7 +66,7 @@ def test_job_runs_in_background_and_its_progress_grows(jobs, tiny):
     final = job.progress.snapshot()
     assert [r["epoch"] for r in final["series"]["baseline"]] == [1, 2, 3]
     assert final["results"]["accuracy"] == final["series"]["baseline"][-1]["test_accuracy"]
-    assert final["device"].startswith("CPU") and final["fraction"] == 1.0
+    assert final["device"] == training.device_info()["label"] and final["fraction"] == 1.0
     row = run_store().get(job.run_id)
     assert row["status"] == "finished" and row["results"]["accuracy"] == final["results"]["accuracy"]
     assert len(run_store().epochs(job.run_id)["baseline"]) == 3
@@ -151,7 +155,7 @@ def test_loss_that_becomes_nan_fails_the_job(jobs, tiny):
     cfg = DistillConfig(student=StudentConfig(units=16), epochs=3, batch_size=32)
 
     def work(job):
-        run = training.distill_student(cfg, teacher, tiny, job.progress)
+        run = DIGITS.distill_student(cfg, teacher, tiny, job.progress)
         return {"status": run.status, "reason": run.reason}
 
     job = jobs.submit("distill", "nan", work)

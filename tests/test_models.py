@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kdcore import models
-from kdcore.config import StudentConfig, TeacherConfig
+from kdcore.tasks import digits as models
+from kdcore.tasks.digits import StudentConfig, TeacherConfig
 
 TEACHERS = [TeacherConfig(variant="cnn"), TeacherConfig(variant="cnn-large"),
             TeacherConfig(variant="cnn", dropout=0.3, augment=True)]
@@ -59,6 +59,6 @@ def test_outputs_are_logits(tiny):
 
 def test_hint_layer_is_where_fitnets_reads():
     mlp, cnn = models.build_student(StudentConfig(units=16)), models.build_student(StudentConfig(filters=4))
-    assert models.hint_layer(mlp).output.shape[-1] == 16
-    assert models.hint_layer(cnn).output.shape[1:] == (13, 13, 4)
-    assert models.hint_layer(models.build_teacher(TeacherConfig())).output.shape[-1] == 128
+    assert mlp.get_layer("hint").output.shape[-1] == 16
+    assert cnn.get_layer("hint").output.shape[1:] == (13, 13, 4)
+    assert models.build_teacher(TeacherConfig()).get_layer("hint").output.shape[-1] == 128

@@ -14,6 +14,8 @@ import re
 
 import numpy as np
 import pytest
+
+from kdcore.tasks.digits import DIGITS
 from PIL import Image
 
 from kdcore import inference, storage
@@ -31,10 +33,11 @@ def teacher_model(teacher_file):
 @pytest.fixture(scope="session")
 def student_model(teacher_model, tiny):
     from kdcore import training
-    from kdcore.config import DistillConfig, StudentConfig
+    from kdcore.config import DistillConfig
+    from kdcore.tasks.digits import StudentConfig
 
     cfg = DistillConfig(epochs=1, student=StudentConfig(units=16), baseline=False)
-    return training.distill_student(cfg, teacher_model, tiny).model
+    return DIGITS.distill_student(cfg, teacher_model, tiny).model
 
 
 def save(model, kind):

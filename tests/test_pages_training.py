@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from kdcore import presets, storage
-from kdcore.config import StudentConfig, TeacherConfig
+from kdcore.tasks.digits import StudentConfig, TeacherConfig
 from kdcore.jobs import runner
-from kdcore.models import student_stats
+from kdcore.tasks.digits import student_stats
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
@@ -86,37 +86,37 @@ def test_pages_render_and_point_to_the_teacher_when_there_is_none():
 
 
 def test_distill_sliders_update_the_size_table_and_the_url(teacher):
-    at = open_page("distill", units="32", temperature="8.0")
-    assert at.slider(key="distill.units").value == 32, "a link's settings are read at start"
+    at = open_page("distill", student_units="32", temperature="8.0")
+    assert at.slider(key="distill.student_units").value == 32, "a link's settings are read at start"
     assert at.slider(key="distill.temperature").value == 8.0
 
     def student_params():
         return at.dataframe[0].value.loc["Parameters", "Student"]
 
     assert student_params() == f"{student_stats(StudentConfig(units=32))['params']:,}"
-    at.slider(key="distill.units").set_value(256).run()
+    at.slider(key="distill.student_units").set_value(256).run()
     assert student_params() == f"{student_stats(StudentConfig(units=256))['params']:,}"
-    assert at.query_params["units"] == "256", "the URL follows the sliders"
-    at.slider(key="distill.filters").set_value(8).run()
+    assert at.query_params["student_units"] == "256", "the URL follows the sliders"
+    at.slider(key="distill.student_filters").set_value(8).run()
     assert student_params() == f"{student_stats(StudentConfig(filters=8, units=256))['params']:,}"
 
     at.selectbox(key="distill.preset").select("hinton-mlp").run()
     _, hinton = presets.configs("hinton-mlp")
-    assert at.slider(key="distill.units").value == hinton.student.units
+    assert at.slider(key="distill.student_units").value == hinton.student.units
     assert at.slider(key="distill.temperature").value == hinton.temperature
-    assert at.query_params["units"] == str(hinton.student.units)
+    assert at.query_params["student_units"] == str(hinton.student.units)
 
     at.selectbox(key="distill.loss").select("logit-mse").run()
     assert "temperature has no effect" in texts(at.warning), "pipeline.notes are shown before starting"
 
 
 def test_a_bad_link_is_named_and_the_defaults_are_used(teacher):
-    at = open_page("distill", loss="nope", units="4096")
+    at = open_page("distill", loss="nope", student_units="4096")
     assert "loss must be one of" in texts(at.warning)
     assert at.selectbox(key="distill.loss").value == "kl"
-    at = open_page("distill", units="4096")
+    at = open_page("distill", student_units="4096")
     assert "outside the slider's range" in texts(at.warning)
-    assert at.slider(key="distill.units").value == 1024
+    assert at.slider(key="distill.student_units").value == 1024
 
 
 def test_teacher_page_trains_a_teacher_that_becomes_active(tiny_npz):
@@ -131,10 +131,10 @@ def test_teacher_page_trains_a_teacher_that_becomes_active(tiny_npz):
     wait_for_jobs()
     assert job.status == "finished", job.error
     at.run()
-    assert [m.value for m in at.metric if m.label == "Teacher test accuracy"] == [f"{job.result['test_accuracy']:.1%}"]
+    assert [m.value for m in at.metric if m.label == "Teacher test accuracy"] == [f"{job.result.score:.1%}"]
     assert "finished" in texts(at.success)
-    assert at.session_state["teacher_path"] == job.result["model"]
-    assert [b.value for b in at.selectbox if b.label == "Active teacher"] == [job.result["model"]]
+    assert at.session_state["teacher_path"] == job.result.model
+    assert [b.value for b in at.selectbox if b.label == "Active teacher"] == [job.result.model]
 
 
 def test_distill_stop_queue_and_discard(teacher, tiny_npz):
@@ -166,7 +166,7 @@ def test_distill_stop_queue_and_discard(teacher, tiny_npz):
 
 def test_distill_run_reports_results_and_runs_page_lists_and_deletes_it(teacher, tiny_npz):
     at = open_page("distill", tiny_npz)
-    at.slider(key="distill.units").set_value(32)
+    at.slider(key="distill.student_units").set_value(32)
     at.number_input(key="distill.epochs").set_value(1)
     at.number_input(key="distill.batch_size").set_value(100).run()
     click(at, "Distil student")
@@ -175,18 +175,18 @@ def test_distill_run_reports_results_and_runs_page_lists_and_deletes_it(teacher,
     assert job.status == "finished", job.error
     at.run()
     shown = {m.label: m.value for m in at.metric}
-    assert shown["Distilled student"] == f"{job.result['student_accuracy']:.1%}"
-    assert shown["Baseline (no teacher)"] == f"{job.result['baseline_accuracy']:.1%}"
-    assert shown["Teacher"] == f"{job.result['teacher_accuracy']:.1%}"
+    assert shown["Distilled student"] == f"{job.result.student_score:.1%}"
+    assert shown["Baseline (no teacher)"] == f"{job.result.baseline_score:.1%}"
+    assert shown["Teacher"] == f"{job.result.teacher_score:.1%}"
     verdict = texts(at.markdown)
     assert "gap" in verdict or "did not help" in verdict
-    assert at.session_state["student_path"] == job.result["model"]
+    assert at.session_state["student_path"] == job.result.model
 
     at.switch_page("pages/runs.py").run()
     assert not at.exception
     table = at.dataframe[0].value
     assert list(table["kind"]) == ["distill"] and list(table["status"]) == ["finished"]
-    assert f"student {job.result['student_accuracy']:.1%}" in table["results"][0]
+    assert f"student {job.result.student_score:.1%}" in table["results"][0]
     assert at.multiselect[0].value == [job.run_id]
     chart = at.get("plotly_chart")[0]
     assert "student" in chart.proto.spec and "baseline" in chart.proto.spec
@@ -210,8 +210,8 @@ def test_home_demo_runs_teacher_then_student_and_baseline(monkeypatch, tiny_npz)
     assert set(job.progress.snapshot()["series"]) == {"teacher", "student", "baseline"}
     at.run()
     assert {"Distilled student", "Baseline (no teacher)", "Teacher"} <= {m.label for m in at.metric}
-    assert at.session_state["teacher_path"] == job.result["teacher_model"]
-    assert at.session_state["student_path"] == job.result["model"]
+    assert at.session_state["teacher_path"] == job.result.teacher_model
+    assert at.session_state["student_path"] == job.result.model
     assert "none yet" not in texts(at.caption), "both models are shown at a glance"
 
 

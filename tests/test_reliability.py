@@ -23,10 +23,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kdcore.tasks.digits import DIGITS
+
 from kdcore import data, pipeline, storage, training
-from kdcore.config import DistillConfig, StudentConfig, TeacherConfig, from_dict, to_dict
+from kdcore.config import DistillConfig, from_dict, to_dict
+from kdcore.tasks.digits import StudentConfig, TeacherConfig
 from kdcore.jobs import runner
-from kdcore.models import teacher_stats
+from kdcore.tasks.digits import teacher_stats
 from kdcore.storage import StorageError, run_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,12 +77,12 @@ BAD_DISTILL = [
     ({"epochs": -3}, "epochs must be >= 1"),
     ({"epochs": 2.5}, "epochs must be a whole number"),
     ({"batch_size": 0}, "batch_size must be >= 1"),
-    ({"batch_size": 301}, "batch_size must be <= the number of training images (300)"),
+    ({"batch_size": 301}, "batch_size must be <= the number of training examples (300)"),
     ({"learning_rate": float("inf")}, "learning_rate must be a finite number"),
     ({"loss": "hinge"}, "loss must be one of kl, soft-ce, prob-mse, logit-mse"),
     ({"labels_fraction": 0.0}, "labels_fraction must be > 0"),
     ({"labels_fraction": 1.01}, "labels_fraction must be <= 1"),
-    ({"student": StudentConfig(units=0)}, "student units must be >= 1"),
+    ({"student": StudentConfig(units=0)}, "student_units must be >= 1"),
 ]
 BAD_TEACHER = [
     ({"variant": "giant"}, "variant must be one of cnn, cnn-large"),
@@ -115,7 +118,7 @@ EVERY_SETTING = [(cls, f.name) for cls in (TeacherConfig, DistillConfig, Student
 def test_every_setting_names_itself_and_what_it_accepts(cls, name):
     with pytest.raises(ValueError) as err:
         cls(**{name: float("nan")}).validate()
-    field = f"student {name}" if cls is StudentConfig else name
+    field = f"student_{name}" if cls is StudentConfig else name
     assert _one_line(str(err.value)).startswith(f"{field} must be ") and "(got nan)" in str(err.value)
 
 
@@ -242,7 +245,7 @@ CLI_CASES = [
     (["train-teacher", "--learning-rate", "nan"], "learning_rate must be a finite number"),
     (["train-teacher", "--variant", "giant"], "variant must be one of cnn, cnn-large"),
     (["train-teacher", "--dataset", "no-such-digits"], "unknown dataset 'no-such-digits'"),
-    (["train-teacher", "--dataset", "{npz}", "--batch-size", "301"], "number of training images (300)"),
+    (["train-teacher", "--dataset", "{npz}", "--batch-size", "301"], "number of training examples (300)"),
     (["distill", "--teacher", "t.keras", "--temperature", "0"], "temperature must be > 0"),
     (["distill", "--teacher", "t.keras", "--alpha", "1.5"], "alpha must be <= 1"),
     (["distill", "--teacher", "t.keras", "--loss", "hinge"], "loss must be one of kl, soft-ce"),
@@ -339,7 +342,7 @@ def test_loss_that_becomes_nan_stops_the_run_and_says_where(tiny):
     overflow = data.Dataset("overflow", np.full((64, 28, 28, 1), 3e38, "float32"), tiny.y_train[:64],
                             tiny.x_test[:32], tiny.y_test[:32], "pixel values that overflow float32")
     cfg = DistillConfig(epochs=3, batch_size=32, student=StudentConfig(units=16))
-    job = runner().submit("baseline", "NaN drill", lambda job: training.train_baseline(cfg, overflow, job.progress)
+    job = runner().submit("baseline", "NaN drill", lambda job: DIGITS.train_baseline(cfg, overflow, job.progress)
                           .summary(), to_dict(cfg))
     row = _finish(job)
     assert row["status"] == "failed" and row["reason"] == "loss became NaN at epoch 1 batch 1"
@@ -441,8 +444,8 @@ CRASH_WORKER = r"""
 import sys, time
 import keras  # before the job thread imports TensorFlow too: two first imports at once can break each other
 from kdcore import pipeline, storage
-from kdcore.config import TeacherConfig
-from kdcore.models import build_teacher
+from kdcore.tasks.digits import TeacherConfig
+from kdcore.tasks.digits import build_teacher
 
 dataset, name, train = sys.argv[1], sys.argv[2], sys.argv[3] == "train"
 if train:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kdcore import models, storage
-from kdcore.config import StudentConfig
+from kdcore import storage
+from kdcore.tasks import digits as models
+from kdcore.tasks.digits import StudentConfig
 from kdcore.storage import RunStore, StorageError
 
 

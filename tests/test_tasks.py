@@ -1,0 +1,198 @@
+"""The task seam: a new kind of model is an addition, not an edit across the pages and the CLI.
+
+A toy task (3 classes of random 8-dimensional vectors, a one-hidden-layer
+MLP teacher and student) is registered here with its own settings in the
+settings table. With no page or CLI code written for it, the Teacher and
+Distill pages draw its settings, and the CLI trains and distils it, each run
+landing in the run store.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from kdcore import cli, params, storage, tasks
+from kdcore.config import TrainConfig, Validated, default
+from kdcore.data import Dataset
+from kdcore.params import Param
+from kdcore.results import DistillResult, Status, verdict
+
+params.register(
+    Param("toy_hidden", int, 32, "hidden units of the toy teacher", low=4, high=256, step=4, group="teacher",
+          tasks=("toy",)),
+    Param("toy_student_hidden", int, 8, "hidden units of the toy student", low=2, high=64, group="student",
+          tasks=("toy",)),
+)
+
+
+@dataclass
+class ToyTeacher(TrainConfig):
+    TASK = "toy"
+    toy_hidden: int = default("toy_hidden", task="toy")
+
+
+@dataclass
+class ToyStudent(Validated):
+    TASK = "toy"
+    PREFIX = "toy_student_"
+    hidden: int = default("toy_student_hidden", task="toy")
+
+
+def _mlp(hidden: int, seed: int, name: str):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8,))
+    x = keras.layers.Dense(hidden, activation="relu")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name=name)
+
+
+def _size(hidden: int) -> dict:
+    n = 8 * hidden + hidden + hidden * 3 + 3
+    return {"params": n, "macs": 8 * hidden + hidden * 3, "weight_bytes": 4 * n}
+
+
+class Toy(tasks.Task):
+    name = "toy"
+    title = "Toy vectors"
+    teacher_config = ToyTeacher
+    student_config = ToyStudent
+
+    def datasets(self):
+        return [{"name": "blobs", "available": True, "source": "generated", "train": 600, "test": 300}]
+
+    def default_dataset(self):
+        return "blobs", "the only one"
+
+    def load(self, name=None):
+        if name not in (None, "blobs"):
+            raise ValueError(f"unknown dataset {name!r}: use blobs")
+        rng = np.random.default_rng(0)
+        centres = rng.normal(0, 3.0, (3, 8))
+        y = rng.integers(0, 3, 900)
+        x = (centres[y] + rng.normal(0, 1.0, (900, 8))).astype("float32")
+        return Dataset("blobs", x[:600], y[:600], x[600:], y[600:], "generated blobs", ("a", "b", "c"))
+
+    def build_teacher(self, cfg):
+        return _mlp(cfg.toy_hidden, cfg.seed, "teacher")
+
+    def build_student(self, cfg, seed=0):
+        return _mlp(cfg.hidden, seed, "student")
+
+    def teacher_size(self, cfg):
+        return _size(cfg.toy_hidden)
+
+    def student_size(self, cfg):
+        return _size(cfg.hidden)
+
+    def check_model(self, model, name):
+        if tuple(model.input_shape[1:]) != (8,) or tuple(model.output_shape[1:]) != (3,):
+            raise ValueError(f"{name} is not a toy model")
+
+
+@pytest.fixture
+def toy():
+    task = tasks.register(Toy())
+    yield task
+    tasks.unregister("toy")
+
+
+def test_settings_come_from_the_table(toy):
+    assert toy.teacher_params() == ["epochs", "batch_size", "learning_rate", "seed", "toy_hidden"]
+    assert toy.student_params() == ["toy_student_hidden"]
+    assert "hint_epochs" not in toy.distill_params()  # the toy task offers soft targets only
+    assert "hint_epochs" in tasks.get("digits").distill_params()
+    with pytest.raises(ValueError, match=r"toy_hidden must be <= 256 \(got 999\); allowed: \[4, 256\]"):
+        ToyTeacher(toy_hidden=999).validate()
+    cfg = toy.distill_from({"toy_student_hidden": 4, "temperature": 2.0})
+    assert cfg.student.hidden == 4 and cfg.temperature == 2.0
+    assert toy.flat(cfg)["toy_student_hidden"] == 4
+
+
+def test_the_same_name_can_have_other_bounds_in_another_task():
+    assert params.get("student_units", "digits").high == 4096
+    params.register(Param("student_units", int, 64, "lm units", low=16, high=256, tasks=("elsewhere",)))
+    try:
+        assert params.get("student_units", "elsewhere").high == 256
+        assert params.get("student_units", "digits").high == 4096
+    finally:
+        params._TABLE[:] = [p for p in params._TABLE if p.tasks != ("elsewhere",)]
+
+
+def _open(page: str, task: str):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["task"] = task
+    at.session_state["dataset"] = "blobs"
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.slow
+def test_teacher_page_draws_a_new_tasks_settings_with_no_page_code(toy):
+    at = _open("teacher", "toy")
+    hidden = at.slider(key="teacher.toy_hidden")
+    assert (hidden.label, hidden.value, hidden.min, hidden.max, hidden.step) == ("Toy hidden", 32, 4, 256, 4)
+    assert "teacher.variant" not in [w.key for w in at.selectbox]  # digits' settings are not shown
+    assert any(f"{_size(32)['params']:,} parameters" in c.value for c in at.caption)  # the task's own count
+
+
+@pytest.mark.slow
+def test_distill_page_draws_a_new_tasks_settings_with_no_page_code(toy, tmp_path):
+    teacher = toy.train_teacher(ToyTeacher(epochs=1), toy.load())
+    storage.save_model(teacher.model, storage.model_path("toy-teacher"), {"kind": "teacher", "task": "toy",
+                                                                          "dataset": "blobs", "params": 331})
+    at = _open("distill", "toy")
+    assert at.slider(key="distill.toy_student_hidden").value == 8
+    assert at.slider(key="distill.temperature").value == 4.0
+    assert "distill.hint_epochs" not in [w.key for w in at.number_input]
+    at.slider(key="distill.toy_student_hidden").set_value(16).run()
+    assert at.query_params["toy_student_hidden"] == "16"
+
+
+@pytest.mark.slow
+def test_cli_trains_and_distils_a_new_task_and_records_both_runs(toy, tmp_path, capsys):
+    teacher = tmp_path / "toy.keras"
+    assert cli.main(["train-teacher", "--task", "toy", "--toy-hidden", "16", "--epochs", "5", "--out",
+                     str(teacher), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["task"] == "toy" and out["test_accuracy"] > 0.6 and out["params"] == _size(16)["params"]
+    assert cli.main(["distill", "--task", "toy", "--teacher", str(teacher), "--toy-student-hidden", "4",
+                     "--epochs", "3", "--baseline", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"student_accuracy", "baseline_accuracy", "teacher_accuracy", "gap_recovered", "verdict"} <= set(out)
+    runs = storage.run_store().runs()
+    assert [r["kind"] for r in runs] == ["distill", "teacher"]
+    assert all(r["status"] == "finished" for r in runs)
+    assert storage.run_store().epochs(runs[0]["id"])["student"][-1]["epoch"] == 3
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_setting_of_another_task(toy, capsys):
+    assert cli.main(["train-teacher", "--task", "toy", "--variant", "cnn"]) == 2
+    assert "variant is not a setting of task 'toy'" in capsys.readouterr().err
+    assert cli.main(["tasks", "--json"]) == 0
+    listed = {t["name"]: t for t in json.loads(capsys.readouterr().out)["tasks"]}
+    assert set(listed) == {"digits", "toy"}
+    assert [s["name"] for s in listed["toy"]["settings"]["student"]] == ["toy_student_hidden"]
+
+
+def test_one_verdict_rule():
+    assert verdict([0.02, 0.021, 0.019]).outcome == "helped"
+    assert verdict([0.02, -0.01, 0.03]).outcome == "tie"
+    assert verdict([-0.02, -0.021, -0.019]).outcome == "hurt"
+    assert verdict([0.02], noise=0.005).outcome == "helped"
+    assert verdict([0.02], noise=0.02).outcome == "tie"
+    assert verdict([]).outcome == "unknown"
+    assert verdict([-5.0, -5.2, -4.9], higher_is_better=False, metric="perplexity").outcome == "helped"
+    run = DistillResult("", "d", 10000, "t", 0.97, 0.95, 0.93)
+    assert run.verdict().outcome == "helped" and run.gap_recovered == pytest.approx(0.5)
+    assert DistillResult("", "d", 100, "t", 0.97, 0.95, 0.94).verdict().outcome == "tie"
+    assert Status("finished") == "finished" and Status.RUNNING.active
