@@ -19,7 +19,6 @@ the task at hand.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -106,16 +105,14 @@ def _fail(p: Param, what: str, value) -> ValueError:
     return ValueError(f"{p.name} must be {what} (got {value!r}); allowed: {p.allowed}")
 
 
-def check(name: str, value, task: str = "digits", *, label: str | None = None):
+def check(name: str, value, task: str = "digits"):
     """Return ``value`` if it is allowed for setting ``name``, else raise one readable ``ValueError``.
 
-    The message starts with the setting's name (or ``label``) and ends with
+    The message starts with the setting's name and ends with
     its allowed range. Booleans are not numbers, NaN and infinities are
     refused, whole numbers are required where the table says ``int``.
     """
     p = get(name, task)
-    if label:
-        p = dataclasses.replace(p, name=label)
     if p.kind is bool:
         if not isinstance(value, bool):
             raise _fail(p, "true or false", value)

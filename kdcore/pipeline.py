@@ -54,8 +54,7 @@ def train_teacher(cfg, dataset: str | None = None, out=None, progress: Progress 
     res = t.train_teacher(cfg, ds, progress)
     size = t.teacher_size(cfg)["params"]
     meta = {"kind": "teacher", "task": t.name, "dataset": ds.name, "config": to_dict(cfg),
-            "test_accuracy" if t.metric.name == "accuracy" else f"test_{t.metric.name}": res.test_accuracy,
-            "params": size, "device": res.device, "seconds": res.seconds}
+            f"test_{t.metric.name}": res.test_accuracy, "params": size, "device": res.device, "seconds": res.seconds}
     path = _save(res, out, "teacher", meta)
     return TeacherResult(path, ds.name, size, res.status, res.reason, res.test_accuracy, res.seconds, res.device,
                          res.history, t.metric.name, t.name)
@@ -88,11 +87,11 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
         result.history["baseline"] = base.history
         if base.status == Status.FINISHED:
             result.baseline_score = base.test_accuracy
+    m = t.metric.name
     meta = {"kind": "student", "task": t.name, "dataset": ds.name, "config": to_dict(cfg),
-            "test_accuracy": student.test_accuracy, "teacher": str(teacher_path),
+            f"test_{m}": student.test_accuracy, "teacher": str(teacher_path),
             "teacher_name": teacher_meta.get("name", Path(teacher_path).stem),
-            "params": result.params["student"], "device": student.device,
-            "baseline_accuracy": result.baseline_score}
+            "params": result.params["student"], "device": student.device, f"baseline_{m}": result.baseline_score}
     result.model = _save(student, out, "student", meta) if result.status == Status.FINISHED else ""
     return result
 

@@ -38,6 +38,7 @@ REGULARISED_TEACHER = {"epochs": 15, "dropout": 0.3, "augment": True}
 
 PRESETS: dict[str, dict] = {
     "quick": {
+        "demo": True,  # the Home page's one-click demo for this task
         "description": "About a minute on 2 CPU cores: a short regularised teacher, a 64-unit MLP student, "
                        "and its baseline.",
         "dataset": "mnist-5k",
@@ -93,6 +94,11 @@ def get(name: str) -> dict:
 def names(task: str | None = None) -> list[str]:
     """Preset names, of one task when given."""
     return [n for n, p in PRESETS.items() if task is None or p.get("task", "digits") == task]
+
+
+def demo(task: str = "digits") -> str | None:
+    """The preset the Home page's quick demo runs for ``task`` (the one marked ``"demo": True``)."""
+    return next((n for n, p in PRESETS.items() if p.get("demo") and p.get("task", "digits") == task), None)
 
 
 def configs(name: str, **overrides) -> tuple[object, DistillConfig]:

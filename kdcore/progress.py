@@ -13,7 +13,7 @@ import time
 
 MAX_BATCH_POINTS = 600  # per series; older points are thinned, so memory and copies stay small
 
-from .results import ACTIVE, ENDED, Status  # noqa: F401 - ACTIVE and ENDED are read here by the pages
+from .results import ENDED, Status
 
 
 class StopRequested(Exception):

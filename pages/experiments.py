@@ -42,7 +42,7 @@ def live(job, done_label: str, total_label: str, noun: str) -> None:
     far. An experiment is a dozen trainings, whose curves drawn together would
     be unreadable; the Runs page shows them per series afterwards.
     """
-    from kdcore.progress import ACTIVE
+    from kdcore.results import ACTIVE
 
     running = job.status in ACTIVE
 

@@ -25,11 +25,12 @@ def _glance(column, kind: str, page: str) -> None:
         if meta is None:
             st.caption(f"None yet — make one on the {page} page or run the demo below.")
             return
-        acc = meta.get("test_accuracy")
-        st.metric(meta["name"], f"{acc:.1%}" if acc is not None else "—", help="test accuracy")
+        metric = state.task().metric
+        score = meta.get(f"test_{metric.name}")
+        st.metric(meta["name"], metric.format(score) if score is not None else "—", help=f"test {metric.name}")
         facts = [f"{meta['params']:,} parameters" if meta.get("params") else "", meta.get("dataset", "")]
-        if meta.get("baseline_accuracy") is not None:
-            facts.append(f"baseline {meta['baseline_accuracy']:.1%}")
+        if meta.get(f"baseline_{metric.name}") is not None:
+            facts.append(f"baseline {metric.format(meta[f'baseline_{metric.name}'])}")
         st.caption(" · ".join(f for f in facts if f))
 
 
@@ -38,14 +39,20 @@ _glance(left, "teacher", "Teacher")
 _glance(right, "student", "Distill")
 
 st.subheader("Quick demo")
-preset = presets.get("quick")
+task = state.task()
+demo = presets.demo(task.name)
+if demo is None:
+    st.caption(f"{task.title} has no quick demo yet: train a teacher on the Teacher page.")
+    st.stop()
+preset = presets.get(demo)
 st.caption(f"{preset['description']} Runs on {preset['dataset']}; the models it saves become the active ones.")
 job = job_panel.current_job("demo")
 busy = job is not None and job.status.active
 if st.button("Run quick demo", type="primary", disabled=busy):
     from kdcore import pipeline
 
-    job_panel.start_job("demo", lambda: pipeline.start_demo(*presets.configs("quick"), preset["dataset"]))
+    job_panel.start_job("demo", lambda: pipeline.start_demo(*presets.configs(demo), preset["dataset"],
+                                                            task=task.name))
 
 if job is not None:
     job_panel.show(job)

@@ -40,7 +40,7 @@ def current_job(kind: str):
     one, of its kind. Jobs whose run was deleted from the history are ignored,
     and after "Discard" (id set to "") only a running job is shown.
     """
-    from kdcore.progress import ACTIVE
+    from kdcore.results import ACTIVE
 
     store = storage.run_store()
     mine = [j for j in runner().jobs() if j.kind == kind and store.get(j.run_id)]
@@ -69,7 +69,7 @@ def adopt_finished() -> None:
 
 
 def _status_line(job, snap: dict) -> None:
-    from kdcore.progress import ACTIVE
+    from kdcore.results import ACTIVE
 
     title, status = snap["title"], snap["status"]
     if status == "queued":
@@ -108,7 +108,7 @@ def show(job) -> None:
     job's panel is drawn once and no longer polls.
     """
     from kdcore import figures
-    from kdcore.progress import ACTIVE
+    from kdcore.results import ACTIVE
 
     adopt_finished()
     live = job.status in ACTIVE

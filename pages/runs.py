@@ -9,11 +9,10 @@ import streamlit as st
 
 from kdcore import figures, storage
 from kdcore.jobs import runner
-from kdcore.progress import ACTIVE
+from kdcore.results import ACTIVE
 from pages import state  # noqa: F401 - routes deep links through app.py
 
-RESULTS = (("test_accuracy", "test"), ("teacher_accuracy", "teacher"), ("student_accuracy", "student"),
-           ("baseline_accuracy", "baseline"))
+WHO = ("test", "teacher", "student", "baseline")  # result fields are <who>_<metric>: student_accuracy, ...
 
 
 def _label(run: dict) -> str:
@@ -27,8 +26,19 @@ def _percent(value, digits: int = 1) -> str:
     return f"{value:.{digits}%}"
 
 
+def _shown(value, metric: str) -> str:
+    if metric == "accuracy":
+        return _percent(value)
+    if isinstance(value, dict):
+        return "n/a" if value.get("mean") is None else f"{value['mean']:,.1f} ± {value['std']:,.1f}"
+    return f"{value:,.1f}"
+
+
 def _key_results(results: dict) -> str:
-    parts = [f"{name} {_percent(results[key])}" for key, name in RESULTS if results.get(key) is not None]
+    parts = [f"{who} {_shown(results[f'{who}_{m}'], m)}" for who in WHO for m in ("accuracy", "perplexity")
+             if results.get(f"{who}_{m}") is not None]
+    if results.get("verdict"):
+        parts.append(results["verdict"])
     if results.get("gap_recovered") is not None:
         parts.append(f"gap recovered {_percent(results['gap_recovered'], 0)}")
     return " · ".join(parts)

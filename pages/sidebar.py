@@ -43,8 +43,9 @@ def models() -> None:
         st.caption(why)
     for kind in ("teacher", "student"):
         meta = state.active_model(kind)
-        acc = f" · {meta['test_accuracy']:.1%}" if meta and meta.get("test_accuracy") is not None else ""
-        st.markdown(f"**{kind.title()}:** {meta['name'] + acc if meta else 'none yet'}")
+        score = meta.get(f"test_{task.metric.name}") if meta else None
+        shown = f" · {task.metric.format(score)}" if score is not None else ""
+        st.markdown(f"**{kind.title()}:** {meta['name'] + shown if meta else 'none yet'}")
 
 
 @st.fragment(run_every=1.0)

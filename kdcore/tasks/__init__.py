@@ -174,19 +174,15 @@ class Task:
 
     def describe(self) -> dict:
         """What ``python -m kdcore tasks --json`` prints for this task."""
-        def rows(names):
-            out = []
-            for n in names:
-                p = params.get(n, self.name)
-                out.append({"name": n, "type": p.kind.__name__, "default": p.default_for("teacher" if
-                            n in self.teacher_params() else ""), "allowed": p.allowed, "help": p.help})
-            return out
+        def rows(names, role=""):
+            return [{"name": n, "type": p.kind.__name__, "default": p.default_for(role), "allowed": p.allowed,
+                     "help": p.help} for n, p in ((n, params.get(n, self.name)) for n in names)]
 
         return {"name": self.name, "title": self.title, "description": self.description,
                 "metric": {"name": self.metric.name, "higher_is_better": self.metric.higher_is_better},
                 "example": self.example, "terms": [t.name for t in self.terms],
                 "datasets": self.datasets(), "default_dataset": self.default_dataset()[0],
-                "settings": {"teacher": rows(self.teacher_params()), "student": rows(self.student_params()),
+                "settings": {"teacher": rows(self.teacher_params(), "teacher"), "student": rows(self.student_params()),
                              "distill": rows(self.distill_params())}}
 
 
