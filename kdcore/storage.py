@@ -1,4 +1,4 @@
-"""Persistence: saved models (``.keras`` + JSON sidecar) and the SQLite run store.
+"""Persistence: saved models (``.keras`` + a ``.kdstudio.json`` sidecar) and the SQLite run store.
 
 Everything lives under one data directory: ``$KDSTUDIO_HOME`` when set, else
 ``~/.kdstudio``. Model files are written to a temporary name in the same
@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 MODEL_SUFFIX = ".keras"
+SIDECAR_SUFFIX = ".kdstudio.json"  # ``t.keras`` -> ``t.keras.kdstudio.json``: a name no other tool picks
 _PROCESS_TOKEN = uuid.uuid4().hex  # marks runs owned by this process
 
 
@@ -67,19 +68,25 @@ def model_path(name: str) -> Path:
 
 
 def save_model(model, path: str | Path, meta: dict) -> Path:
-    """Save ``model`` atomically with a JSON sidecar (``<path>.json``) describing it.
+    """Save ``model`` atomically with a JSON sidecar (:func:`sidecar_path`) describing it.
 
-    On failure (disk full, read-only folder) raises :class:`StorageError`; the
-    model object is untouched and can be saved again elsewhere.
+    A file at the sidecar's name that KD Studio did not write is never replaced:
+    the save is refused before anything is written. On failure (disk full,
+    read-only folder) raises :class:`StorageError`; the model object is
+    untouched and can be saved again elsewhere.
     """
     path = Path(path)
     if path.suffix != MODEL_SUFFIX:
         path = path.with_name(path.name + MODEL_SUFFIX)
+    side = sidecar_path(path)
+    if (side.exists() or side.is_symlink()) and _sidecar_at(side) is None:
+        raise StorageError(f"{side} exists and was not written by KD Studio; it is left as it is, "
+                           "so move it away or save the model under another name")
     try:
         _atomic_write(path, model.save)
         sidecar = dict(meta, file_bytes=path.stat().st_size, created=meta.get("created", time.time()),
                        path=str(path))
-        write_json(sidecar_path(path), sidecar)
+        write_json(side, sidecar)
     except OSError as exc:
         raise StorageError(f"could not save the model to {path.parent}: {exc.strerror or exc}; "
                            "it is still in memory, so choose another place and save again") from exc
@@ -87,16 +94,33 @@ def save_model(model, path: str | Path, meta: dict) -> Path:
 
 
 def sidecar_path(path: str | Path) -> Path:
+    """Where a model's description lives: ``t.keras`` -> ``t.keras.kdstudio.json``.
+
+    Sidecars used to be ``t.json``, which is also where a user keeps, say, the
+    CLI's ``--json`` output for ``--out t.keras``; a save replaced it.
+    """
     path = Path(path)
-    return path.with_name(path.name[: -len(MODEL_SUFFIX)] + ".json") if path.name.endswith(MODEL_SUFFIX) \
-        else path.with_name(path.name + ".json")
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def _sidecar_at(path: Path) -> dict | None:
+    """The sidecar at ``path`` if KD Studio wrote it: a JSON object with the keys :func:`save_model` adds itself."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and {"path", "file_bytes"} <= meta.keys() else None
 
 
 def read_sidecar(path: str | Path) -> dict:
-    try:
-        return json.loads(sidecar_path(path).read_text())
-    except (OSError, ValueError):
-        return {}
+    """A model's sidecar, or ``{}``. Falls back to an old-style ``t.json`` only if it is one we wrote for ``t.keras``."""
+    path = Path(path)
+    meta = _sidecar_at(sidecar_path(path))
+    if meta is None and path.name.endswith(MODEL_SUFFIX):
+        meta = _sidecar_at(path.with_name(path.name[: -len(MODEL_SUFFIX)] + ".json"))
+        if meta is not None and Path(str(meta["path"])).name != path.name:
+            meta = None  # someone else's JSON that merely has keys of the same names
+    return meta or {}
 
 
 def load_model(path: str | Path):

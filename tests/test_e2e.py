@@ -22,6 +22,7 @@ import pytest
 
 from conftest import ARTIFACTS
 from e2e_server import CHROMIUM, Dashboard, launch_browser
+from kdcore import storage
 
 playwright_api = pytest.importorskip("playwright.sync_api")  # the package is in requirements.txt
 expect = playwright_api.expect
@@ -48,7 +49,7 @@ def dashboard(tmp_path_factory, teacher_file):
     models = home / "models"
     models.mkdir(parents=True)
     shutil.copy(teacher_file, models / "teacher-e2e.keras")
-    shutil.copy(teacher_file.with_suffix(".json"), models / "teacher-e2e.json")
+    shutil.copy(storage.sidecar_path(teacher_file), storage.sidecar_path(models / "teacher-e2e.keras"))
     app = Dashboard(home)
     yield app
     app.stop()
@@ -165,7 +166,7 @@ def digit_png(image, scale: int = 4) -> bytes:
 @pytest.fixture(scope="module")
 def upload_digit(tmp_path_factory, teacher_file, mnist5k):
     """(PNG path, label) of a test digit the teacher reads right after the dashboard's own preprocessing."""
-    from kdcore import images, inference, storage
+    from kdcore import images, inference
 
     teacher = storage.load_model(teacher_file)
     for index in range(50):

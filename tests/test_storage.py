@@ -39,7 +39,8 @@ def test_save_is_atomic_a_crash_keeps_the_previous_file(small_model):
 
     assert saved.read_bytes() == before
     assert storage.read_sidecar(saved)["test_accuracy"] == 0.5
-    assert sorted(p.name for p in storage.models_dir().iterdir()) == ["my-student.json", "my-student.keras"]
+    assert sorted(p.name for p in storage.models_dir().iterdir()) == ["my-student.keras",
+                                                                      "my-student.keras.kdstudio.json"]
     assert storage.load_model(saved).count_params() == small_model.count_params()
 
 
@@ -54,7 +55,7 @@ def test_sidecar_describes_the_model(small_model):
                                                                       "dataset": "mnist-5k"})
     storage.save_model(small_model, storage.model_path("t1"), {"kind": "teacher", "created": 1.0})
     meta = storage.read_sidecar(path)
-    assert storage.sidecar_path(path) == path.with_name("s1.json")
+    assert storage.sidecar_path(path) == path.with_name("s1.keras.kdstudio.json")
     assert meta["kind"] == "student" and meta["dataset"] == "mnist-5k" and meta["test_accuracy"] == 0.8
     assert meta["file_bytes"] == path.stat().st_size and meta["path"] == str(path)
     assert meta["created"] > 1.0
@@ -62,6 +63,39 @@ def test_sidecar_describes_the_model(small_model):
     assert [m["name"] for m in storage.list_models("teacher")] == ["t1"]
     assert storage.save_model(small_model, path.with_suffix(""), {"kind": "student"}) == path  # .keras added
     assert storage.read_sidecar(path.with_name("none.keras")) == {}
+
+
+def test_a_users_json_beside_the_model_is_never_replaced(small_model, tmp_path):
+    mine = tmp_path / "t.json"
+    mine.write_text('{"model": "t.keras", "test_accuracy": 0.97, "kind": "mine", "path": "/data/t.png"}\n')
+    before = mine.read_bytes()
+    path = storage.save_model(small_model, tmp_path / "t.keras", {"kind": "teacher"})
+    storage.save_model(small_model, path, {"kind": "teacher", "test_accuracy": 0.9})
+    assert mine.read_bytes() == before
+    assert storage.read_sidecar(path)["test_accuracy"] == 0.9
+    mine.rename(tmp_path / "u.json")
+    (tmp_path / "u.keras").write_bytes(path.read_bytes())  # a model without a sidecar: the user's JSON is not one
+    assert storage.read_sidecar(tmp_path / "u.keras") == {}
+
+
+def test_a_foreign_file_at_the_sidecar_name_stops_the_save(small_model, tmp_path):
+    foreign = storage.sidecar_path(tmp_path / "t.keras")
+    foreign.write_text("my notes")
+    with pytest.raises(StorageError) as err:
+        storage.save_model(small_model, tmp_path / "t.keras", {"kind": "teacher"})
+    assert str(err.value) == (f"{foreign} exists and was not written by KD Studio; it is left as it is, "
+                              "so move it away or save the model under another name")
+    assert foreign.read_text() == "my notes" and sorted(p.name for p in tmp_path.iterdir()) == [foreign.name]
+
+
+def test_old_style_sidecars_still_list(small_model):
+    """Sidecars were ``t.json`` before they were ``t.keras.kdstudio.json``: such model folders still list."""
+    path = storage.save_model(small_model, storage.model_path("older"), {"kind": "student", "test_accuracy": 0.7})
+    storage.sidecar_path(path).rename(path.with_name("older.json"))
+    assert [(m["name"], m["kind"], m["test_accuracy"]) for m in storage.list_models("student")] == \
+        [("older", "student", 0.7)]
+    storage.save_model(small_model, path, {"kind": "student", "test_accuracy": 0.8})  # the new name wins from now on
+    assert storage.read_sidecar(path)["test_accuracy"] == 0.8
 
 
 def test_load_refuses_missing_foreign_and_damaged_files(tmp_path):
