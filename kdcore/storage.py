@@ -4,10 +4,12 @@ Everything lives under one data directory: ``$KDSTUDIO_HOME`` when set, else
 ``~/.kdstudio``. Model files are written to a temporary name in the same
 folder and renamed into place (``os.replace`` is atomic), so a crash while
 saving leaves the previous file intact and no half-written model is ever
-listed. Models load with Keras's safe mode: no pickles, no custom code.
+listed; the temporary file a killed save leaves is deleted once it is a
+minute old. Models load with Keras's safe mode: no pickles, no custom code.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,6 +23,9 @@ from pathlib import Path
 
 MODEL_SUFFIX = ".keras"
 SIDECAR_SUFFIX = ".kdstudio.json"  # ``t.keras`` -> ``t.keras.kdstudio.json``: a name no other tool picks
+# _atomic_write's temporary names: ``.<stem>.`` + mkstemp's 8 random characters + ``.tmp<suffix>``.
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp\.(keras|json)$")
+STALE_TEMP_S = 60  # a save of a KD Studio model takes well under a second; one untouched for a minute was killed
 _PROCESS_TOKEN = uuid.uuid4().hex  # marks runs owned by this process
 
 
@@ -59,6 +64,22 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def _sweep_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that saves killed mid-write (SIGKILL, power cut) left in ``folder``.
+
+    Only names of ``_atomic_write``'s exact pattern, and only when untouched for
+    ``STALE_TEMP_S``: a save still running in another process owns a fresh one.
+    """
+    cutoff, removed = time.time() - STALE_TEMP_S, []
+    for tmp in Path(folder).glob(".*.tmp.*"):
+        if _TEMP_NAME.match(tmp.name):
+            with contextlib.suppress(OSError):  # gone already, or not ours to delete
+                if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed.append(tmp)
+    return removed
+
+
 def write_json(path: Path, data: dict) -> None:
     _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, default=str)))
 
@@ -82,6 +103,7 @@ def save_model(model, path: str | Path, meta: dict) -> Path:
     if (side.exists() or side.is_symlink()) and _sidecar_at(side) is None:
         raise StorageError(f"{side} exists and was not written by KD Studio; it is left as it is, "
                            "so move it away or save the model under another name")
+    _sweep_temp_files(path.parent)
     try:
         _atomic_write(path, model.save)
         sidecar = dict(meta, file_bytes=path.stat().st_size, created=meta.get("created", time.time()),
@@ -152,8 +174,9 @@ def load_model(path: str | Path):
 
 
 def list_models(kind: str | None = None) -> list[dict]:
-    """Saved models (newest first), from their sidecars; temporary files are never listed."""
+    """Saved models (newest first), from their sidecars; temporary files are never listed, stale ones removed."""
     rows = []
+    _sweep_temp_files(models_dir())
     for path in models_dir().glob("*" + MODEL_SUFFIX):
         if path.name.startswith("."):
             continue

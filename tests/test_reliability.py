@@ -515,6 +515,13 @@ def test_sigkill_mid_save_and_mid_run_loses_nothing(tmp_path, kd_home, small_npz
     for name in workers:
         assert storage.load_model(models / f"{name}.keras").output_shape == (None, 10)
         assert json.loads(storage.sidecar_path(models / f"{name}.keras").read_text())["kind"] == "teacher"
+    left = [p for p in models.iterdir() if p.name.startswith(".")]
+    assert left  # too fresh to remove: the next listing a minute later does
+    an_hour_ago = time.time() - 3600
+    for path in left:
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    storage.list_models()
+    assert not [p for p in models.iterdir() if p.name.startswith(".")]  # every leftover of the kills is gone
 
     store = storage.RunStore(db)  # what the app sees when it starts again
     [run] = store.runs()

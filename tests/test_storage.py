@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,45 @@ def test_a_temp_file_left_by_a_killed_process_is_never_listed(small_model):
     storage.save_model(small_model, storage.model_path("kept"), {"kind": "teacher"})
     (storage.models_dir() / ".kept.a1b2c3.tmp.keras").write_bytes(b"PK\x03\x04 cut short by a kill")
     assert [m["name"] for m in storage.list_models()] == ["kept"]
+
+
+KILLED_SAVE = r"""
+import os, signal, sys
+from kdcore import storage
+
+class Model:  # writes part of a model, then the process is SIGKILLed mid-save
+    def save(self, path):
+        open(path, "wb").write(b"PK\x03\x04 half a model")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+storage.save_model(Model(), storage.model_path(sys.argv[1]), {"kind": "teacher"})
+"""
+
+
+def test_temp_files_of_killed_saves_are_removed_once_stale(small_model, kd_home):
+    env = dict(os.environ, KDSTUDIO_HOME=str(kd_home), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    for name in ("old", "fresh"):
+        done = subprocess.run([sys.executable, "-c", KILLED_SAVE, name], env=env, timeout=60)
+        assert done.returncode == -9
+    folder = storage.models_dir()
+    old, fresh = (next(folder.glob(f".{n}.*.tmp.keras")) for n in ("old", "fresh"))
+    lookalikes = [folder / n for n in (".notes.tmp.keras", ".old.abc.tmp.keras", ".old.abcdefgh.tmp.txt",
+                                       ".old.abcdefgh.tmp.keras.bak")]  # not _atomic_write's names: never ours to delete
+    for path in lookalikes:
+        path.write_text("a user's file")
+    an_hour_ago = time.time() - 3600
+    for path in (old, *lookalikes):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+
+    assert storage.list_models() == []
+    assert not old.exists() and fresh.exists()  # a save still running in another process keeps its file
+    assert all(path.exists() for path in lookalikes)
+
+    storage.save_model(small_model, storage.model_path("fresh"), {"kind": "teacher"})  # saving also sweeps
+    assert fresh.exists()
+    os.utime(fresh, (an_hour_ago, an_hour_ago))
+    storage.save_model(small_model, storage.model_path("fresh"), {"kind": "teacher"})
+    assert not fresh.exists() and [m["name"] for m in storage.list_models()] == ["fresh"]
 
 
 def test_sidecar_describes_the_model(small_model):
