@@ -215,8 +215,10 @@ class RunStore:
     """Run history in one SQLite file; safe for several threads (one connection per call).
 
     Opening it marks runs left ``running`` by a process that no longer exists
-    as ``interrupted``. A file that is not a valid database is moved aside
-    (``runs.db.corrupt-<time>``), a fresh store is created, and ``notice`` says so.
+    as ``interrupted``. A file that is not a valid database, or fails SQLite's
+    ``quick_check``, is moved aside with its ``-wal`` and ``-shm`` files
+    (``runs.db.corrupt-<time>``, ``runs.db.corrupt-<time>-wal``: SQLite still
+    opens the pair for a rescue), a fresh store is created, and ``notice`` says so.
     """
 
     def __init__(self, path: str | Path | None = None):
@@ -228,6 +230,9 @@ class RunStore:
         except sqlite3.DatabaseError:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             os.replace(self.path, aside)
+            for journal in ("-wal", "-shm"):  # left beside the fresh store, the old WAL would be replayed into it
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{self.path}{journal}", f"{aside}{journal}")
             self.notice = f"the run store {self.path.name} was damaged; it was moved to {aside.name} and a new one started"
             self._init()
 
@@ -241,8 +246,15 @@ class RunStore:
         return conn
 
     def _init(self) -> None:
-        with self._connect() as conn:
+        # Closed here, not by the garbage collector: closing after the store was moved aside would delete the
+        # fresh store's -wal file, which has the old one's name.
+        with contextlib.closing(self._connect()) as conn, conn:
             conn.execute("PRAGMA journal_mode = WAL")
+            # A damaged page reads as good until a query touches it: the store would open, then the Runs page
+            # fail later. quick_check reads every page once: ~2 ms for 50 runs, ~40-80 ms for 500 runs of 120 epochs.
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError(f"quick_check: {problems[0]}")
             conn.executescript(_SCHEMA)
             conn.execute("SELECT count(*) FROM runs").fetchone()
             stale = conn.execute("SELECT id, pid, owner FROM runs WHERE status IN ('running', 'queued')").fetchall()

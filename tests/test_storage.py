@@ -1,7 +1,9 @@
 """Storage: atomic .keras saving with sidecars, safe loading, and the SQLite run store under stress."""
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -214,9 +216,12 @@ def test_concurrent_writers_lose_nothing(kd_home):
 def test_corrupt_database_is_moved_aside_and_a_fresh_store_starts(tmp_path):
     db = tmp_path / "runs.db"
     db.write_bytes(b"this is not SQLite, just junk " * 200)
+    Path(f"{db}-wal").write_bytes(b"its journal " * 100)
     store = RunStore(db)
-    aside = [p for p in tmp_path.iterdir() if p.name.startswith("runs.db.corrupt-")]
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("runs.db.corrupt-")
+             and not p.name.endswith(("-wal", "-shm"))]
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not SQLite")
+    assert Path(f"{aside[0]}-wal").read_bytes() == b"its journal " * 100  # moved with it, never replayed
     assert store.notice == (f"the run store runs.db was damaged; it was moved to {aside[0].name} "
                             "and a new one started")
     run = store.create("teacher", "after the damage", {"epochs": 1})
@@ -268,3 +273,45 @@ def test_update_refuses_unknown_fields(tmp_path):
     run = store.create("teacher", "t", {})
     with pytest.raises(ValueError, match="cannot update run field"):
         store.update(run, colour="red")
+
+
+def test_damaged_pages_beside_an_intact_wal_are_caught_at_open(tmp_path):
+    """Only the epochs' pages are damaged: the store used to open and list its runs, then fail on a run's curves."""
+    src = tmp_path / "src" / "runs.db"
+    src.parent.mkdir()
+    store = RunStore(src)
+    runs = [store.create("distill", f"run {i}", {"i": i}) for i in range(40)]
+    for run in runs:  # after every run row: the epochs table fills the second half of the file
+        for epoch in range(1, 21):
+            store.add_epoch(run, "student", {"epoch": epoch, "loss": 1 / epoch, "notes": "x" * 200})
+    with contextlib.closing(sqlite3.connect(src)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db = tmp_path / "runs.db"
+    with contextlib.closing(sqlite3.connect(src)) as live:  # an open connection keeps the last commit in the -wal
+        live.execute("INSERT INTO runs (id, kind, status) VALUES ('last', 'teacher', 'finished')")
+        live.commit()
+        shutil.copy(src, db)
+        shutil.copy(f"{src}-wal", f"{db}-wal")
+    size = db.stat().st_size
+    with open(db, "r+b") as f:
+        f.seek(size // 2)
+        f.write(b"\xff" * (size - size // 2))
+    demo = tmp_path / "demo" / "runs.db"  # how it used to look, on a copy: fine until a run's epochs are read
+    demo.parent.mkdir()
+    for part in ("", "-wal"):
+        shutil.copy(f"{db}{part}", f"{demo}{part}")
+    with contextlib.closing(sqlite3.connect(demo)) as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 41
+        with pytest.raises(sqlite3.DatabaseError, match="malformed"):
+            conn.execute("SELECT count(*) FROM epochs WHERE metrics LIKE '%x%'").fetchone()
+
+    fresh = RunStore(db)
+    [aside] = [p for p in tmp_path.iterdir() if p.name.startswith("runs.db.corrupt-")
+               and not p.name.endswith(("-wal", "-shm"))]
+    assert fresh.notice == f"the run store runs.db was damaged; it was moved to {aside.name} and a new one started"
+    assert fresh.runs() == [] and fresh.epochs(runs[0]) == {}
+    with contextlib.closing(sqlite3.connect(f"file:{aside}?mode=ro", uri=True)) as kept:  # kept for a rescue
+        assert kept.execute("SELECT status FROM runs WHERE id = 'last'").fetchone() == ("finished",)
+    fresh.create("teacher", "after", {})
+    again = RunStore(db)
+    assert again.notice == "" and [r["name"] for r in again.runs()] == ["after"]
