@@ -17,10 +17,11 @@ import io
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, ROOT
 from e2e_server import CHROMIUM, Dashboard, launch_browser
 from kdcore import storage
 
@@ -305,3 +306,38 @@ def test_hostile_upload_is_refused_in_one_sentence(page, dashboard, upload_digit
     expect(metric(page, "Teacher says")).to_have_text(upload_digit[1], timeout=WAIT)
     expect(alert).to_have_count(0)
     assert_clean(page)
+
+
+# Every screen by its sidebar link, with (part of) the heading it shows.
+TOUR = [("Home", "KD Studio"), ("Teacher", "Teacher"), ("Distill", "Distill"), ("Temperature", "Temperature"),
+        ("Predictions", "Predictions"), ("Draw", "Draw"), ("Experiments", "Experiments"), ("Runs", "Runs")]
+LOCAL = {"127.0.0.1", "localhost"}
+
+
+def test_no_request_leaves_the_machine(context, dashboard):
+    """A tour of every screen: every request and websocket the page opens goes to the dashboard's own server.
+
+    Playwright's request events see the page's own traffic (documents, scripts, fonts, images, fetches), never
+    Chromium's background requests. A ``:material/...:`` page icon made every screen fetch an SVG from
+    fonts.gstatic.com; the favicon is now static/favicon.png, served by Streamlit itself.
+    """
+    tab = context.new_page()
+    urls = []
+    tab.on("request", lambda r: urls.append(r.url))
+    tab.on("websocket", lambda ws: urls.append(ws.url))
+    open_page(tab, dashboard, "/", "KD Studio")
+    for link, heading in TOUR:
+        tab.get_by_test_id("stSidebarNavLink").filter(has_text=link).click()
+        expect(tab.get_by_role("heading", name=re.compile(heading)).first).to_be_visible()
+        tab.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", state="attached")
+        assert_clean(tab)
+    tab.wait_for_function("() => document.fonts.check('24px \"Material Symbols Rounded\"')")  # the nav's icons
+
+    outside = sorted({u for u in urls if urlparse(u).hostname not in LOCAL})
+    assert not outside, f"the page contacted other hosts: {outside}"
+    assert any("/MaterialSymbols" in u for u in urls), "the navigation's icon font is served by Streamlit"
+    [icon] = tab.evaluate("() => Array.from(document.querySelectorAll('link[rel~=icon]')).map(l => l.href)")
+    assert icon == dashboard.url + "/app/static/favicon.png" and icon in urls
+    served = context.request.get(icon)
+    assert served.ok and served.body() == (ROOT / "static" / "favicon.png").read_bytes()
+    tab.close()
