@@ -281,7 +281,9 @@ def test_cli_refusal_is_one_line_on_the_real_stderr(kd_home):
 
 def test_json_output_saved_beside_the_model_survives_the_save(tmp_path, kd_home, small_npz):
     """`train-teacher --out t.keras --json > t.json`: the sidecar once took t.json's name and the output was lost."""
-    out, mine = tmp_path / "t.keras", tmp_path / "t.json"
+    folder = tmp_path / "work"  # apart from kd_home, which a CLI run may create
+    folder.mkdir()
+    out, mine = folder / "t.keras", folder / "t.json"
     with open(mine, "w") as stdout:
         done = subprocess.run([sys.executable, "-m", "kdcore", "train-teacher", "--dataset", small_npz, "--epochs", "1",
                                "--batch-size", "100", "--out", str(out), "--json"], cwd=ROOT, stdout=stdout,
@@ -291,7 +293,7 @@ def test_json_output_saved_beside_the_model_survives_the_save(tmp_path, kd_home,
     printed = json.loads(mine.read_text())
     assert printed["model"] == str(out) and 0 <= printed["test_accuracy"] <= 1
     assert storage.read_sidecar(out)["test_accuracy"] == printed["test_accuracy"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json", "t.keras", "t.keras.kdstudio.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["t.json", "t.keras", "t.keras.kdstudio.json"]
 
 
 # --- the run store -------------------------------------------------------------------------------
