@@ -9,7 +9,7 @@ import streamlit as st
 
 from pages import sidebar, state
 
-st.set_page_config(page_title="KD Studio", page_icon=":material/school:", layout="wide")
+st.set_page_config(page_title="KD Studio", page_icon="/app/static/favicon.png", layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

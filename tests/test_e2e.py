@@ -17,11 +17,13 @@ import io
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, ROOT
 from e2e_server import CHROMIUM, Dashboard, launch_browser
+from kdcore import storage
 
 playwright_api = pytest.importorskip("playwright.sync_api")  # the package is in requirements.txt
 expect = playwright_api.expect
@@ -48,7 +50,7 @@ def dashboard(tmp_path_factory, teacher_file):
     models = home / "models"
     models.mkdir(parents=True)
     shutil.copy(teacher_file, models / "teacher-e2e.keras")
-    shutil.copy(teacher_file.with_suffix(".json"), models / "teacher-e2e.json")
+    shutil.copy(storage.sidecar_path(teacher_file), storage.sidecar_path(models / "teacher-e2e.keras"))
     app = Dashboard(home)
     yield app
     app.stop()
@@ -165,7 +167,7 @@ def digit_png(image, scale: int = 4) -> bytes:
 @pytest.fixture(scope="module")
 def upload_digit(tmp_path_factory, teacher_file, mnist5k):
     """(PNG path, label) of a test digit the teacher reads right after the dashboard's own preprocessing."""
-    from kdcore import images, inference, storage
+    from kdcore import images, inference
 
     teacher = storage.load_model(teacher_file)
     for index in range(50):
@@ -304,3 +306,38 @@ def test_hostile_upload_is_refused_in_one_sentence(page, dashboard, upload_digit
     expect(metric(page, "Teacher says")).to_have_text(upload_digit[1], timeout=WAIT)
     expect(alert).to_have_count(0)
     assert_clean(page)
+
+
+# Every screen by its sidebar link, with (part of) the heading it shows.
+TOUR = [("Home", "KD Studio"), ("Teacher", "Teacher"), ("Distill", "Distill"), ("Temperature", "Temperature"),
+        ("Predictions", "Predictions"), ("Draw", "Draw"), ("Experiments", "Experiments"), ("Runs", "Runs")]
+LOCAL = {"127.0.0.1", "localhost"}
+
+
+def test_no_request_leaves_the_machine(context, dashboard):
+    """A tour of every screen: every request and websocket the page opens goes to the dashboard's own server.
+
+    Playwright's request events see the page's own traffic (documents, scripts, fonts, images, fetches), never
+    Chromium's background requests. A ``:material/...:`` page icon made every screen fetch an SVG from
+    fonts.gstatic.com; the favicon is now static/favicon.png, served by Streamlit itself.
+    """
+    tab = context.new_page()
+    urls = []
+    tab.on("request", lambda r: urls.append(r.url))
+    tab.on("websocket", lambda ws: urls.append(ws.url))
+    open_page(tab, dashboard, "/", "KD Studio")
+    for link, heading in TOUR:
+        tab.get_by_test_id("stSidebarNavLink").filter(has_text=link).click()
+        expect(tab.get_by_role("heading", name=re.compile(heading)).first).to_be_visible()
+        tab.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", state="attached")
+        assert_clean(tab)
+    tab.wait_for_function("() => document.fonts.check('24px \"Material Symbols Rounded\"')")  # the nav's icons
+
+    outside = sorted({u for u in urls if urlparse(u).hostname not in LOCAL})
+    assert not outside, f"the page contacted other hosts: {outside}"
+    assert any("/MaterialSymbols" in u for u in urls), "the navigation's icon font is served by Streamlit"
+    [icon] = tab.evaluate("() => Array.from(document.querySelectorAll('link[rel~=icon]')).map(l => l.href)")
+    assert icon == dashboard.url + "/app/static/favicon.png" and icon in urls
+    served = context.request.get(icon)
+    assert served.ok and served.body() == (ROOT / "static" / "favicon.png").read_bytes()
+    tab.close()

@@ -282,6 +282,23 @@ def test_cli_refusal_is_one_line_on_the_real_stderr(kd_home):
     assert done.stderr.splitlines() == ["python -m kdcore distill: error: alpha must be <= 1.0 (got 2.0)"]
 
 
+def test_json_output_saved_beside_the_model_survives_the_save(tmp_path, kd_home, small_npz):
+    """`train-teacher --out t.keras --json > t.json`: the sidecar once took t.json's name and the output was lost."""
+    folder = tmp_path / "work"  # apart from kd_home, which a CLI run may create
+    folder.mkdir()
+    out, mine = folder / "t.keras", folder / "t.json"
+    with open(mine, "w") as stdout:
+        done = subprocess.run([sys.executable, "-m", "kdcore", "train-teacher", "--dataset", small_npz, "--epochs", "1",
+                               "--batch-size", "100", "--out", str(out), "--json"], cwd=ROOT, stdout=stdout,
+                              stderr=subprocess.PIPE, text=True, timeout=DEADLINE_S,
+                              env=dict(os.environ, KDSTUDIO_HOME=str(kd_home), TF_CPP_MIN_LOG_LEVEL="3"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = json.loads(mine.read_text())
+    assert printed["model"] == str(out) and 0 <= printed["test_accuracy"] <= 1
+    assert storage.read_sidecar(out)["test_accuracy"] == printed["test_accuracy"]
+    assert sorted(p.name for p in folder.iterdir()) == ["t.json", "t.keras", "t.keras.kdstudio.json"]
+
+
 # --- the run store -------------------------------------------------------------------------------
 def test_corrupt_run_store_is_moved_aside_and_a_fresh_one_started(kd_home):
     db = storage.home() / "runs.db"
@@ -502,7 +519,14 @@ def test_sigkill_mid_save_and_mid_run_loses_nothing(tmp_path, kd_home, small_npz
     assert sorted(m["name"] for m in listed) == sorted(workers)  # never a temporary or half-written file
     for name in workers:
         assert storage.load_model(models / f"{name}.keras").output_shape == (None, 10)
-        assert json.loads((models / f"{name}.json").read_text())["kind"] == "teacher"
+        assert json.loads(storage.sidecar_path(models / f"{name}.keras").read_text())["kind"] == "teacher"
+    left = [p for p in models.iterdir() if p.name.startswith(".")]
+    assert left  # too fresh to remove: the next listing a minute later does
+    an_hour_ago = time.time() - 3600
+    for path in left:
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    storage.list_models()
+    assert not [p for p in models.iterdir() if p.name.startswith(".")]  # every leftover of the kills is gone
 
     store = storage.RunStore(db)  # what the app sees when it starts again
     [run] = store.runs()
