@@ -40,8 +40,10 @@ def save_unsaved(job: Job) -> str:
     path = str(storage.save_model(model, storage.model_path(f"{meta['kind']}-{time.strftime('%Y%m%d-%H%M%S')}"),
                                   meta))
     job.unsaved = None
-    if job.result is not None:
+    if hasattr(job.result, "model"):
         job.result.model = path
+    else:  # the save failed, so the job ended with the error and no typed result
+        job.result = dict(job.result or {}, model=path)
     storage.run_store().update(job.run_id, model_path=path)
     return path
 

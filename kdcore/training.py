@@ -179,6 +179,11 @@ class RunResult:
     def __post_init__(self):
         self.status = Status(self.status)
 
+    def to_json(self) -> dict:
+        """The run without its model, as the run store keeps it (``test_accuracy`` is the task's test metric)."""
+        return {"status": str(self.status), "reason": self.reason, "test_accuracy": self.test_accuracy,
+                "seconds": round(self.seconds, 2), "device": self.device, "history": self.history}
+
 
 def _dataset(x, target, batch_size, seed, shuffle=True):
     """Batches gathered straight from the NumPy arrays, by shuffled index.

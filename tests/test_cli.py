@@ -120,7 +120,7 @@ def test_evaluate_confusion_matches_accuracy(tmp_path, cli_teacher):
     (["distill", "--teacher", "t.keras", "--temperature", "0"], "temperature must be > 0"),
     (["distill", "--teacher", "t.keras", "--alpha", "1.5"], "alpha must be <= 1.0"),
     (["distill", "--teacher", "t.keras", "--loss", "hinge"], "loss must be one of kl, soft-ce"),
-    (["train-teacher", "--epochs", "two"], "argument --epochs: invalid int value"),
+    (["train-teacher", "--epochs", "two"], "epochs must be a whole number (got 'two'); allowed: [1, 1000]"),
     (["train-teacher", "--dataset", "no-such-set", "--epochs", "1"], "unknown dataset 'no-such-set'"),
     (["evaluate", "--model", "missing.keras", "--dataset", "mnist-5k"], "no model file at missing.keras"),
     (["predict", "--model", "missing.keras", "--image", "{not_image}"], "not an image"),

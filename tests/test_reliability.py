@@ -241,7 +241,7 @@ def digit_png(tmp_path_factory, mnist5k):
 
 CLI_CASES = [
     (["train-teacher", "--epochs", "0"], "epochs must be >= 1 (got 0)"),
-    (["train-teacher", "--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
+    (["train-teacher", "--epochs", "many"], "epochs must be a whole number (got 'many'); allowed: [1, 1000]"),
     (["train-teacher", "--learning-rate", "nan"], "learning_rate must be a finite number"),
     (["train-teacher", "--variant", "giant"], "variant must be one of cnn, cnn-large"),
     (["train-teacher", "--dataset", "no-such-digits"], "unknown dataset 'no-such-digits'"),
@@ -279,7 +279,7 @@ def test_cli_refusal_is_one_line_on_the_real_stderr(kd_home):
                           cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE_S,
                           env=dict(os.environ, KDSTUDIO_HOME=str(kd_home)))
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr.splitlines() == ["python -m kdcore distill: error: alpha must be <= 1.0 (got 2.0)"]
+    assert done.stderr.splitlines() == ["python -m kdcore distill: error: alpha must be <= 1.0 (got 2.0); allowed: [0.0, 1.0]"]
 
 
 def test_json_output_saved_beside_the_model_survives_the_save(tmp_path, kd_home, small_npz):
@@ -333,7 +333,9 @@ def test_stop_mid_epoch_ends_within_one_batch_and_keeps_finished_epochs(small_np
     assert [r["epoch"] for r in kept] == list(range(1, at_stop["epoch"] + 1))  # the cut epoch is not "finished"
     assert row["model_path"] == "" and storage.list_models() == []
     # "Run again" restarts from the stored settings; "Discard" deletes the run with its curves.
-    assert from_dict(TeacherConfig, row["config"]) == cfg and row["dataset"] == job.dataset
+    settings = {k: v for k, v in row["config"].items() if k != "task"}  # the run also records its task
+    assert from_dict(TeacherConfig, settings) == cfg and row["config"]["task"] == "digits"
+    assert row["dataset"] == job.dataset
     run_store().delete(job.run_id)
     assert run_store().get(job.run_id) is None and run_store().epochs(job.run_id) == {}
 
@@ -359,8 +361,8 @@ def test_loss_that_becomes_nan_stops_the_run_and_says_where(tiny):
     overflow = data.Dataset("overflow", np.full((64, 28, 28, 1), 3e38, "float32"), tiny.y_train[:64],
                             tiny.x_test[:32], tiny.y_test[:32], "pixel values that overflow float32")
     cfg = DistillConfig(epochs=3, batch_size=32, student=StudentConfig(units=16))
-    job = runner().submit("baseline", "NaN drill", lambda job: DIGITS.train_baseline(cfg, overflow, job.progress)
-                          .summary(), to_dict(cfg))
+    job = runner().submit("baseline", "NaN drill", lambda job: DIGITS.train_baseline(cfg, overflow, job.progress),
+                          to_dict(cfg))
     row = _finish(job)
     assert row["status"] == "failed" and row["reason"] == "loss became NaN at epoch 1 batch 1"
     assert run_store().epochs(job.run_id) == {}  # no epoch of NaNs recorded as finished

@@ -158,7 +158,7 @@ def test_load_refuses_models_of_the_wrong_shape(tmp_path):
     colour = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
     colour.save(tmp_path / "colour.keras")
     with pytest.raises(StorageError, match=r"colour.keras takes input \(32, 32, 3\) and gives \(10,\); "
-                                           "KD Studio models take 28x28x1 images and give 10 logits"):
+                                           "digit models take 28x28x1 images and give 10 logits"):
         storage.load_model(tmp_path / "colour.keras")
 
 
