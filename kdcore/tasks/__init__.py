@@ -213,7 +213,7 @@ def unregister(name: str) -> None:
 
 
 def _builtin() -> None:
-    from . import digits  # noqa: F401 - registers itself
+    from . import digits, images  # noqa: F401 - each registers itself
 
 
 def names() -> list[str]:
