@@ -203,6 +203,7 @@ def _run(argv, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # four Keras fits, each traced afresh: about 3 minutes alone, 5+ on a shared machine
 def test_a_tiny_vgg_teaches_a_fitnet_student_through_the_cli(tmp_path, capsys):
     data = _npz(tmp_path / "blobs.npz", class_names=np.array(["red", "green", "blue"]))
     teacher = str(tmp_path / "vgg.keras")

@@ -507,6 +507,10 @@ class Images(Task):
 
         return training.fit_baseline(cfg, data, self._student(cfg, data), progress)
 
+    def score(self, model, data) -> float:
+        self.check_fits(model, data, f"the {model.name}")
+        return super().score(model, data)
+
     def distill_student(self, cfg, teacher, data, progress=None, logits=None):
         from .. import training
 
