@@ -74,6 +74,18 @@ def hard_label_loss(labels, student_logits):
     return -ops.sum(picked * labelled) / ops.maximum(ops.sum(labelled), 1.0)
 
 
+def hint_loss(hint, regressed):
+    """FitNets' stage-1 loss: how far the regressed guided layer is from the teacher's hint layer.
+
+    Romero et al. (2015, eq. 3) write it ½‖u_h − r(v_g)‖². Here it is the mean
+    of the squared differences over the batch and every element of the map:
+    the mean keeps its size independent of the hint layer's size (a 16×16×32
+    map and a 128-unit vector give losses on one scale, so one learning rate
+    suits every pair), and under Adam the constant ½ changes nothing, so it is dropped.
+    """
+    return ops.mean(ops.square(ops.cast(regressed, "float32") - ops.cast(hint, "float32")))
+
+
 def distillation_terms(labels, student_logits, teacher_logits, temperature: float, alpha: float,
                        mode: str = "kl"):
     """(total, soft, hard) with total = alpha · soft + (1 − alpha) · hard.

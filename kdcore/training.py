@@ -308,24 +308,71 @@ def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
 
 
 # --- FitNets hint stage --------------------------------------------------------------------------
-def fit_hint(student, teacher, data: Dataset, cfg: DistillConfig, progress: Progress | None = None) -> RunResult:
-    """FitNets (Romero et al. 2015): first teach the student's early layers to predict a teacher layer.
+def shape_text(shape) -> str:
+    """(16, 16, 32) → ``16x16x32``, as messages write a shape."""
+    return "x".join(str(int(s)) for s in shape)
 
-    The student's ``hint`` layer, through a small adapter (a 1×1 conv for
-    feature maps, a dense layer for vectors), regresses the teacher's matching
-    layer with a mean-squared error; the student's own weights up to ``hint``
-    keep what they learned, the adapter is thrown away.
+
+def hint_regressor(guided_shape, hint_shape, guided: str = "guided", hint: str = "hint"):
+    """FitNets' regressor: maps the student's guided layer to the shape of the teacher's hint layer.
+
+    Feature maps get a convolution with "valid" padding whose kernel is
+    (N_g − N_h + 1) on each side (Romero et al. 2015, §2.2): a 16×16 guided
+    map meets an 8×8 hint through a 9×9 kernel, equal sizes through a 1×1
+    one, and the channels change to the hint's. It is linear: the squared
+    error already lets it match the hint's ReLU zeros. Vectors get a dense
+    layer. A convolution cannot enlarge a map, nor join a map to a vector:
+    those pairs are refused in one line naming both shapes.
+    """
+    import keras
+
+    g, h = tuple(guided_shape), tuple(hint_shape)
+    if len(g) == len(h) == 1:
+        return keras.layers.Dense(h[0], name="regressor")
+    if len(g) == len(h) == 3 and g[0] >= h[0] and g[1] >= h[1]:
+        return keras.layers.Conv2D(h[2], (g[0] - h[0] + 1, g[1] - h[1] + 1), padding="valid", name="regressor")
+    why = ("a convolution cannot enlarge a feature map" if len(g) == len(h) == 3 else
+           "one is a feature map and the other a vector")
+    raise ValueError(f"the FitNets regressor cannot map the student's guided layer {guided} "
+                     f"({shape_text(g)}) to the teacher's hint layer {hint} ({shape_text(h)}): {why}; "
+                     "pick a shallower guided layer or a deeper hint layer")
+
+
+def hint_pair(student, teacher, cfg: DistillConfig):
+    """(teacher's hint features, student-to-regressor model) for the FitNets stage, or one ``ValueError``.
+
+    The layers are the task's choice (:meth:`kdcore.tasks.Task.hint_layers`).
+    """
+    import keras
+
+    from . import tasks
+
+    t_name, s_name = tasks.get(cfg.student.TASK).hint_layers(cfg)
+    found = {}
+    for who, net, name in (("teacher", teacher, t_name), ("student", student, s_name)):
+        try:
+            found[who] = net.get_layer(name).output
+        except ValueError:
+            raise ValueError(f"the {who} has no layer {name!r} to pair in the FitNets stage") from None
+    t_feat = keras.Model(teacher.input, found["teacher"])
+    regress = hint_regressor(found["student"].shape[1:], found["teacher"].shape[1:], s_name, t_name)
+    return t_feat, keras.Model(student.input, regress(found["student"]))
+
+
+def fit_hint(student, teacher, data: Dataset, cfg: DistillConfig, progress: Progress | None = None) -> RunResult:
+    """FitNets (Romero et al. 2015), stage 1: teach the student up to its guided layer to predict a teacher layer.
+
+    The guided layer, through :func:`hint_regressor`, regresses the teacher's
+    hint layer by :func:`kdcore.losses.hint_loss`; only the student's layers up
+    to the guided one train, they keep what they learned, and the regressor
+    is thrown away. Stage 2 is the usual distillation (:func:`fit_distilled`).
     """
     import keras
     import tensorflow as tf
 
-    t_name = "pool1" if cfg.student.filters else "hint"
-    t_feat = keras.Model(teacher.input, teacher.get_layer(t_name).output)
-    s_hint = student.get_layer("hint").output
-    width = t_feat.output.shape[-1]
-    adapter = (keras.layers.Conv2D(width, 1, name="adapter") if len(s_hint.shape) == 4
-               else keras.layers.Dense(width, name="adapter"))
-    regressor = keras.Model(student.input, adapter(s_hint))
+    from .losses import hint_loss
+
+    t_feat, regressor = hint_pair(student, teacher, cfg)
 
     class HintTrainer(keras.Model):
         def __init__(self):
@@ -340,7 +387,7 @@ def fit_hint(student, teacher, data: Dataset, cfg: DistillConfig, progress: Prog
             x, _ = data
             target = t_feat(x, training=False)
             with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.square(regressor(x, training=True) - target))
+                loss = hint_loss(target, regressor(x, training=True))
             self.optimizer.apply(tape.gradient(loss, regressor.trainable_variables), regressor.trainable_variables)
             self.tracker.update_state(loss)
             return {"loss": self.tracker.result()}
@@ -361,4 +408,4 @@ def fit_hint(student, teacher, data: Dataset, cfg: DistillConfig, progress: Prog
 
 
 __all__ = ["RunResult", "fit", "fit_distilled", "fit_baseline", "teacher_logits", "predict_logits", "accuracy",
-           "fit_hint", "pick_device", "device_info"]
+           "fit_hint", "hint_pair", "hint_regressor", "pick_device", "device_info"]

@@ -148,6 +148,15 @@ class Task:
     def check_model(self, model, name: str) -> None:
         """Raise a one-line ``ValueError`` if ``model`` is not one of this task's (wrong shapes)."""
 
+    def hint_layers(self, cfg) -> tuple[str, str]:
+        """(teacher layer, student layer) that the FitNets stage pairs, by layer name.
+
+        The default is the digits convention: the student's ``hint`` layer
+        learns the teacher's first pooled map (a conv student) or its ``hint``
+        dense layer (an MLP student). A task with other networks names its own.
+        """
+        return ("pool1" if getattr(cfg.student, "filters", 0) else "hint"), "hint"
+
     # --- training ------------------------------------------------------------------------------
     def train_teacher(self, cfg, data, progress=None):
         from .. import training
@@ -200,7 +209,7 @@ def unregister(name: str) -> None:
 
 
 def _builtin() -> None:
-    from . import digits  # noqa: F401 - registers itself
+    from . import digits, images  # noqa: F401 - each registers itself
 
 
 def names() -> list[str]:

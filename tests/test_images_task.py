@@ -1,0 +1,273 @@
+"""Colour images: CIFAR-10's formats read safely, FitNets' regressor and hint loss, and a real tiny VGG → FitNet run.
+
+No CIFAR-10 is on this machine or on CI, so the reader is tested on small
+files written here in CIFAR's exact formats (pickled batches, the .tar.gz
+Keras downloads, the binary version). The training tests use 600 generated
+32×32 colour images of 3 classes that differ by their dominant colour.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+
+from kdcore import cli, losses, training
+from kdcore.data import DatasetError
+from kdcore.tasks import images
+
+
+# --- CIFAR-10's files ----------------------------------------------------------------------------
+def _cifar_batch(n: int, seed: int, protocol: int = 2) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A batch as CIFAR-10 ships it: a pickled dict whose 'data' rows hold 1,024 R, then G, then B bytes."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, n)
+    rows = x.transpose(0, 3, 1, 2).reshape(n, 3072)  # channel planes, each row-major
+    batch = {b"batch_label": b"training batch", b"labels": [int(v) for v in y], b"data": rows,
+             b"filenames": [f"img{i}.png".encode() for i in range(n)]}
+    return pickle.dumps(batch, protocol=protocol), x, y
+
+
+def _cifar_files(n: int = 3) -> dict[str, tuple[bytes, np.ndarray, np.ndarray]]:
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    return {name: _cifar_batch(n, seed) for seed, name in enumerate(names)}
+
+
+@pytest.fixture
+def cifar_home(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "CIFAR_HOME", tmp_path)
+    monkeypatch.setattr(images, "_CACHE", {})
+    return tmp_path
+
+
+def _expect(ds, files):
+    train = [files[f"data_batch_{i}"] for i in range(1, 6)]
+    np.testing.assert_allclose(ds.x_train, np.concatenate([f[1] for f in train]) / 255.0, atol=1e-6)
+    np.testing.assert_array_equal(ds.y_train, np.concatenate([f[2] for f in train]))
+    np.testing.assert_array_equal(ds.y_test, files["test_batch"][2])
+    assert ds.x_test.shape == (3, 32, 32, 3) and ds.classes == images.CIFAR10_CLASSES
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_a_cifar_batch_is_read_pixel_for_pixel(protocol):
+    raw, x, y = _cifar_batch(4, seed=1, protocol=protocol)
+    got_x, got_y = images.read_cifar_batch(raw)
+    np.testing.assert_array_equal(got_x, x)
+    np.testing.assert_array_equal(got_y, y)
+
+
+def test_cifar10_from_its_folder_its_archive_and_its_binary_version(cifar_home):
+    files = _cifar_files()
+    folder = cifar_home / "cifar-10-batches-py"
+    folder.mkdir()
+    for name, (raw, _, _) in files.items():
+        (folder / name).write_bytes(raw)
+    _expect(images.load("cifar10"), files)
+    assert images.default_dataset()[0] == "cifar10"
+
+    for name in files:
+        (folder / name).unlink()
+    folder.rmdir()
+    images._CACHE.clear()
+    with tarfile.open(cifar_home / "cifar-10-python.tar.gz", "w:gz") as tar:
+        for name, (raw, _, _) in files.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    _expect(images.load("cifar10"), files)
+
+    (cifar_home / "cifar-10-python.tar.gz").unlink()
+    images._CACHE.clear()
+    binary = cifar_home / "cifar-10-batches-bin"
+    binary.mkdir()
+    for name, (_, x, y) in files.items():
+        records = np.concatenate([y.astype(np.uint8)[:, None], x.transpose(0, 3, 1, 2).reshape(len(y), 3072)], 1)
+        (binary / f"{name}.bin").write_bytes(records.tobytes())
+    _expect(images.load("cifar10"), files)
+
+
+class _Gadget:
+    def __reduce__(self):
+        return os.system, ("echo pwned",)
+
+
+@pytest.mark.parametrize("payload", [{b"data": _Gadget()}, {b"data": np.array([object()], dtype=object)}],
+                         ids=["os.system", "object-array"])
+def test_a_pickle_naming_anything_but_plain_arrays_is_refused(payload):
+    with pytest.raises(DatasetError, match="not a CIFAR-10 batch .*refusing"):
+        images.read_cifar_batch(pickle.dumps(payload, protocol=2), "data_batch_1")
+
+
+def test_missing_cifar10_says_in_one_line_where_to_put_it(cifar_home):
+    with pytest.raises(DatasetError) as err:
+        images.load("cifar10")
+    assert str(err.value) == (f"cifar10 is not on this machine: put cifar-10-python.tar.gz (or its "
+                              f"cifar-10-batches-py folder) in {cifar_home}")
+    assert images.default_dataset()[0] == "fashion-mnist"
+
+
+# --- a user's .npz --------------------------------------------------------------------------------
+def _colour_blobs(n: int = 600, side: int = 32, seed: int = 0):
+    """3 classes of noisy images, each brighter in one colour channel, plus a class-dependent stripe."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.uniform(0, 0.6, (n, side, side, 3))
+    x[np.arange(n), :, :, y] += 0.4
+    return (255 * x).astype(np.uint8), y
+
+
+def _npz(path, **arrays):
+    x, y = _colour_blobs()
+    defaults = dict(x_train=x[:450], y_train=y[:450], x_test=x[450:], y_test=y[450:])
+    np.savez(path, **{**defaults, **arrays})
+    return str(path)
+
+
+def test_an_npz_of_any_shape_with_class_names(tmp_path):
+    ds = images.load(_npz(tmp_path / "blobs.npz", class_names=np.array(["red", "green", "blue"])))
+    assert ds.x_train.shape == (450, 32, 32, 3) and ds.x_train.dtype == np.float32 and ds.x_train.max() <= 1
+    assert ds.classes == ("red", "green", "blue")
+    grey = images.load(_npz(tmp_path / "grey.npz", x_train=np.zeros((4, 12, 20), np.uint8), y_train=[0, 1, 2, 3],
+                            x_test=np.zeros((2, 12, 20), np.uint8), y_test=[1, 0]))
+    assert grey.x_train.shape == (4, 12, 20, 1) and grey.classes == ("0", "1", "2", "3")
+
+
+@pytest.mark.parametrize("arrays, message", [
+    (dict(x_test=np.zeros((5, 28, 28, 1), np.uint8), y_test=np.zeros(5, int)),
+     "x_train holds 32x32x3 images but x_test 28x28x1; both splits need the same shape"),
+    (dict(y_test=np.full(150, 3), class_names=np.array(["r", "g", "b"])),
+     r"y_test has labels 3 to 3, outside 0..2 \(3 classes named in class_names\)"),
+    (dict(y_train=np.full(450, -1)), r"y_train has labels -1 to -1, outside 0..2"),
+    (dict(x_train=np.zeros((450, 32, 32, 4), np.uint8)), r"C = 1 or 3 .*got shape \(450, 32, 32, 4\)"),
+    (dict(y_train=np.zeros(7, int)), r"y_train must hold one whole number per image \(450\)"),
+], ids=["shapes", "label-above-k", "negative-label", "four-channels", "label-count"])
+def test_a_bad_npz_is_refused_in_one_line(tmp_path, arrays, message):
+    with pytest.raises(DatasetError, match=message) as err:
+        images.load(_npz(tmp_path / "bad.npz", **arrays))
+    assert "\n" not in str(err.value)
+
+
+# --- the networks and FitNets' pieces ---------------------------------------------------------------
+def test_the_size_table_counts_what_keras_builds():
+    cfg, student = images.TeacherConfig(width=0.125, augment=True), images.StudentConfig(filters=4, depth=2)
+    vgg = images.build_teacher(cfg)
+    for spec, net in ((images.teacher_layers(cfg), vgg),
+                      (images.student_layers(student), images.build_student(student))):
+        assert images.stats(spec)["params"] == net.count_params()
+    assert [vgg.get_layer(f"block{b}").output.shape[1] for b in range(1, 6)] == [16, 8, 4, 2, 1]
+    grey = images.build_teacher(cfg, (28, 28, 1), 10)  # 28 → 14 → 7 → 3 → 1, then no more pooling
+    assert grey.get_layer("block5").output.shape[1:3] == (1, 1)
+
+
+def test_a_guided_layer_deeper_than_the_student_is_refused():
+    with pytest.raises(ValueError, match=r"student_guided must be <= student_blocks \(2\) \(got 3\)"):
+        images.StudentConfig(blocks=2, guided=3).validate()
+
+
+@pytest.mark.parametrize("guided, hint, kernel", [((8, 8, 16), (8, 8, 32), (1, 1)),
+                                                  ((16, 16, 8), (8, 8, 32), (9, 9)),
+                                                  ((16, 12, 8), (4, 4, 6), (13, 9))])
+def test_the_regressor_maps_the_guided_layer_to_the_hint_shape(guided, hint, kernel):
+    import keras
+
+    layer = training.hint_regressor(guided, hint)
+    out = layer(keras.Input(guided))
+    assert tuple(out.shape[1:]) == hint and layer.kernel_size == kernel
+
+
+def test_a_regressor_that_cannot_map_the_shapes_names_both():
+    with pytest.raises(ValueError, match=r"guided layer block3 \(4x4x32\) to the teacher's hint layer block2 "
+                                         r"\(8x8x64\): a convolution cannot enlarge"):
+        training.hint_regressor((4, 4, 32), (8, 8, 64), "block3", "block2")
+    with pytest.raises(ValueError, match="one is a feature map and the other a vector"):
+        training.hint_regressor((4, 4, 32), (128,))
+
+
+def test_hint_loss_against_numpy():
+    rng = np.random.default_rng(0)
+    hint, regressed = rng.normal(size=(5, 4, 4, 3)), rng.normal(size=(5, 4, 4, 3))
+    assert float(losses.hint_loss(hint, regressed)) == pytest.approx(np.mean((hint - regressed) ** 2), rel=1e-5)
+    assert float(losses.hint_loss(hint, hint)) == 0.0
+
+
+# --- a real run, through the command line ------------------------------------------------------------
+def _run(argv, capsys):
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else None), err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # four Keras fits, each traced afresh: about 3 minutes alone, 5+ on a shared machine
+def test_a_tiny_vgg_teaches_a_fitnet_student_through_the_cli(tmp_path, capsys):
+    data = _npz(tmp_path / "blobs.npz", class_names=np.array(["red", "green", "blue"]))
+    teacher = str(tmp_path / "vgg.keras")
+    code, out, err = _run(["train-teacher", "--task", "images", "--dataset", data, "--variant", "vgg11",
+                           "--width", "0.125", "--epochs", "2", "--batch-size", "32", "--out", teacher, "--json"],
+                          capsys)
+    assert code == 0, err
+    assert out["task"] == "images" and out["test_accuracy"] > 0.6  # chance is 1/3
+
+    common = ["distill", "--task", "images", "--teacher", teacher, "--dataset", data, "--student-filters", "4",
+              "--student-depth", "2", "--epochs", "2", "--batch-size", "32", "--json"]
+    code, _, err = _run(common + ["--hint-epochs", "1", "--student-guided", "3", "--student-hint", "1"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "guided layer block3 (4x4x16) to the teacher's hint layer block1 (16x16x8)" in err
+
+    code, out, err = _run(common + ["--hint-epochs", "1", "--baseline"], capsys)
+    assert code == 0, err
+    assert out["student_accuracy"] > 0.5 and out["baseline_accuracy"] is not None
+    assert "hint epoch 1/1" in err  # the FitNets stage ran first, and said so
+
+
+# --- a photo of one's own ------------------------------------------------------------------------
+def _png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_a_photo_is_centre_cropped_resized_and_converted_with_a_note():
+    wide = np.zeros((40, 80, 3), np.uint8)
+    wide[:, 20:60] = (255, 0, 0)  # a red centre square between black side bands
+    image, note = images.prepare_photo(_png(wide), (32, 32, 3))
+    assert image.shape == (32, 32, 3) and note == ""
+    assert image[..., 0].min() > 0.9  # the black side bands were cropped away (Lanczos rings a little)
+    grey, note = images.prepare_photo(_png(wide), (28, 28, 1))
+    assert grey.shape == (28, 28, 1) and "turned grey" in note
+    assert grey[14, 14, 0] == pytest.approx(0.299, abs=0.01)
+    _, note = images.prepare_photo(_png(np.full((20, 20), 90, np.uint8)), (32, 32, 3))
+    assert "given as R, G and B" in note
+
+
+@pytest.mark.slow
+def test_the_upload_screen_shows_the_photo_as_the_models_see_it(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from kdcore import storage
+    from tests.conftest import ROOT
+
+    data = _npz(tmp_path / "blobs.npz", class_names=np.array(["red", "green", "blue"]))
+    teacher = images.build_teacher(images.TeacherConfig(width=0.0625), (32, 32, 3), 3)  # untrained: the screen
+    student = images.build_student(images.StudentConfig(filters=2, depth=1), 0, (32, 32, 3), 3)  # is under test
+    for kind, net in (("teacher", teacher), ("student", student)):
+        storage.save_model(net, storage.model_path(kind), {"kind": kind, "task": "images", "dataset": "blobs"})
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["task"], at.session_state["dataset"] = "images", data
+    at.switch_page("pages/upload.py").run()
+    assert not at.exception and "Upload a photo" in at.info[0].value
+    photo = np.zeros((50, 70, 3), np.uint8)
+    photo[..., 2] = 200
+    at.file_uploader(key="upload.photo").upload("sky.png", _png(photo), "image/png").run()
+    assert not at.exception and not at.error
+    assert at.image[0].captions[0] == "As the models see it: 32×32×3"
+    assert len(at.get("plotly_chart")) == 2  # T = 1 and the slider's T
+    at.file_uploader(key="upload.photo").upload("grey.png", _png(np.full((9, 9), 99, np.uint8)), "image/png").run()
+    assert any("given as R, G and B" in c.value for c in at.caption)
