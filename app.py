@@ -20,7 +20,9 @@ EXAMPLE_PAGES = {  # input kind (Task.example) -> the screens that can show it
     "canvas": [st.Page("pages/temperature.py", title="Temperature", icon=":material/thermostat:"),
                st.Page("pages/predictions.py", title="Predictions", icon=":material/grid_view:"),
                st.Page("pages/draw.py", title="Draw", icon=":material/draw:")],
-    "image": [st.Page("pages/upload.py", title="Upload", icon=":material/upload:")],
+    "image": [st.Page("pages/temperature.py", title="Temperature", icon=":material/thermostat:"),
+              st.Page("pages/predictions.py", title="Predictions", icon=":material/grid_view:"),
+              st.Page("pages/upload.py", title="Upload", icon=":material/upload:")],
 }
 REPORT_PAGES = [
     st.Page("pages/experiments.py", title="Experiments", icon=":material/biotech:"),

@@ -65,9 +65,12 @@ def confusion_heatmap(matrix: np.ndarray, classes, title: str = "") -> go.Figure
 
 
 def enlarged(image: np.ndarray, scale: int = 5) -> np.ndarray:
-    """A 28×28 image as uint8 blown up by whole pixels, so the browser shows the grid the model sees, not a blur."""
-    pixels = np.asarray(image, dtype="float32").reshape(28, 28)
-    big = np.kron(pixels, np.ones((scale, scale), dtype="float32"))
+    """An H×W (grey) or H×W×3 image as uint8 blown up by whole pixels: the browser shows the grid the model sees."""
+    pixels = np.asarray(image, dtype="float32")
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    block = np.ones((scale, scale) + (1,) * (pixels.ndim - 2), dtype="float32")
+    big = np.kron(pixels, block)
     return (np.clip(big, 0, 1) * 255).astype("uint8")
 
 

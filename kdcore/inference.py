@@ -56,13 +56,13 @@ def runners_up(p, k: int = 3) -> list[tuple[int, float]]:
 
 # --- running models ----------------------------------------------------------------------------
 def predict_one(model, image: np.ndarray) -> np.ndarray:
-    """Logits (10,) for one 28×28×1 image.
+    """Logits for one example shaped as the model's input (a 28×28×1 digit, a 32×32×3 image...).
 
     The model is called eagerly with a batch of one: no ``tf.function`` is
     traced, so nothing is retraced from one drawing to the next, and a call
     takes a few milliseconds on a CPU.
     """
-    x = np.asarray(image, dtype="float32").reshape(1, 28, 28, 1)
+    x = np.asarray(image, dtype="float32").reshape((1, *model.input_shape[1:]))
     return np.asarray(model(x, training=False))[0]
 
 

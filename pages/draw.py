@@ -47,7 +47,7 @@ with left:
     except images.ImageError as exc:
         state.error(exc)
         st.stop()
-    st.session_state["drawn_digit"] = {"image": image, "source": name}
+    st.session_state["drawn_digit"] = {"image": image, "source": name, "task": state.task().name}
     st.image(figures.enlarged(image, 5), caption="What the models see: 28×28 pixels", output_format="PNG")
 
 with right:

@@ -13,7 +13,8 @@ from pages import state
 
 PER_PAGE = 40
 COLUMNS = 8
-FILTERS = {"all": "All digits", "disagreements": "Only disagreements", "errors": "Only errors"}
+NOUN = "digit" if state.task().example == "canvas" else "image"  # what one example of this task is called
+FILTERS = {"all": f"All {NOUN}s", "disagreements": "Only disagreements", "errors": "Only errors"}
 
 st.title("🔍 Predictions")
 ds = state.current_dataset()
@@ -28,11 +29,11 @@ labels = ds.y_test
 cols = st.columns(len(preds) + 1)
 for col, (name, pred) in zip(cols, preds.items()):
     col.metric(f"{name} test accuracy", f"{(pred == labels).mean():.1%}",
-               help=f"on the {len(labels):,} test digits of {ds.name}")
+               help=f"on the {len(labels):,} test {NOUN}s of {ds.name}")
 if len(preds) > 1:
     teacher, student = preds.values()
     cols[-1].metric("Disagreements", f"{int((teacher != student).sum()):,}",
-                    help="test digits where the teacher and the student give different answers")
+                    help=f"test {NOUN}s where the teacher and the student give different answers")
 
 with st.expander("Confusion matrices", expanded=True):
     for col, (name, pred) in zip(st.columns(len(preds)), preds.items()):
@@ -50,9 +51,9 @@ if st.session_state.setdefault("predictions_page", 1) > pages:
 page = int(st.number_input("Page", min_value=1, max_value=pages, step=1, key="predictions_page"))
 shown = chosen[(page - 1) * PER_PAGE: page * PER_PAGE]
 if not len(shown):
-    st.info(f"No test digit matches “{FILTERS[show]}”.")
+    st.info(f"No test {NOUN} matches “{FILTERS[show]}”.")
 else:
-    st.caption(f"Showing {len(shown)} of {len(chosen):,} digits (page {page} of {pages}). "
+    st.caption(f"Showing {len(shown)} of {len(chosen):,} {NOUN}s (page {page} of {pages}). "
                "T = teacher, S = student; green answers are right, red ones wrong.")
 
 

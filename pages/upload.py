@@ -36,6 +36,7 @@ try:
 except ImageError as exc:
     state.error(exc)
     st.stop()
+st.session_state["drawn_digit"] = {"image": image, "source": photo.name, "task": state.task().name}  # Temperature
 
 left, right = st.columns([1, 3])
 with left:

@@ -271,3 +271,13 @@ def test_the_upload_screen_shows_the_photo_as_the_models_see_it(tmp_path):
     assert len(at.get("plotly_chart")) == 2  # T = 1 and the slider's T
     at.file_uploader(key="upload.photo").upload("grey.png", _png(np.full((9, 9), 99, np.uint8)), "image/png").run()
     assert any("given as R, G and B" in c.value for c in at.caption)
+    # The uploaded photo is offered on the Temperature screen, which, like Predictions, serves colour images too.
+    at.switch_page("pages/temperature.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.radio(key="temperature_source").set_value("The last drawn image").run()
+    assert at.image[0].captions[0] == "Your image (grey.png)"
+    assert "all 3 classes equally likely" in at.metric[0].help
+    at.switch_page("pages/predictions.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="predictions_show").options[0] == "All images"
+    assert at.image[0].captions[0].startswith("#0 · label ")
