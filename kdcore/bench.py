@@ -473,8 +473,3 @@ def text(result: dict) -> str:
         f"poll slowdown {result['poll_slowdown']}, live lag {result['live_lag_s']} s, "
         f"predict {result['predict_ms']} ms, peak RSS {result['peak_rss_mb']} MB"])
 
-
-if __name__ == "__main__":
-    from .cli import main
-
-    raise SystemExit(main(["bench", *sys.argv[1:]]))
