@@ -30,9 +30,9 @@ Besides speed it reports the peak resident memory of distilling (the kernel's
 high-water mark ``VmHWM``, reset through ``/proc/self/clear_refs`` just before
 the first distillation and read just after it), how stale the dashboard's view
 of a run is (``live_lag_s``: a thread polling ``Progress.snapshot()`` every
-0.5 s, as a page's fragment does, notes the age of the newest point each time
-one has appeared; ``poll_slowdown`` is the epoch time with that poller over
-the time without), the latency of classifying one drawn canvas with both
+``POLL_INTERVAL_S``, as a page's fragment does, notes the age of the newest
+point each time one has appeared; ``poll_slowdown`` is the epoch time with
+that poller over the time without), the latency of classifying one drawn canvas with both
 models (``predict_ms``), and how often TensorFlow warned about retracing.
 
 The dashboard's start-up is measured apart, by ``scripts/first_paint.py``: the
@@ -54,7 +54,7 @@ from . import data as datasets
 from .config import DistillConfig, StudentConfig, TeacherConfig
 from .progress import Progress
 
-POLL_INTERVAL_S = 0.5  # what the dashboard's fragments use
+POLL_INTERVAL_S = 1.0  # the pages' @st.fragment(run_every=1.0); tests/test_bench.py checks they agree
 PREDICT_CALLS = 50
 QUICK_SUBSET = (2000, 500)  # train, test images in --quick mode
 TARGETS = {  # issue 5: measured on the 2-core development machine, never asserted by tests
@@ -98,7 +98,7 @@ class _Clock(Progress):
 
 
 class _Poller(threading.Thread):
-    """Reads ``snapshot()`` every 0.5 s like a page's fragment; notes the age of each new point it sees.
+    """Polls ``snapshot()`` every ``POLL_INTERVAL_S``, as a page's fragment does; notes each new point's age.
 
     After the run ends it polls once more on its own beat, as the page would, so
     that the last epoch's record is measured too.

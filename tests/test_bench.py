@@ -56,3 +56,14 @@ def test_long_epochs_run_several_steps_per_call_and_still_stop_and_catch_nan(tin
     overflow = data.Dataset("overflow", small.x_train * 0 + 3e38, small.y_train, tiny.x_test, tiny.y_test, "overflow")
     run = training.fit(build_student(cfg.student), overflow, cfg)
     assert run.status == "failed" and run.reason == "loss became NaN at epoch 1 batches 1-4"
+
+
+def test_the_poller_polls_at_the_pages_fragment_interval():
+    """live_lag_s means what a viewer sees only if the bench polls as often as the pages' fragments refresh."""
+    import re
+    from pathlib import Path
+
+    pages = Path(__file__).resolve().parents[1] / "pages"
+    intervals = {float(v) for page in pages.glob("*.py")
+                 for v in re.findall(r"run_every=([0-9.]+)", page.read_text())}
+    assert intervals == {bench.POLL_INTERVAL_S}
