@@ -15,9 +15,11 @@ between batches (on epochs of 200 batches or more, every few batches: see
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
 import time
-import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +28,9 @@ from .config import DistillConfig, StudentConfig, TeacherConfig
 from .data import Dataset, hide_labels
 from .progress import Progress
 
-_LOGITS_CACHE: dict[tuple, np.ndarray] = {}
+_LOGITS_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+LOGITS_CACHE_ENTRIES = 2  # (teacher, dataset) pairs; 2.4 MB each on 60,000 images
+_LOGITS_LOCK = threading.Lock()  # the dashboard's jobs run in threads of one process
 MAX_STEPS_PER_EXECUTION = 8
 MIN_POINTS_PER_EPOCH = 100
 
@@ -292,16 +296,50 @@ def distill_student(cfg: DistillConfig, teacher, data: Dataset, progress: Progre
 
 
 def teacher_logits(teacher, data: Dataset) -> np.ndarray:
-    """The teacher's logits on the training set, computed once per (teacher, dataset).
+    """The teacher's logits on the training set, computed once per (teacher, dataset) in this process.
 
-    The entry is dropped when the teacher is garbage-collected: Python reuses
-    ``id()`` values, so a later teacher could otherwise be served stale logits.
+    The key is what decides the logits, not which Python object holds them: a
+    hash of the teacher's architecture and weights (the same .keras file loaded
+    again gives the same key) and a hash of the training images. A sweep, an
+    experiment's seeds and every new distillation from the same saved teacher
+    on the Distill page share one forward pass over the training set. The
+    ``LOGITS_CACHE_ENTRIES`` most recently used pairs are kept, read-only.
+    Hashing costs about 0.15 CPU seconds on 60,000 images, against about 4 s
+    for the forward pass.
     """
-    key = (id(teacher), data.name, len(data.y_train), float(data.x_train[:64].sum()))
-    if key not in _LOGITS_CACHE:
-        _LOGITS_CACHE[key] = predict_logits(teacher, data.x_train)
-        weakref.finalize(teacher, _LOGITS_CACHE.pop, key, None)
-    return _LOGITS_CACHE[key]
+    key = (model_fingerprint(teacher), dataset_fingerprint(data))
+    with _LOGITS_LOCK:
+        if key in _LOGITS_CACHE:
+            _LOGITS_CACHE.move_to_end(key)
+            return _LOGITS_CACHE[key]
+    logits = predict_logits(teacher, data.x_train)  # outside the lock: other jobs' hits need not wait
+    logits.flags.writeable = False
+    with _LOGITS_LOCK:
+        _LOGITS_CACHE[key] = logits
+        while len(_LOGITS_CACHE) > LOGITS_CACHE_ENTRIES:
+            _LOGITS_CACHE.popitem(last=False)
+    return logits
+
+
+def _digest(*parts) -> str:
+    h = hashlib.sha256()  # SHA-NI makes it the fastest of hashlib's on this kind of CPU
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(f"{part.dtype}{part.shape}".encode())
+            h.update(np.ascontiguousarray(part))
+        else:
+            h.update(str(part).encode())
+    return h.hexdigest()
+
+
+def model_fingerprint(model) -> str:
+    """Hash of a model's architecture and weights: equal for two loads of one file, whatever their ``id()``."""
+    return _digest(model.to_json(), *model.get_weights())
+
+
+def dataset_fingerprint(data: Dataset) -> str:
+    """Hash of a dataset's training images and labels (a subset or another dataset gets another key)."""
+    return _digest(data.x_train, data.y_train)
 
 
 def predict_logits(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
