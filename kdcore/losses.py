@@ -27,21 +27,72 @@ from keras import ops
 from .config import validate_soft_params
 
 
-def _soft_per_example(teacher_logits, student_logits, temperature: float, mode: str):
-    """Per-example soft loss, before the batch mean and the T² factor."""
+def soft_targets(teacher_logits, temperature: float, mode: str = "kl"):
+    """The teacher's side of the soft term, per example: what a training step reads instead of its logits.
+
+    It depends on the teacher alone, so :func:`kdcore.training.fit` computes it
+    once per run for the whole training set and no step softens the teacher's
+    logits again:
+
+    - ``soft-ce``, ``prob-mse``: p_t = softmax(t/T);
+    - ``kl``: p_t, then Σ p_t · log p_t (minus the teacher's entropy) as one more
+      column, because KL(p_t ‖ p_s) = Σ p_t · log p_t − Σ p_t · log p_s: a step
+      then needs the student's side and one addition;
+    - ``logit-mse``: the logits themselves.
+    """
+    validate_soft_params(temperature, 0.0, mode)
     t = ops.cast(teacher_logits, "float32")
-    s = ops.cast(student_logits, "float32")
     if mode == "logit-mse":
-        return ops.mean(ops.square(s - t), axis=-1)
-    log_p_t = ops.log_softmax(t / temperature, axis=-1)
-    log_p_s = ops.log_softmax(s / temperature, axis=-1)
+        return t
+    log_p_t = ops.log_softmax(t / float(temperature), axis=-1)
     p_t = ops.exp(log_p_t)
     if mode == "kl":
-        return ops.sum(p_t * (log_p_t - log_p_s), axis=-1)
-    if mode == "soft-ce":
-        return -ops.sum(p_t * log_p_s, axis=-1)
-    # prob-mse
-    return ops.mean(ops.square(ops.exp(log_p_s) - p_t), axis=-1) / 2.0
+        return ops.concatenate([p_t, ops.sum(p_t * log_p_t, axis=-1, keepdims=True)], axis=-1)
+    return p_t
+
+
+def _soft_per_example(targets, s, temperature: float, mode: str):
+    """Per-example ``prob-mse`` or ``logit-mse`` loss, before the batch mean and the T² factor."""
+    if mode == "logit-mse":
+        return ops.mean(ops.square(s - targets), axis=-1)
+    return ops.mean(ops.square(ops.softmax(s / temperature, axis=-1) - targets), axis=-1) / 2.0
+
+
+def _softened_cross_entropy(targets, s, temperature: float, mode: str):
+    """``kl`` and ``soft-ce``: T² · mean_batch of −Σ p_t · log softmax(s/T), plus Σ p_t · log p_t for ``kl``.
+
+    Both have the same gradient with respect to the student's logits,
+    T² · (softmax(s/T) − p_t) / T / batch (see the module docstring on T²), and
+    it is written out here: differentiating the batch mean of a batch of
+    unknown size automatically costs about twenty small shape and broadcast
+    operations per step, which were most of distillation's extra cost over
+    training from scratch.
+    """
+    p_t = targets[:, :-1] if mode == "kl" else targets
+
+    @ops.custom_gradient
+    def loss(z):
+        log_q = ops.log_softmax(z / temperature, axis=-1)
+        per_example = -ops.sum(p_t * log_q, axis=-1)
+        if mode == "kl":
+            per_example = per_example + targets[:, -1]
+
+        def grad(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            batch = ops.cast(ops.shape(z)[0], "float32")
+            return upstream * (temperature / batch) * (ops.exp(log_q) - p_t)
+
+        return temperature ** 2 * ops.mean(per_example), grad
+
+    return loss(s)
+
+
+def _scaled_soft(targets, student_logits, temperature: float, mode: str):
+    s, temperature = ops.cast(student_logits, "float32"), float(temperature)
+    if mode in ("kl", "soft-ce"):
+        return _softened_cross_entropy(targets, s, temperature, mode)
+    scale = 1.0 if mode == "logit-mse" else temperature ** 2
+    return scale * ops.mean(_soft_per_example(targets, s, temperature, mode))
 
 
 def soft_target_loss(teacher_logits, student_logits, temperature: float, mode: str = "kl"):
@@ -54,10 +105,7 @@ def soft_target_loss(teacher_logits, student_logits, temperature: float, mode: s
     - ``logit-mse``: mean over batch and classes of (s − t)²; the high-T limit of
       ``kl`` (Hinton §2.1) and Caruana's logit matching, so T plays no part.
     """
-    validate_soft_params(temperature, 0.0, mode)
-    per_example = _soft_per_example(teacher_logits, student_logits, float(temperature), mode)
-    scale = 1.0 if mode == "logit-mse" else float(temperature) ** 2
-    return scale * ops.mean(per_example)
+    return _scaled_soft(soft_targets(teacher_logits, temperature, mode), student_logits, temperature, mode)
 
 
 def hard_label_loss(labels, student_logits):
@@ -94,10 +142,17 @@ def distillation_terms(labels, student_logits, teacher_logits, temperature: floa
     that is the from-scratch baseline, and it needs no teacher at all.
     """
     validate_soft_params(temperature, alpha, mode)
+    targets = None if alpha == 0 or teacher_logits is None else soft_targets(teacher_logits, temperature, mode)
+    return terms_from_targets(labels, student_logits, targets, temperature, alpha, mode)
+
+
+def terms_from_targets(labels, student_logits, targets, temperature: float, alpha: float, mode: str = "kl"):
+    """:func:`distillation_terms` with the teacher's side already turned into :func:`soft_targets`."""
+    validate_soft_params(temperature, alpha, mode)
     hard = hard_label_loss(labels, student_logits)
-    if alpha == 0 or teacher_logits is None:
+    if alpha == 0 or targets is None:
         return hard, ops.zeros_like(hard), hard
-    soft = soft_target_loss(teacher_logits, student_logits, temperature, mode)
+    soft = _scaled_soft(targets, student_logits, temperature, mode)
     return alpha * soft + (1.0 - alpha) * hard, soft, hard
 
 

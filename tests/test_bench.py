@@ -12,7 +12,8 @@ RATIOS = ("distill_vs_scratch", "distill_vs_keras_distiller", "distill_vs_tape_l
           "poll_slowdown", "live_lag_s", "predict_ms", "peak_rss_mb")
 
 
-def test_quick_bench_reports_every_figure_finite(tiny):
+def test_quick_bench_reports_every_figure_finite(tiny, monkeypatch):
+    monkeypatch.setattr(bench, "MIN_EPOCH_S", 0.0)  # tiny's epochs are far too short to time: see the next test
     result = bench.run(tiny, quick=True)
 
     assert json.loads(json.dumps(result, allow_nan=False)) == result
@@ -29,9 +30,22 @@ def test_quick_bench_reports_every_figure_finite(tiny):
     assert "distill/scratch" in bench.text(result)
 
 
+def test_epochs_too_short_to_time_give_no_ratios_and_say_why():
+    short = {"scratch": 0.16, "distill": 0.18, "distill_polled": 0.19, "keras_distiller": 0.5, "tape_loop": 0.4}
+    result = bench._ratios(short, short, 4000, 30_000.0)
+    assert result == {"ratios_omitted": "epochs of 0.16 s are too short to time (under 0.5 s): ratios left out; "
+                                        "measure on fashion-mnist"}
+    long = {k: 10 * v for k, v in short.items()}
+    result = bench._ratios(long, long, 60_000, 50_000.0)
+    assert result["cpu_ratios"]["distill_vs_scratch"] == result["distill_vs_scratch"] == 1.125
+    assert result["fit_efficiency"] == round(60_000 / 1.8 / 50_000, 3)
+    assert bench._verdicts(result) == {"cpu_ratios.distill_vs_scratch": False, "distill_vs_keras_distiller": True,
+                                       "fit_efficiency": False, "poll_slowdown": True}
+
+
 def test_bench_is_a_cli_subcommand_and_refuses_a_single_epoch(tiny):
     args = cli.build_parser().parse_args(["bench", "--quick", "--json"])
-    assert args.quick and args.json and not args.first_paint
+    assert args.quick and args.json and not hasattr(args, "first_paint")  # a script now: scripts/first_paint.py
 
     with pytest.raises(ValueError, match="epochs must be >= 2"):
         bench.run(tiny, epochs=1)
@@ -57,3 +71,14 @@ def test_long_epochs_run_several_steps_per_call_and_still_stop_and_catch_nan(tin
     overflow = data.Dataset("overflow", small.x_train * 0 + 3e38, small.y_train, tiny.x_test, tiny.y_test, "overflow")
     run = training.fit(build_student(cfg.student), overflow, cfg)
     assert run.status == "failed" and run.reason == "loss became NaN at epoch 1 batches 1-4"
+
+
+def test_the_poller_polls_at_the_pages_fragment_interval():
+    """live_lag_s means what a viewer sees only if the bench polls as often as the pages' fragments refresh."""
+    import re
+    from pathlib import Path
+
+    pages = Path(__file__).resolve().parents[1] / "pages"
+    intervals = {float(v) for page in pages.glob("*.py")
+                 for v in re.findall(r"run_every=([0-9.]+)", page.read_text())}
+    assert intervals == {bench.POLL_INTERVAL_S}

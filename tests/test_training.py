@@ -93,20 +93,30 @@ def test_fitnets_hint_stage_trains_the_early_layers_only(teacher, tiny, student)
     np.testing.assert_array_equal(net.get_layer("logits").get_weights()[0], before["logits"][0])
 
 
-def test_teacher_logits_are_computed_once_and_forgotten_with_the_teacher(teacher_file, tiny, monkeypatch):
+def test_teacher_logits_are_computed_once_per_teacher_file_and_dataset(teacher_file, tiny, monkeypatch):
+    """Keyed by content: the same file loaded again hits; other weights or other images miss."""
     calls = []
     predict = training.predict_logits
     monkeypatch.setattr(training, "predict_logits", lambda *a, **k: calls.append(1) or predict(*a, **k))
+    monkeypatch.setattr(training, "_LOGITS_CACHE", type(training._LOGITS_CACHE)())
     net = storage.load_model(teacher_file)
     first = training.teacher_logits(net, tiny)
-    assert training.teacher_logits(net, tiny) is first and len(calls) == 1
-    assert first.shape == (800, 10)
+    assert first.shape == (800, 10) and not first.flags.writeable
     np.testing.assert_allclose(first[:5], np.asarray(net(tiny.x_train[:5])), rtol=1e-4, atol=1e-4)
-
-    cached = len(training._LOGITS_CACHE)
     del net
-    gc.collect()
-    assert len(training._LOGITS_CACHE) == cached - 1  # ids are reused: a later teacher must not get these
+    gc.collect()  # the id() that keyed the old cache may now be reused: the content key does not care
+
+    again = storage.load_model(teacher_file)
+    assert training.teacher_logits(again, tiny) is first and len(calls) == 1
+    other_images = tiny.subset(400, seed=2)
+    assert training.teacher_logits(again, other_images).shape == (400, 10) and len(calls) == 2
+    bias = again.get_layer("logits").bias
+    bias.assign(bias + 1.0)
+    shifted = training.teacher_logits(again, tiny)
+    assert len(calls) == 3
+    np.testing.assert_allclose(shifted, first + 1, rtol=1e-4, atol=1e-4)
+    assert len(training._LOGITS_CACHE) == training.LOGITS_CACHE_ENTRIES  # the oldest pair was let go
+    assert training.teacher_logits(storage.load_model(teacher_file), tiny) is not first and len(calls) == 4
 
 
 def test_pick_device_and_device_info():
