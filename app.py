@@ -17,6 +17,7 @@ PAGES = [
     st.Page("pages/predictions.py", title="Predictions", icon=":material/grid_view:"),
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
     st.Page("pages/experiments.py", title="Experiments", icon=":material/biotech:"),
+    st.Page("pages/deploy.py", title="Deploy", icon=":material/rocket_launch:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
 ]
 
