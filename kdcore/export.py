@@ -65,6 +65,11 @@ class ExportError(ValueError):
     """A model that cannot be exported or measured, in one readable sentence."""
 
 
+def _check_choice(name: str, value: str, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ExportError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
+
+
 # --- where the file goes -------------------------------------------------------------------------
 def default_path(model_path: str | Path, quantize: str) -> Path:
     """``<model>-<quantize>.tflite`` next to the ``.keras`` file."""
@@ -167,8 +172,7 @@ def _why(exc: Exception, name: str) -> str:
 
 def convert(model, out: str | Path, quantize: str, calibration=None) -> Path:
     """Write ``model`` as a LiteRT file at ``out`` (atomically); refuse in one line what LiteRT cannot run."""
-    if quantize not in QUANTIZE:
-        raise ExportError(f"quantize must be one of {', '.join(QUANTIZE)} (got {quantize!r})")
+    _check_choice("quantize", quantize, QUANTIZE)
     _input_shape(model)
     options = _converter_options(quantize, calibration)
     out = Path(out)
@@ -200,6 +204,16 @@ def _interpreter(path: str | Path, threads: int):
         raise ExportError(f"{Path(path).name} is not a LiteRT model the interpreter can load") from exc
 
 
+def _ready(path: str | Path, threads: int, batch: int):
+    """An interpreter with tensors allocated for ``batch`` inputs (a file with a fixed batch keeps its own)."""
+    it = _interpreter(path, threads)
+    inp = it.get_input_details()[0]
+    if inp["shape_signature"][0] == -1:
+        it.resize_tensor_input(inp["index"], [batch, *inp["shape"][1:]])
+    it.allocate_tensors()
+    return it, it.get_input_details()[0], it.get_output_details()[0]
+
+
 def _quantized(x: np.ndarray, detail: dict) -> np.ndarray:
     """Float inputs as the tensor wants them: scaled and rounded for an integer tensor, cast otherwise."""
     dtype = np.dtype(detail["dtype"])
@@ -223,12 +237,8 @@ def outputs(path: str | Path, x: np.ndarray, threads: int = 2, batch: int = EVAL
     The last batch is padded to full size, so the interpreter allocates its
     tensors once; a file with a fixed batch size is fed that size.
     """
-    it = _interpreter(path, threads)
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    if inp["shape_signature"][0] == -1:
-        it.resize_tensor_input(inp["index"], [batch, *inp["shape"][1:]])
-    it.allocate_tensors()
-    batch = int(it.get_input_details()[0]["shape"][0])
+    it, inp, out = _ready(path, threads, batch)
+    batch = int(inp["shape"][0])
     results = []
     for start in range(0, len(x), batch):
         chunk = x[start:start + batch]
@@ -262,12 +272,7 @@ def _timed(call, warmup: int = WARMUP, calls: int = CALLS) -> dict:
 
 def litert_latency(path: str | Path, threads: int) -> dict:
     """Median and p90 milliseconds of one ``invoke()`` at batch 1 on ``threads`` threads."""
-    it = _interpreter(path, threads)
-    inp = it.get_input_details()[0]
-    if inp["shape_signature"][0] == -1:
-        it.resize_tensor_input(inp["index"], [1, *inp["shape"][1:]])
-    it.allocate_tensors()
-    inp = it.get_input_details()[0]
+    it, inp, _ = _ready(path, threads, 1)
     it.set_tensor(inp["index"], np.zeros(inp["shape"], inp["dtype"]))
     return _timed(it.invoke)
 
@@ -317,10 +322,8 @@ def export(model_path: str | Path, quantize: str = "int8", out: str | Path | Non
     ``time_keras=False`` skips the Keras latency (reported as ``None``) unless
     an earlier export of the same file measured it.
     """
-    if fmt not in FORMATS:
-        raise ExportError(f"format must be one of {', '.join(FORMATS)} (got {fmt!r})")
-    if quantize not in QUANTIZE:
-        raise ExportError(f"quantize must be one of {', '.join(QUANTIZE)} (got {quantize!r})")
+    _check_choice("format", fmt, FORMATS)
+    _check_choice("quantize", quantize, QUANTIZE)
     model_path = Path(model_path)
     out = Path(out) if out else default_path(model_path, quantize)
     if out.suffix != SUFFIX:
