@@ -260,7 +260,7 @@ def deployment_map(points: list[dict], front: list[dict]) -> go.Figure:
         group = [p for p in placed if p["kind"] == kind]
         fig.add_trace(go.Scatter(
             name=kind, x=[p["bytes"] / 1024 for p in group], y=[p["accuracy"] for p in group], mode="markers",
-            marker=dict(color=_colour(kind) or "#7c3aed", size=[sizes[p["path"]] for p in group],
+            marker=dict(color=_colour(kind) or "#7c3aed", size=[sizes[p["path"]] for p in group], opacity=0.8,
                         symbol=[_FORMAT_SYMBOLS.get(p["format"], "circle") + ("" if p.get("latency_ms") else "-open")
                                 for p in group], line=dict(width=1, color="#0f172a")),
             text=[f"{p['label']} ({p['format']})<br>latency {duration(p.get('latency_ms'))}" for p in group],
@@ -270,8 +270,10 @@ def deployment_map(points: list[dict], front: list[dict]) -> go.Figure:
                                  y=[p["accuracy"] for p in front], mode="lines", line_shape="hv",
                                  line=dict(color="#94a3b8", dash="dash"), hoverinfo="skip"))
     _waiting(fig, not placed, "no model with a measured accuracy yet")
-    fig.update_layout(title="Size, accuracy and latency (bigger marker = slower at batch 1)", height=440,
-                      margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_layout(title=dict(text="Size, accuracy and latency (bigger marker = slower at batch 1)",
+                                 subtitle=dict(text="● .keras (Keras call) · ■ LiteRT float32 · ◆ float16 · ▲ int8; "
+                                                    "hollow: latency not measured yet")),
+                      height=460, margin=dict(l=10, r=10, t=80, b=10))
     fig.update_xaxes(type="log", title="file size (KB, log scale)")
     fig.update_yaxes(title="test accuracy", tickformat=".1%")
     return fig

@@ -87,14 +87,14 @@ if exports:
     st.subheader("Exports")
     table = pd.DataFrame([{
         "file": e["name"], "quantize": e["quantize"], "KB": e["bytes"] / 1024,
-        "accuracy": e["accuracy"], "vs float (points)": 100 * e["accuracy_change"],
+        "accuracy (%)": 100 * e["accuracy"], "vs float (points)": 100 * e["accuracy_change"],
         "1 thread": export.duration(e["latency_ms"]["threads_1"]["median"]),
         "2 threads": export.duration(e["latency_ms"]["threads_2"]["median"]),
         "Keras, 1 thread": export.duration((e.get("keras_latency_ms") or {}).get("threads_1", {}).get("median")),
     } for e in exports])
     st.dataframe(table, hide_index=True, column_config={
         "KB": st.column_config.NumberColumn(format="%.1f"),
-        "accuracy": st.column_config.NumberColumn(format="percent"),
+        "accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
         "vs float (points)": st.column_config.NumberColumn(format="%+.2f")})
     st.caption("Latency: median time of one image at batch 1 (the 90th percentile is in each export's JSON sidecar).")
     by_file = {e["path"]: e for e in exports}
