@@ -24,7 +24,12 @@ for int8), so such a model is refused with one line naming the ops.
 
 Nothing here is digit-specific: the input shape and dtype are read from the
 model, calibration and test data come from the dataset its sidecar names (or
-``--dataset``), and the metric is the argmax accuracy of its outputs.
+``--dataset``), and the metric is the argmax accuracy of its outputs. Shapes
+are fixed at batch 1, the way a deployed model is called: with a free batch
+dimension a Keras LSTM needs TensorFlow's TensorList ops, at batch 1 it
+converts to built-ins. Its int8 calibration, though, crashes TensorFlow
+2.21's calibrator (a segmentation fault) unless the LSTM is unrolled, so a
+looped recurrent layer is refused for int8 in one line before converting.
 
 How latency is taken: the median and 90th percentile of :data:`CALLS`
 timed calls after :data:`WARMUP` untimed ones, at batch 1 with a zero input
@@ -170,16 +175,33 @@ def _why(exc: Exception, name: str) -> str:
     return f"{name} could not be converted to LiteRT ({first[:160]})"
 
 
+def _int8_blocker(model) -> str | None:
+    """The reason int8 would crash the converter (see the module docstring), or None."""
+    import keras
+
+    looped = [layer.name for layer in model._flatten_layers(include_self=False)
+              if isinstance(layer, keras.layers.RNN) and not layer.unroll]
+    if looped:
+        return (f"int8 cannot quantize the recurrent layer {looped[0]} of {model.name}: TensorFlow 2.21's "
+                "calibrator crashes on a looped one; build it with unroll=True, or export float16 or none")
+    return None
+
+
 def convert(model, out: str | Path, quantize: str, calibration=None) -> Path:
     """Write ``model`` as a LiteRT file at ``out`` (atomically); refuse in one line what LiteRT cannot run."""
+    import tensorflow as tf
+
     _check_choice("quantize", quantize, QUANTIZE)
-    _input_shape(model)
+    signature = [tf.TensorSpec((1, *_input_shape(model)), model.inputs[0].dtype)]
+    blocker = _int8_blocker(model) if quantize == "int8" else None
+    if blocker:
+        raise ExportError(blocker)
     options = _converter_options(quantize, calibration)
     out = Path(out)
 
     def write(tmp: str) -> None:
         try:
-            model.export(tmp, format="litert", verbose=False, **options)
+            model.export(tmp, format="litert", verbose=False, input_signature=signature, **options)
         except OSError:
             raise
         except Exception as exc:  # the converter raises its own ConverterError (not a ValueError)

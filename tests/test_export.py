@@ -120,6 +120,21 @@ def test_a_model_needing_flex_ops_is_refused_in_one_line(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no half-written file left behind
 
 
+def test_a_looped_lstm_exports_at_batch_1_but_int8_is_refused_in_one_line(tmp_path, mnist5k):
+    """At batch 1 the LSTM converts to built-in ops; its int8 calibration would crash TensorFlow's calibrator."""
+    import keras
+
+    image = keras.Input((28, 28, 1))
+    rows = keras.layers.LSTM(8, name="rows")(keras.layers.Reshape((28, 28))(image))
+    model = keras.Model(image, keras.layers.Dense(10)(rows), name="lstm_student")
+    with pytest.raises(export.ExportError) as refused:
+        export.convert(model, tmp_path / "lstm-int8.tflite", "int8")
+    assert "\n" not in str(refused.value) and "recurrent layer rows" in str(refused.value)
+    path = export.convert(model, tmp_path / "lstm.tflite", "none")
+    x = mnist5k.x_test[:5]
+    np.testing.assert_allclose(export.outputs(path, x), np.asarray(model(x)), atol=1e-4)
+
+
 def test_an_export_never_replaces_a_file_kd_studio_did_not_write(tmp_path, student_file):
     foreign = tmp_path / "mine.tflite"
     foreign.write_bytes(b"someone else's file")
