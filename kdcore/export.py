@@ -134,13 +134,14 @@ def _input_shape(model) -> tuple:
     return shape
 
 
-def _calibration(ds, shape: tuple, seed: int = 0):
-    """A representative dataset for int8: :data:`CALIBRATION_IMAGES` training inputs, one per batch."""
-    if ds is None or not len(ds.x_train):
-        raise ExportError("int8 needs training images to calibrate on, and the dataset has none")
+def _check_fits(ds, shape: tuple) -> None:
     if tuple(ds.x_train.shape[1:]) != shape:
         raise ExportError(f"dataset {ds.name} gives inputs of shape {tuple(ds.x_train.shape[1:])} but the model "
                           f"takes {shape}; pass the --dataset it was trained on")
+
+
+def _calibration(ds, seed: int = 0):
+    """A representative dataset for int8: :data:`CALIBRATION_IMAGES` training inputs, one per batch."""
     picks = np.random.default_rng(seed).permutation(len(ds.x_train))[:CALIBRATION_IMAGES]
 
     def representative():
@@ -355,7 +356,9 @@ def export(model_path: str | Path, quantize: str = "int8", out: str | Path | Non
     meta = storage.read_sidecar(model_path)
     ds = _dataset(meta, dataset, quantize)
     shape = _input_shape(model)
-    calibration = _calibration(ds, shape) if quantize == "int8" else None
+    if ds is not None:
+        _check_fits(ds, shape)
+    calibration = _calibration(ds) if quantize == "int8" else None
 
     with tempfile.TemporaryDirectory(prefix="kdstudio-export-") as tmp:
         staged = convert(model, Path(tmp) / out.name, quantize, calibration)
