@@ -259,3 +259,45 @@ def test_deploy_page_answers_the_question_and_exports_a_new_point(kd_home, monke
     assert not at.exception and chart_points(at) == 5
     assert f"saved as {job.result['path']}" in at.success[0].value
     assert len(at.dataframe[0].value) == 3
+
+
+@pytest.mark.timeout(900)  # about a minute on a quiet machine; the server and Chromium share two busy cores
+def test_browser_export_from_the_deploy_screen_adds_a_point(tmp_path, monkeypatch, student_file):
+    """The real dashboard in Chromium: press Export, and the int8 file appears on the chart."""
+    import shutil
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.e2e_server import CHROMIUM, Dashboard, launch_browser
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (./scripts/test does)", pytrace=False)
+    models = tmp_path / "kdhome" / "models"
+    models.mkdir(parents=True)
+    source = shutil.copy2(student_file, models / "student.keras")
+    shutil.copy2(storage.sidecar_path(student_file), storage.sidecar_path(source))
+    # A float export made here, with fixed Keras figures, lets the server reuse them instead of timing Keras
+    # in two fresh processes: this test is about the screen.
+    monkeypatch.setattr(export, "keras_latency", lambda path, threads: {"median": 2.0, "p90": 3.0})
+    export.export(source, "none")
+    app = Dashboard(tmp_path / "kdhome")
+    try:
+        with sync_playwright() as p:
+            browser = launch_browser(p)
+            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+            tab.goto(app.url + "/deploy")
+            expect(tab.get_by_role("heading", name="Deploy").first).to_be_visible(timeout=120_000)
+            chart = tab.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
+            count = ("g => g.data.filter(t => t.mode === 'markers')"
+                     ".reduce((n, t) => n + t.x.length, 0)")
+            expect(chart).to_be_visible(timeout=120_000)
+            assert chart.evaluate(count) == 2  # the .keras student and its float export
+            tab.get_by_role("button", name="Export", exact=True).click()
+            tab.wait_for_function(f"() => {{ const g = document.querySelector("
+                                  f"'[data-testid=stPlotlyChart] .js-plotly-plot'); "
+                                  f"return g && ({count})(g) === 3; }}", timeout=600_000)
+            expect(tab.get_by_text("student-int8.tflite").first).to_be_visible()
+            browser.close()
+    finally:
+        app.stop()
+    assert "Traceback" not in app.log_text()
