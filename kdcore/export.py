@@ -381,6 +381,7 @@ def export(model_path: str | Path, quantize: str = "int8", out: str | Path | Non
     import keras
 
     record = {"kind": KIND, "format": fmt, "quantize": quantize, "path": str(out), **stamp,
+              "file_bytes": figures["bytes"],  # with "path": what storage.read_sidecar takes as a KD Studio sidecar
               "source_name": model_path.stem, "source_kind": meta.get("kind"),
               "dataset": ds.name if ds is not None else None, **figures,
               "calibration": {"dataset": ds.name, "images": CALIBRATION_IMAGES} if calibration else None,

@@ -12,9 +12,9 @@ import streamlit as st
 
 from kdcore import export, figures, storage
 from kdcore.jobs import runner
-from kdcore.progress import ACTIVE
 from pages import widgets
 
+ACTIVE = ("queued", "running")
 QUANTIZE_LABELS = {"none": "none (float32)", "float16": "float16 weights", "int8": "int8 throughout"}
 
 st.title("Deploy")
