@@ -26,6 +26,7 @@ EXAMPLE_PAGES = {  # input kind (Task.example) -> the screens that can show it
 }
 REPORT_PAGES = [
     st.Page("pages/experiments.py", title="Experiments", icon=":material/biotech:"),
+    st.Page("pages/deploy.py", title="Deploy", icon=":material/rocket_launch:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
 ]
 

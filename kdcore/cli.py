@@ -412,6 +412,12 @@ def _sweep(args) -> dict:
     return {"preset": args.preset, "cells": frame.to_dict("records"), "seconds": time.perf_counter() - t0}
 
 
+# --- export (options, summary and work live in kdcore.export) --------------------------------------
+from . import export  # noqa: E402 - registered after the others, so it lists last
+
+command("export", export.HELP, export.add_arguments, export.text)(export.from_args)
+
+
 # --- entry point ----------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (its default prints the whole usage first)."""

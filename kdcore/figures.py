@@ -229,3 +229,54 @@ def sweep_heatmap(frame, value: str = "gain", units: int | None = None) -> go.Fi
     fig.update_layout(title=f"{units}-unit student: {what}", height=320, margin=dict(l=10, r=10, t=50, b=10))
     fig.update_yaxes(autorange="reversed")
     return fig
+
+
+# --- deployment --------------------------------------------------------------------------------
+_FORMAT_SYMBOLS = {"keras": "circle", "none": "square", "float16": "diamond", "int8": "triangle-up"}
+
+
+def _latency_sizes(latencies: list) -> list[float]:
+    """Marker diameters growing with the log of latency: exports and Keras calls differ by 1,000×,
+    so a linear scale would show one huge disc and specks. Unmeasured points get the smallest size."""
+    known = [v for v in latencies if v]
+    if not known:
+        return [10.0] * len(latencies)
+    low = min(known)
+    return [10.0 if not v else float(min(48.0, 10.0 + 9.0 * np.log10(v / low))) for v in latencies]
+
+
+def deployment_map(points: list[dict], front: list[dict]) -> go.Figure:
+    """Every model and export: file size (log) across, test accuracy up, marker size = latency at batch 1.
+
+    ``points`` and ``front`` come from :func:`kdcore.export.catalogue` and
+    :func:`kdcore.export.pareto`. Colour is the kind of model (teacher,
+    student), the symbol its format (.keras, or the LiteRT quantization);
+    the dashed line joins the Pareto front, where nothing is both smaller and
+    more accurate. Points without an accuracy cannot be placed and are left out.
+    """
+    from .export import duration
+
+    placed = [p for p in points if p.get("accuracy") is not None]
+    sizes = dict(zip((p["path"] for p in placed), _latency_sizes([p.get("latency_ms") for p in placed])))
+    fig = go.Figure()
+    for kind in dict.fromkeys(p["kind"] for p in placed):
+        group = [p for p in placed if p["kind"] == kind]
+        fig.add_trace(go.Scatter(
+            name=kind, x=[p["bytes"] / 1024 for p in group], y=[p["accuracy"] for p in group], mode="markers",
+            marker=dict(color=_colour(kind) or "#7c3aed", size=[sizes[p["path"]] for p in group], opacity=0.8,
+                        symbol=[_FORMAT_SYMBOLS.get(p["format"], "circle") + ("" if p.get("latency_ms") else "-open")
+                                for p in group], line=dict(width=1, color="#0f172a")),
+            text=[f"{p['label']} ({p['format']})<br>latency {duration(p.get('latency_ms'))}" for p in group],
+            hovertemplate="%{text}<br>%{x:,.1f} KB · %{y:.2%}<extra></extra>"))
+    if len(front) > 1:
+        fig.add_trace(go.Scatter(name="Pareto front", x=[p["bytes"] / 1024 for p in front],
+                                 y=[p["accuracy"] for p in front], mode="lines", line_shape="hv",
+                                 line=dict(color="#94a3b8", dash="dash"), hoverinfo="skip"))
+    _waiting(fig, not placed, "no model with a measured accuracy yet")
+    fig.update_layout(title=dict(text="Size, accuracy and latency (bigger marker = slower at batch 1)",
+                                 subtitle=dict(text="● .keras (Keras call) · ■ LiteRT float32 · ◆ float16 · ▲ int8; "
+                                                    "hollow: latency not measured yet")),
+                      height=460, margin=dict(l=10, r=10, t=80, b=10))
+    fig.update_xaxes(type="log", title="file size (KB, log scale)")
+    fig.update_yaxes(title="test accuracy", tickformat=".1%")
+    return fig
