@@ -47,7 +47,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import bench, config, data, params, storage, tasks
+from . import bench, config, data, export, params, storage, tasks
 from .progress import Progress
 
 EXIT_ERROR = 2
@@ -413,7 +413,6 @@ def _sweep(args) -> dict:
 
 
 # --- export (options, summary and work live in kdcore.export) --------------------------------------
-from . import export  # noqa: E402 - registered after the others, so it lists last
 
 command("export", export.HELP, export.add_arguments, export.text)(export.from_args)
 

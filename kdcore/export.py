@@ -52,8 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data as datasets
-from . import storage
+from . import storage, tasks
 
 FORMATS = ("litert",)
 QUANTIZE = ("none", "float16", "int8")
@@ -119,8 +118,8 @@ def _dataset(meta: dict, name: str | None, quantize: str):
                               "dataset; pass --dataset")
         return None
     try:
-        return datasets.load(name)
-    except datasets.DatasetError as exc:
+        return tasks.get(meta.get("task")).load(name)
+    except ValueError as exc:
         if quantize == "int8":
             raise ExportError(f"int8 needs training images to calibrate on, but dataset {name!r} cannot be "
                               f"loaded ({exc}); pass --dataset") from exc
@@ -307,7 +306,7 @@ def _keras_latency_here(model_path: str, threads: int) -> dict:
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    model = storage.load_model(model_path)
+    model = storage.load_model(model_path, storage.read_sidecar(model_path).get("task"))
     x = np.zeros((1, *model.input_shape[1:]), "float32")
     return _timed(lambda: np.asarray(model(x, training=False)))
 
@@ -352,8 +351,8 @@ def export(model_path: str | Path, quantize: str = "int8", out: str | Path | Non
     if out.suffix != SUFFIX:
         out = out.with_name(out.name + SUFFIX)
     _check_writable(out)
-    model = storage.load_model(model_path)  # one line for a file that is not a model, or needs custom code
     meta = storage.read_sidecar(model_path)
+    model = storage.load_model(model_path, meta.get("task"))  # one line for a file that is not a model, or custom code
     ds = _dataset(meta, dataset, quantize)
     shape = _input_shape(model)
     if ds is not None:

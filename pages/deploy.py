@@ -12,13 +12,13 @@ import streamlit as st
 
 from kdcore import export, figures, storage
 from kdcore.jobs import runner
-from pages import widgets
+from pages import state
 
 ACTIVE = ("queued", "running")
 QUANTIZE_LABELS = {"none": "none (float32)", "float16": "float16 weights", "int8": "int8 throughout"}
 
 st.title("Deploy")
-dataset = widgets.dataset_name()
+dataset = state.dataset_name()
 st.caption(f"Models trained on **{dataset}** and their LiteRT exports, measured by running the exported file "
            "with the LiteRT interpreter: size, test accuracy, and latency for one image.")
 
@@ -35,12 +35,13 @@ if hidden:
 
 # --- export ---------------------------------------------------------------------------------------
 st.subheader("Export a model")
-models = [m for m in storage.list_models() if m.get("dataset") in (dataset, None)]
+models = [m for m in storage.list_models() if m.get("dataset") in (dataset, None)
+          and m.get("task", "digits") == state.task().name]
 if not models:
     st.info("No saved model for this dataset yet: train a teacher and distil a student first.", icon=":material/info:")
     st.stop()
 by_path = {m["path"]: m for m in models}
-active = widgets.active_model("student")
+active = state.active_model("student")
 paths = list(by_path)
 left, right = st.columns([2, 1])
 chosen = left.selectbox("Model", paths, index=paths.index(active["path"]) if active and active["path"] in by_path else 0,
@@ -77,7 +78,7 @@ if job is not None:
         elif snap["status"] == "finished":
             st.success(f"{snap['title']}: saved as {job.result['path']}.", icon=":material/check_circle:")
         else:
-            widgets.error(ValueError(snap["reason"] or snap["status"]))
+            state.error(ValueError(snap["reason"] or snap["status"]))
 
     job_status()
 
@@ -105,4 +106,4 @@ if exports:
             st.download_button("Download .tflite", fh.read(), file_name=by_file[picked]["name"],
                                mime="application/octet-stream", key="deploy_download")
     except OSError as exc:
-        widgets.error(exc)
+        state.error(exc)
