@@ -33,10 +33,10 @@ stop at the batch boundary). The state is reset to zero at each epoch.
   so the target is still a full distribution whose top k are exact and which
   sums to one; renormalising over the top k instead would make the teacher
   look surer than it is, the more so at high T where the tail holds most of
-  the mass. The rebuilt distribution goes through the same
-  :func:`kdcore.losses.distillation_terms` as the online one (as logits
-  ``T · log p``, which the loss turns back into ``p`` at temperature T), so
-  both ways share one formula, T² factor included.
+  the mass. The KL to that rebuilt distribution is computed from the top k
+  and one sum (:func:`cached_soft_loss`, T² factor included), and is tested
+  equal to :func:`kdcore.losses.soft_target_loss` on the rebuilt full
+  distribution, which is what the online way feeds it.
 
 The soft term is KL at temperature T, per token (Hinton et al. 2015); the
 hard term is the next word's cross-entropy; ``alpha`` mixes them.
@@ -50,6 +50,7 @@ import importlib.util
 import math
 import re
 import time
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -312,16 +313,25 @@ def streams(x: np.ndarray, y: np.ndarray, n: int, seq_len: int, pad: bool = Fals
     return cut(xs), cut(ys)
 
 
+_RUNNERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _runner(model):
-    """A compiled forward pass: (tokens, state) → (logits, state)."""
+    """A compiled forward pass (tokens, state) → (logits, state), traced once per model and input shape.
+
+    Kept per model (dropped with it): tracing an LSTM costs seconds, and each
+    epoch scores the validation text with the same shapes again.
+    """
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
-    def run(x, state):
-        out = model([x, *state], training=False)
-        return out[0], out[1:]
+    if model not in _RUNNERS:
+        @tf.function(reduce_retracing=True)
+        def run(x, state):
+            out = model([x, *state], training=False)
+            return out[0], out[1:]
 
-    return run
+        _RUNNERS[model] = run
+    return _RUNNERS[model]
 
 
 def perplexity(model, x: np.ndarray, y: np.ndarray, seq_len: int = 35, n: int = EVAL_STREAMS) -> float:
@@ -366,20 +376,56 @@ def cached_logits(probs, ids, vocab: int, temperature: float):
 
     The top k keep their probabilities; the mass left over is spread evenly
     over the other ``vocab − k`` words (floored at 1e-12 so log stays finite).
-    softmax(logits / T) then gives the rebuilt distribution back exactly.
+    softmax(logits / T) then gives the rebuilt distribution back exactly, so
+    :func:`kdcore.losses.soft_target_loss` of these logits is the reference
+    that :func:`cached_soft_loss` is tested against.
     """
     import tensorflow as tf
 
     probs = tf.cast(probs, "float32")
     ids = tf.cast(ids, "int32")
     k = probs.shape[-1]
-    rest = tf.maximum(1.0 - tf.reduce_sum(probs, -1, keepdims=True), 0.0) / max(vocab - k, 1)
     flat_p = tf.reshape(probs, (-1, k))
     rows = tf.shape(flat_p)[0]
-    base = tf.broadcast_to(tf.reshape(rest, (-1, 1)), (rows, vocab))
+    base = tf.broadcast_to(_rest(flat_p, vocab), (rows, vocab))
     index = tf.stack([tf.repeat(tf.range(rows), k), tf.reshape(ids, (-1,))], axis=1)
     dense = tf.tensor_scatter_nd_update(base, index, tf.reshape(flat_p, (-1,)))
-    return temperature * tf.math.log(tf.maximum(dense, 1e-12))
+    return temperature * tf.math.log(dense)
+
+
+def _rest(p, vocab: int):
+    """Each of the other ``vocab − k`` words' share of the mass outside the top k, shape (rows, 1)."""
+    import tensorflow as tf
+
+    k = p.shape[-1]
+    return tf.maximum(1.0 - tf.reduce_sum(p, -1, keepdims=True), 0.0) / max(vocab - k, 1) + 1e-12
+
+
+def cached_soft_loss(probs, ids, student_logits, temperature: float):
+    """T² · mean over tokens of KL(rebuilt teacher ‖ softmax(student / T)), without building the full teacher.
+
+    The same value as ``soft_target_loss(cached_logits(...), student_logits, T, "kl")``
+    (tests/test_lm.py checks it), computed in the top k plus one sum: with
+    b the even share of each other word and log q = log_softmax(s / T),
+
+        KL = Σ_top p log p + (V − k) b log b − Σ_top p log q − b (Σ_all log q − Σ_top log q).
+
+    Rebuilding the (tokens × vocabulary) teacher tensor cost five more passes
+    over it per step, as much as the small student's own output layer.
+    """
+    import tensorflow as tf
+
+    vocab = student_logits.shape[-1]
+    p = tf.reshape(tf.cast(probs, "float32"), (-1, probs.shape[-1]))
+    ids = tf.reshape(tf.cast(ids, "int32"), tf.shape(p))
+    k = p.shape[-1]
+    b = _rest(p, vocab)[:, 0]
+    log_q = tf.nn.log_softmax(tf.cast(student_logits, "float32") / temperature, axis=-1)
+    log_q_top = tf.gather(log_q, ids, batch_dims=1)
+    p_safe = tf.maximum(p, 1e-12)
+    kl = (tf.reduce_sum(p * tf.math.log(p_safe), -1) + (vocab - k) * b * tf.math.log(b)
+          - tf.reduce_sum(p * log_q_top, -1) - b * (tf.reduce_sum(log_q, -1) - tf.reduce_sum(log_q_top, -1)))
+    return float(temperature) ** 2 * tf.reduce_mean(kl)
 
 
 # --- training ----------------------------------------------------------------------------------------
@@ -395,7 +441,7 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
     import keras
     import tensorflow as tf
 
-    from ..losses import distillation_terms
+    from ..losses import distillation_terms, hard_label_loss
     from ..training import RunResult, device_info
 
     info = device_info()
@@ -417,15 +463,18 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
         if online:
             t_out = teacher([x, *t_state], training=False)
             t_logits, t_state = tf.stop_gradient(tf.reshape(t_out[0], (-1, vocab))), t_out[1:]
-        elif distil:
-            t_logits = cached_logits(c_probs, c_ids, vocab, temperature)
         else:
             t_logits = None
         with tf.GradientTape() as tape:
             out = net([x, *state], training=True)
             logits = tf.reshape(out[0], (-1, vocab))
-            total, soft, hard = distillation_terms(tf.reshape(y, (-1,)), logits, t_logits, temperature,
-                                                   alpha if distil else 0.0, "kl")
+            if distil and not online:  # alpha · soft + (1 − alpha) · hard, as distillation_terms has it
+                soft, hard = cached_soft_loss(c_probs, c_ids, logits, temperature), hard_label_loss(
+                    tf.reshape(y, (-1,)), logits)
+                total = alpha * soft + (1.0 - alpha) * hard
+            else:
+                total, soft, hard = distillation_terms(tf.reshape(y, (-1,)), logits, t_logits, temperature,
+                                                       alpha if distil else 0.0, "kl")
         optimizer.apply(tape.gradient(total, variables), variables)
         return total, soft, hard, [tf.stop_gradient(s) for s in out[1:]], t_state
 
