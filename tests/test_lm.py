@@ -147,11 +147,17 @@ def _unigram_perplexity(data) -> float:
     return math.exp(-np.mean(np.log(p[data.y_test])))
 
 
+@pytest.fixture(scope="module")
+def toy_teacher(toy):
+    """A 2×32 LSTM teacher, 4 epochs on the toy text (trained once for the module)."""
+    return tasks.get("lm").train_teacher(lm.TeacherConfig(units=32, epochs=4, batch_size=8, seq_len=10, dropout=0.0),
+                                         toy)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("soft_targets", ["cache", "online"])
-def test_a_tiny_teacher_and_student_beat_a_unigram_model(toy, soft_targets):
-    task = tasks.get("lm")
-    teacher = task.train_teacher(lm.TeacherConfig(units=32, epochs=4, batch_size=8, seq_len=10, dropout=0.0), toy)
+def test_a_tiny_teacher_and_student_beat_a_unigram_model(toy, toy_teacher, soft_targets):
+    task, teacher = tasks.get("lm"), toy_teacher
     cfg = task.distill_from({"student_units": 16, "epochs": 4, "batch_size": 8, "seq_len": 10, "temperature": 2.0,
                              "alpha": 0.5, "soft_targets": soft_targets, "top_k": 4}).validate(len(toy.y_train))
     student = task.distill_student(cfg, teacher.model, toy)
