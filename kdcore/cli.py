@@ -281,17 +281,34 @@ def _distill(args) -> dict:
 # --- predict --------------------------------------------------------------------------------------
 def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", required=True, help="a saved .keras model; repeat for more")
-    parser.add_argument("--image", required=True, help="an image file (PNG, JPEG, ...) of one digit")
+    parser.add_argument("--image", help="an image file (PNG, JPEG, ...) of one digit (tasks that classify images)")
+    parser.add_argument("--prompt", help="the start of a sentence (tasks that predict the next word)")
     parser.add_argument("--temperature", type=float, default=1.0, help="soften the probabilities (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled continuation (default 0)")
 
 
 def _predict_text(result: dict) -> str:
-    return "\n".join(f"{Path(p['model']).name}: {p['label']} ({_percent(max(p['probabilities']))})"
-                     for p in result["predictions"])
+    lines = []
+    for p in result["predictions"]:
+        if "next_words" in p:
+            top = ", ".join(f"{w['word']} {_percent(w['probability'])}" for w in p["next_words"][:5])
+            lines.append(f"{Path(p['model']).name}: next {top}; continued: {p['continuation']}")
+        else:
+            lines.append(f"{Path(p['model']).name}: {p['label']} ({_percent(max(p['probabilities']))})")
+    return "\n".join(lines)
 
 
-@command("predict", "classify one image with one or more saved models", _predict_arguments, _predict_text)
+@command("predict", "one model's or several models' answer to one image or prompt", _predict_arguments,
+         _predict_text)
 def _predict(args) -> dict:
+    task = tasks.get(args.task)
+    if task.example == "prompt":  # a language model: the next words and a sampled continuation
+        if args.prompt is None:
+            raise ValueError(f"task {task.name!r} needs --prompt \"some words\"")
+        return {"predictions": [dict(model=path, **task.prompt(path, args.prompt, args.temperature, args.seed))
+                                for path in args.model]}
+    if args.image is None:
+        raise ValueError(f"task {task.name!r} needs --image FILE")
     from . import images, inference
 
     image = images.preprocess(Path(args.image))

@@ -66,6 +66,7 @@ class Task:
     terms: tuple = (SOFT,)
     teacher_config: type = None
     student_config: type = None
+    distill_config: type = None  # a DistillConfig subclass with the task's own run settings (default: DistillConfig)
 
     # --- settings, from the table ------------------------------------------------------------
     @staticmethod
@@ -81,11 +82,14 @@ class Task:
     def student_params(self) -> list[str]:
         return self._names(self.student_config)
 
-    def distill_params(self) -> list[str]:
-        """Distillation and training settings a student run takes (the student's size aside)."""
+    def _distill_class(self):
         from ..config import DistillConfig
 
-        return [n for n in self._names(DistillConfig)
+        return self.distill_config or DistillConfig
+
+    def distill_params(self) -> list[str]:
+        """Distillation and training settings a student run takes (the student's size aside)."""
+        return [n for n in self._names(self._distill_class())
                 if params.get(n, self.name).for_task(self.name) and self.offers(n)]
 
     def offers(self, setting: str) -> bool:
@@ -99,12 +103,11 @@ class Task:
 
     def distill_from(self, values: dict):
         """A :class:`~kdcore.config.DistillConfig` from flat settings: ``student_units`` goes to the student."""
-        from ..config import DistillConfig
-
         prefix = self.student_config.PREFIX
         student = self.student_config(**{n.removeprefix(prefix): values[n] for n in self.student_params()
                                          if n in values})
-        return DistillConfig(**{n: values[n] for n in self.distill_params() if n in values}, student=student)
+        return self._distill_class()(**{n: values[n] for n in self.distill_params() if n in values},
+                                     student=student)
 
     def flat(self, cfg) -> dict:
         """The flat settings of a teacher or distillation config (the inverse of ``*_from``)."""
@@ -181,6 +184,10 @@ class Task:
 
         return training.accuracy(model, data.x_test, data.y_test)
 
+    def prompt(self, model_path, text: str, temperature: float = 1.0, seed: int = 0) -> dict:
+        """``{"next_words": [{"word", "probability"}…], "continuation"}`` for a task whose example is a prompt."""
+        raise ValueError(f"task {self.name!r} takes no prompt")
+
     def describe(self) -> dict:
         """What ``python -m kdcore tasks --json`` prints for this task."""
         def rows(names, role=""):
@@ -209,7 +216,7 @@ def unregister(name: str) -> None:
 
 
 def _builtin() -> None:
-    from . import digits, images  # noqa: F401 - each registers itself
+    from . import digits, images, lm  # noqa: F401 - each registers itself
 
 
 def names() -> list[str]:

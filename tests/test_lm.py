@@ -1,0 +1,248 @@
+"""The language-model task: perplexity, carried state, the top-k cache, a real tiny run, the CLI, bad input.
+
+The tiny runs read a generated text (a toy grammar of 21 words, one sentence
+a line) through the same path as a user's file, so they take seconds, not
+the minutes of the Penn Treebank.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from kdcore import cli, tasks
+from kdcore.data import DatasetError
+from kdcore.tasks import lm
+
+SUBJECTS = ["the cat", "a dog", "the bird", "my friend"]
+VERBS = ["sees", "likes", "eats", "finds"]
+OBJECTS = ["the fish", "a ball", "the seed", "some bread"]
+
+
+@pytest.fixture(scope="module")
+def toy_text(tmp_path_factory):
+    """600 sentences (~3,300 words) of subject-verb-object: a grammar an LSTM learns in seconds."""
+    rng = np.random.default_rng(0)
+    lines = [f"{SUBJECTS[i]} {VERBS[j]} {OBJECTS[(i + j) % 4]}" + (" today" if j % 2 else "")
+             for i, j in rng.integers(0, 4, (600, 2))]
+    path = tmp_path_factory.mktemp("text") / "toy.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def toy(toy_text):
+    return lm.load_text(toy_text)
+
+
+def _tiny(vocab=7, units=8, layers=1, seed=0):
+    return lm.build(vocab, units, layers, 0.0, "tiny", seed)
+
+
+def _log_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def test_perplexity_is_exp_of_mean_cross_entropy_over_every_word():
+    model = _tiny(layers=2)
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 7, 50).astype("int32")
+    x = np.concatenate([[0], y[:-1]]).astype("int32")
+    logits = np.asarray(model([x[None], *lm.zero_state(model, 1)])[0])[0]
+    expected = math.exp(-np.mean(_log_softmax(logits.astype("float64"))[np.arange(50), y]))
+    for seq_len in (3, 7, 50):  # chunks of any length give the same value: the state carries across them
+        assert lm.perplexity(model, x, y, seq_len=seq_len, n=1) == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_state_carries_from_one_chunk_to_the_next():
+    model = _tiny(layers=2)
+    x = np.arange(12, dtype="int32")[None] % 7
+    whole = np.asarray(model([x, *lm.zero_state(model, 1)])[0])
+    first = model([x[:, :5], *lm.zero_state(model, 1)])
+    second = model([x[:, 5:], *[np.asarray(s) for s in first[1:]]])
+    np.testing.assert_allclose(np.concatenate([first[0], second[0]], axis=1), whole, atol=1e-5)
+    restarted = np.asarray(model([x[:, 5:], *lm.zero_state(model, 1)])[0])
+    assert not np.allclose(restarted, whole[:, 5:], atol=1e-3)  # a zero state would give other logits
+
+
+def test_streams_continue_across_chunks_and_scoring_counts_every_word_once():
+    x, y = np.arange(100, dtype="int32"), np.arange(1, 101, dtype="int32")
+    xs, ys = lm.streams(x, y, 3, 4)
+    assert xs.shape == (8, 3, 4)  # 100 // 3 = 33 words a stream, 8 whole chunks of 4
+    assert xs[1, 2, 0] == xs[0, 2, -1] + 1  # chunk 1 of stream 2 continues its chunk 0
+    np.testing.assert_array_equal(ys, xs + 1)
+    _, ys = lm.streams(x, y, 3, 4, pad=True)
+    assert sorted(ys[ys >= 0].tolist()) == y.tolist()
+
+
+def test_the_top_k_cache_matches_the_full_softmax_on_a_tiny_vocabulary():
+    teacher = _tiny(vocab=6, units=8, seed=3)
+    x = np.array([0, 1, 2, 3, 4, 5, 1, 2], "int32")
+    y = np.roll(x, -1)
+    temperature = 2.0
+    full = np.asarray(teacher([lm.streams(x, y, 2, 4)[0][0], *lm.zero_state(teacher, 2)])[0])
+    p_full = np.exp(_log_softmax(full / temperature))
+    probs, ids = lm.teacher_cache(teacher, x, y, 2, 4, temperature, k=6)  # all six words: nothing is lost
+    rebuilt = np.exp(_log_softmax(np.asarray(lm.cached_logits(probs[0], ids[0], 6, temperature)) / temperature))
+    np.testing.assert_allclose(rebuilt.reshape(p_full.shape), p_full, atol=2e-3)  # float16 probabilities
+
+    probs, ids = lm.teacher_cache(teacher, x, y, 2, 4, temperature, k=2)
+    rebuilt = np.exp(_log_softmax(np.asarray(lm.cached_logits(probs[0], ids[0], 6, temperature)) / temperature))
+    rebuilt = rebuilt.reshape(p_full.shape)
+    top = np.argsort(-p_full, axis=-1)[..., :2]
+    np.testing.assert_array_equal(np.sort(ids[0], -1), np.sort(top, -1))
+    np.testing.assert_allclose(np.take_along_axis(rebuilt, top, -1), np.take_along_axis(p_full, top, -1), atol=2e-3)
+    rest = 1 - np.take_along_axis(p_full, top, -1).sum(-1)  # the rest is spread evenly over the other 4 words
+    others = np.sort(rebuilt, -1)[..., :4]
+    np.testing.assert_allclose(others, np.repeat(rest[..., None] / 4, 4, -1), atol=2e-3)
+    np.testing.assert_allclose(rebuilt.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_the_cached_soft_loss_is_the_kl_of_losses_py_on_the_rebuilt_distribution(k):
+    from kdcore.losses import soft_target_loss
+
+    rng = np.random.default_rng(k)
+    teacher, student = rng.normal(0, 2, (10, 6)), rng.normal(0, 2, (10, 6)).astype("float32")
+    temperature = 3.0
+    p = np.exp(_log_softmax(teacher / temperature))
+    ids = np.argsort(-p, -1)[:, :k]
+    probs = np.take_along_axis(p, ids, -1).astype("float32")
+    reference = float(soft_target_loss(lm.cached_logits(probs, ids, 6, temperature), student, temperature, "kl"))
+    assert float(lm.cached_soft_loss(probs, ids, student, temperature)) == pytest.approx(reference, rel=1e-4, abs=1e-6)
+    if k == 6:  # nothing left out: the KL to the teacher's own softened distribution
+        assert reference == pytest.approx(float(soft_target_loss(teacher, student, temperature, "kl")), rel=1e-4)
+
+
+def test_settings_and_sizes():
+    task = tasks.get("lm")
+    assert task.metric.name == "perplexity" and not task.metric.higher_is_better
+    assert {"seq_len", "soft_targets", "top_k"} <= set(task.distill_params())
+    assert "loss" not in task.distill_params() and "hint_epochs" not in task.distill_params()
+    cfg = task.distill_from({"student_units": 48, "student_layers": 2, "top_k": 8})
+    assert isinstance(cfg, lm.LMDistillConfig) and cfg.student.units == 48 and cfg.top_k == 8
+    assert task.flat(cfg)["student_units"] == 48
+    model = task.build_student(cfg.student)
+    assert model.count_params() == task.student_size(cfg.student)["params"]
+    with pytest.raises(ValueError, match=r"student_units must be <= 256 \(got 512\)"):
+        lm.StudentConfig(units=512).validate()
+    with pytest.raises(ValueError, match=r"batch_size × seq_len must be <= the training tokens \(1,000\)"):
+        lm.TeacherConfig(batch_size=32, seq_len=35).validate(1000)
+
+
+def test_penn_treebank_counts():
+    small = tasks.get("lm").load("ptb-small")  # the full corpus is read (and cached) to build the vocabulary
+    full = lm._ptb(False)
+    assert len(full.classes) == 10_000 and full.classes[:2] == ("<eos>", "<unk>")
+    assert {s: len(getattr(full, f"y_{s}")) for s in ("train", "valid", "test")} == lm.PTB_TOKENS
+    assert len(small.y_train) == lm.SMALL["train"] and small.classes == full.classes
+
+
+def _unigram_perplexity(data) -> float:
+    counts = np.bincount(data.y_train, minlength=len(data.classes)) + 1.0
+    p = counts / counts.sum()
+    return math.exp(-np.mean(np.log(p[data.y_test])))
+
+
+@pytest.fixture(scope="module")
+def toy_teacher(toy):
+    """A 2×32 LSTM teacher, 4 epochs on the toy text (trained once for the module)."""
+    return tasks.get("lm").train_teacher(lm.TeacherConfig(units=32, epochs=4, batch_size=8, seq_len=10, dropout=0.0),
+                                         toy)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("soft_targets", ["cache", "online"])
+def test_a_tiny_teacher_and_student_beat_a_unigram_model(toy, toy_teacher, soft_targets):
+    task, teacher = tasks.get("lm"), toy_teacher
+    cfg = task.distill_from({"student_units": 16, "epochs": 4, "batch_size": 8, "seq_len": 10, "temperature": 2.0,
+                             "alpha": 0.5, "soft_targets": soft_targets, "top_k": 4}).validate(len(toy.y_train))
+    student = task.distill_student(cfg, teacher.model, toy)
+    unigram = _unigram_perplexity(toy)
+    assert teacher.status == student.status == "finished"
+    assert teacher.test_accuracy < 0.7 * unigram and student.test_accuracy < 0.8 * unigram, \
+        (teacher.test_accuracy, student.test_accuracy, unigram)
+    assert student.history[-1]["soft"] > 0 and "valid_perplexity" in student.history[0]
+
+
+@pytest.mark.slow
+def test_cli_train_teacher_distill_and_predict(toy_text, tmp_path, capsys):
+    teacher, student = tmp_path / "t.keras", tmp_path / "s.keras"
+    common = ["--task", "lm", "--dataset", str(toy_text), "--epochs", "1", "--batch-size", "8", "--seq-len", "10"]
+    assert cli.main(["train-teacher", *common, "--units", "16", "--out", str(teacher), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"model", "test_perplexity", "params", "seconds", "device", "history"} <= set(out)
+    assert out["test_perplexity"] > 1 and out["params"] == lm.stats(10_000, 16, 2)["params"]  # sized for PTB's vocabulary
+    assert cli.main(["distill", *common, "--teacher", str(teacher), "--temperature", "2", "--alpha", "0.5",
+                     "--student-units", "16", "--baseline", "--out", str(student), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"model", "student_perplexity", "baseline_perplexity", "teacher_perplexity", "gap_recovered", "params",
+            "seconds", "device", "history"} <= set(out)
+    assert set(out["history"]) == {"student", "baseline"}
+    assert cli.main(["predict", "--task", "lm", "--model", str(teacher), "--model", str(student), "--prompt",
+                     "the cat", "--temperature", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [p["model"] for p in out["predictions"]] == [str(teacher), str(student)]
+    for p in out["predictions"]:
+        probs = [w["probability"] for w in p["next_words"]]
+        assert len(probs) == 15 and probs == sorted(probs, reverse=True) and isinstance(p["continuation"], str)
+    again = ["predict", "--task", "lm", "--model", str(student), "--prompt", "the cat", "--json"]
+    assert cli.main(again) == 0 and cli.main(again) == 0  # seeded: the same continuation twice
+    first, second = capsys.readouterr().out.splitlines()
+    assert json.loads(first) == json.loads(second)
+
+    for prompt, message in (("", "the prompt is empty"), ("zebra quokka", "none of the prompt's words")):
+        assert cli.main(["predict", "--task", "lm", "--model", str(student), "--prompt", prompt, "--json"]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and len(captured.err.strip().splitlines()) == 1 and message in captured.err
+    assert cli.main(["predict", "--task", "lm", "--model", str(student)]) == 2
+    assert "needs --prompt" in capsys.readouterr().err
+    assert cli.main(["predict", "--model", str(student)]) == 2  # digits still needs an image, and says so
+    assert "needs --image" in capsys.readouterr().err
+
+
+def test_bad_text_files_and_caps_are_refused_in_one_line(tmp_path, monkeypatch):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    binary = tmp_path / "data.txt"
+    binary.write_bytes(b"\x00\x01\x02 binary\n" * 20)
+    short = tmp_path / "short.txt"
+    short.write_text("one line only\n")
+    good = tmp_path / "good.txt"
+    good.write_text("a b c\n" * 20)
+    cases = [(empty, "is empty"), (binary, "not a UTF-8 text file"), (short, "at least 10 are needed")]
+    for path, message in cases:
+        with pytest.raises(DatasetError, match=message):
+            tasks.get("lm").load(str(path))
+    monkeypatch.setattr(lm, "MAX_TEXT_BYTES", 10)
+    with pytest.raises(DatasetError, match="too large"):
+        lm.load_text(good)
+    with pytest.raises(DatasetError, match=r"vocabulary cap must be >= 2 \(got 1\)"):
+        lm.load_text(good, cap=1)
+    with pytest.raises(DatasetError, match="unknown dataset 'nope'"):
+        tasks.get("lm").load("nope")
+
+
+def test_a_capped_vocabulary_maps_the_rest_to_unk(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("a a a b b c\n" * 10)
+    data = lm.load_text(path, cap=3)
+    assert data.classes == ("<eos>", "<unk>", "a")
+    assert set(np.unique(data.y_train)) == {0, 1, 2}
+
+
+def test_prompts_are_refused_when_empty_or_unknown_and_unknown_words_show_as_unk():
+    vocab = ("<eos>", "<unk>", "the", "N", "company", "said")
+    assert lm.prompt_ids("The Company said 1,000", vocab) == [2, 4, 5, 3]
+    assert lm.prompt_ids("the zebra", vocab) == [2, 1]
+    with pytest.raises(ValueError, match="the prompt is empty"):
+        lm.prompt_ids("   ", vocab)
+    with pytest.raises(ValueError, match="none of the prompt's words"):
+        lm.prompt_ids("zebra quokka", vocab)
+    model = _tiny(vocab=6)
+    out = lm.complete(model, vocab, "the zebra", temperature=1.0, seed=0, top=3)
+    assert out["prompt"] == "the <unk>" and len(out["next_words"]) == 3
+    assert out == lm.complete(model, vocab, "the zebra", temperature=1.0, seed=0, top=3)
