@@ -4,7 +4,7 @@
 starts the real dashboard (``streamlit run app.py``) on a free loopback port
 with a private data directory, seeds it with a tiny teacher it trains itself,
 starts a distillation *through the Distill page* and then lets the number of
-watching sessions go 0 → 1 → 5 → 10 → 20 → 0 while the run goes on.
+watching sessions go 0 → 1 → 0 → 5 → 0 → 10 → 0 → 20 → 0 while the run goes on.
 
 Each viewer is a real Streamlit session: a websocket to ``/_stcore/stream``
 speaking Streamlit's own protobuf messages (``BackMsg`` up, ``ForwardMsg``
@@ -24,8 +24,10 @@ What is measured, per number of viewers N, over ``measure`` whole epochs that
 start after every new session has drawn its first page:
 
 * ``viewer_slowdown``: the median epoch time with N viewers ÷ with none
-  (epoch times are the run's own, from its run store; the 0-viewer epochs are
-  taken before and after the viewers, so a drift in the machine's load shows);
+  (epoch times are the run's own, from its run store; "none" is the 0-viewer
+  epochs just before and just after, so a slow drift in the machine's load
+  cancels out); ``viewer_cpu_slowdown`` is the same ratio in the server's CPU
+  seconds per epoch, which other programs' load barely moves;
 * ``viewer_lag_s`` (max) and ``viewer_lag_median_s``: the age of each epoch's
   point when a viewer first receives it. The server's time is when the epoch's
   row appears in ``runs.db`` (written by the training thread right after it
@@ -33,10 +35,12 @@ start after every new session has drawn its first page:
   time is when it first receives the panel's progress bar reading "epoch k+1
   of E", which the panel shows as soon as epoch k is done;
 * ``viewer_errors``: exceptions shown on a page, error alerts, scripts that
-  failed, sessions that never drew their page, and websockets that closed
-  without being asked to;
-* ``server_mb_per_viewer``: the growth of the server's resident memory with N
-  sessions open over the memory before the first one, divided by N.
+  failed, sessions that never drew their page, epoch points a viewer had not
+  received 20 s after they were written, and websockets that closed without
+  being asked to (tracebacks in the server's log are listed apart, as
+  ``server_errors``);
+* ``server_mb_per_viewer``: the growth of the server's resident memory from
+  just before the N sessions opened to the end of their epochs, divided by N.
 
 Everything goes to 127.0.0.1, every wait has a deadline, and the whole run is
 bounded by ``timeout_s``; the server is stopped at the end whatever happened.
@@ -66,7 +70,7 @@ TARGETS = {"viewer_slowdown": ("<=", 1.2), "viewer_lag_s": ("<=", 2.0), "viewer_
 EPOCH_TEXT = re.compile(r"— student, epoch (\d+) of (\d+)")
 STORE_POLL_S = 0.1
 OPEN_GAP_S = 0.2       # between two new sessions: a class does not click at the same millisecond
-GRACE_S = 3.0          # after a window, for the last epoch's point to reach every viewer
+LAG_WAIT_S = 20        # after a window, for the last epoch's point to reach every viewer; later = missed (an error)
 PAGE_TIMEOUT_S = 120   # for a new session's first page
 
 
@@ -364,6 +368,7 @@ class _Window:
     missed: int = 0
     errors: list[str] = field(default_factory=list)
     rss_mb: float = 0.0
+    rss_before_mb: float = 0.0
     opened_s: float = 0.0
 
 
@@ -409,12 +414,12 @@ async def _measure(server: _Server, counts: list[int], measure: int, query: str,
     pool: list[Viewer] = []
     windows = []
     try:
-        for n in [0, *counts, 0]:
-            win = _Window(n)
-            windows.append(win)
-            t0 = time.time()
+        for n in [0, *(step for n in counts for step in (n, 0))]:
             while len(pool) > n:
                 await pool.pop().close()
+            win = _Window(n, rss_before_mb=server.rss_mb())
+            windows.append(win)
+            t0 = time.time()
             while len(pool) < n:
                 viewer = Viewer(server.url, "distill")
                 pool.append(viewer)
@@ -432,7 +437,11 @@ async def _measure(server: _Server, counts: list[int], measure: int, query: str,
             await _wait_for(lambda: watch.done >= win.epochs[-1] or watch.status not in ("running", "queued"),
                             deadline, f"epochs {win.epochs}")
             win.rss_mb = server.rss_mb()
-            await asyncio.sleep(GRACE_S)
+            try:  # an overloaded server answers late: wait for the window's last point, so the lag is measured
+                await _wait_for(lambda: all(win.epochs[-1] in v.seen or v.errors for v in pool),
+                                min(deadline, time.time() + LAG_WAIT_S), "the last point to reach every viewer")
+            except TimeoutError:
+                pass
             for viewer in pool:
                 for epoch in win.epochs:
                     if epoch not in watch.written:
@@ -456,16 +465,19 @@ def _summary(windows: list[_Window], watch: _EpochWatch, counts: list[int]) -> l
     def median_of(values):
         return statistics.median(values) if values else None
 
-    idle = [watch.seconds[e] for w in windows if w.n == 0 for e in w.epochs if e in watch.seconds]
-    idle_cpu = [watch.cpu[e] - watch.cpu[e - 1] for w in windows if w.n == 0 for e in w.epochs
-                if e in watch.cpu and e - 1 in watch.cpu]
-    rss0 = windows[0].rss_mb
+    def seconds(wins):
+        return [watch.seconds[e] for w in wins for e in w.epochs if e in watch.seconds]
+
+    def cpu_s(wins):
+        return [watch.cpu[e] - watch.cpu[e - 1] for w in wins for e in w.epochs if e in watch.cpu and e - 1 in watch.cpu]
+
     rows = []
-    for win in windows:
-        secs = [watch.seconds[e] for e in win.epochs if e in watch.seconds]
-        cpu = [watch.cpu[e] - watch.cpu[e - 1] for e in win.epochs if e in watch.cpu and e - 1 in watch.cpu]
+    for i, win in enumerate(windows):
+        # Against the 0-viewer windows on either side (for a 0-viewer window: against all of them, to show drift).
+        around = windows[max(0, i - 1):i + 2:2] if win.n else [w for w in windows if w.n == 0]
+        secs, cpu, idle, idle_cpu = seconds([win]), cpu_s([win]), seconds(around), cpu_s(around)
         rows.append({
-            "viewers": win.n, "epochs": len(secs),
+            "viewers": win.n, "epochs": len(secs), "epoch_s_each": [round(x, 3) for x in secs],
             "epoch_s": round(median_of(secs), 3) if secs else None,
             "server_cpu_per_epoch_s": round(median_of(cpu), 3) if cpu else None,
             "viewer_slowdown": round(median_of(secs) / median_of(idle), 3) if secs and idle else None,
@@ -475,7 +487,7 @@ def _summary(windows: list[_Window], watch: _EpochWatch, counts: list[int]) -> l
             "viewer_missed_points": win.missed,
             "viewer_errors": len(win.errors) + win.missed, "error_examples": sorted(set(win.errors))[:5],
             "server_rss_mb": round(win.rss_mb, 1),
-            "server_mb_per_viewer": round((win.rss_mb - rss0) / win.n, 2) if win.n else None,
+            "server_mb_per_viewer": round((win.rss_mb - win.rss_before_mb) / win.n, 2) if win.n else None,
             "open_s": win.opened_s,
         })
     return rows
@@ -504,7 +516,7 @@ def run(viewers: list[int] | tuple[int, ...] = VIEWER_COUNTS, dataset: str | Non
     try:
         _seed_teacher(home, dataset, teacher, log)
         # Epochs enough for every window (open, the epoch under way, measure) with room to spare.
-        epochs = 2 + (len(counts) + 2) * (measure + 3)
+        epochs = 2 + (2 * len(counts) + 1) * (measure + 3)
         query = (f"student_filters=0&student_units={student_units}&student_layers=1&epochs={epochs}"
                  f"&batch_size={batch_size}&baseline=false&hint_epochs=0&labels_fraction=1.0")
         server = _Server(home)
@@ -520,7 +532,7 @@ def run(viewers: list[int] | tuple[int, ...] = VIEWER_COUNTS, dataset: str | Non
     finally:
         shutil.rmtree(home, ignore_errors=True)
     by_n = {row["viewers"]: row for row in rows if row["viewers"]}
-    fields = ("viewer_slowdown", "viewer_lag_s", "viewer_lag_median_s", "viewer_errors", "server_mb_per_viewer")
+    fields = ("viewer_slowdown", "viewer_cpu_slowdown", "viewer_lag_s", "viewer_lag_median_s", "viewer_errors", "server_mb_per_viewer")
     pick = (lambda f: by_n[counts[0]][f]) if len(counts) == 1 else (lambda f: [by_n[n][f] for n in counts])
     result = {"viewers": counts[0] if len(counts) == 1 else counts, **{f: pick(f) for f in fields}}
     result |= {"dataset": dataset, "student_units": student_units, "batch_size": batch_size,
@@ -603,12 +615,15 @@ def from_args(args) -> dict:
 
 def text(result: dict) -> str:
     lines = [f"{result['dataset']}, {result['method']}; load average {result['load_average']} on {result['cpus']} CPUs",
-             f"{'viewers':>7} {'epoch s':>8} {'slowdown':>8} {'cpu x':>6} {'lag max':>8} {'lag med':>8} "
+             f"{'viewers':>7} {'epoch s':>8} {'slowdown':>8} {'cpu s':>6} {'cpu x':>6} {'lag max':>8} {'lag med':>8} "
              f"{'errors':>6} {'MB/viewer':>9}"]
     for r in result["windows"]:
-        cells = [r["viewers"], r["epoch_s"], r["viewer_slowdown"], r["viewer_cpu_slowdown"], r["viewer_lag_s"],
-                 r["viewer_lag_median_s"], r["viewer_errors"], r["server_mb_per_viewer"]]
-        lines.append(" ".join(f"{'—' if c is None else c:>{w}}" for c, w in zip(cells, (7, 8, 8, 6, 8, 8, 6, 9))))
+        cells = [r["viewers"], r["epoch_s"], r["viewer_slowdown"], r["server_cpu_per_epoch_s"],
+                 r["viewer_cpu_slowdown"], r["viewer_lag_s"], r["viewer_lag_median_s"], r["viewer_errors"],
+                 r["server_mb_per_viewer"]]
+        lines.append(" ".join(f"{'—' if c is None else c:>{w}}" for c, w in zip(cells, (7, 8, 8, 6, 6, 8, 8, 6, 9))))
+    if result["server_errors"]:
+        lines.append(f"server log: {len(result['server_errors'])} traceback(s), e.g. {result['server_errors'][0]}")
     return "\n".join(lines)
 
 
