@@ -395,6 +395,8 @@ async def _start_distillation(base: str, query: str, dataset: str, deadline: flo
             await asyncio.wait_for(starter.drawn.wait(), max(1.0, deadline - time.time()))
         from streamlit.proto.WidgetStates_pb2 import WidgetState
 
+        if "Distil student" not in starter.elements:
+            raise RuntimeError(f"the Distill page shows no 'Distil student' button; see {base} in a browser")
         _, button = starter.elements["Distil student"]
         starter.drawn.clear()
         await starter.rerun(triggers={button.id: WidgetState(id=button.id, trigger_value=True)})
@@ -461,7 +463,7 @@ async def _measure(server: _Server, counts: list[int], measure: int, query: str,
     return windows, watch
 
 
-def _summary(windows: list[_Window], watch: _EpochWatch, counts: list[int]) -> list[dict]:
+def _summary(windows: list[_Window], watch: _EpochWatch) -> list[dict]:
     def median_of(values):
         return statistics.median(values) if values else None
 
@@ -528,7 +530,7 @@ def run(viewers: list[int] | tuple[int, ...] = VIEWER_COUNTS, dataset: str | Non
             tracebacks = server.tracebacks()
         finally:
             server.stop()
-        rows = _summary(windows, watch, counts)
+        rows = _summary(windows, watch)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     by_n = {row["viewers"]: row for row in rows if row["viewers"]}
