@@ -606,13 +606,16 @@ def add_arguments(parser, dataset: bool = False) -> None:
     parser.add_argument("--viewer-epochs", type=int, default=3, help="epochs measured per number of viewers (default 3)")
     parser.add_argument("--viewer-timeout", type=float, default=1800, help="give up after this many seconds (default 1800)")
     parser.add_argument("--viewer-teacher", help="a saved .keras teacher to seed the dashboard with (default: train a tiny one)")
+    parser.add_argument("--viewer-nice", type=int, default=10,
+                        help="niceness of the viewers' thread, so they leave the CPU to the server (default 10; "
+                             "0 on a machine other programs load, where a niced client falls behind)")
     if dataset:
         parser.add_argument("--dataset", help="default: fashion-mnist when its files are here, else mnist-5k")
 
 
 def from_args(args) -> dict:
     return run(args.viewers or list(VIEWER_COUNTS), getattr(args, "dataset", None), args.viewer_epochs,
-               teacher=args.viewer_teacher, timeout_s=args.viewer_timeout)
+               teacher=args.viewer_teacher, timeout_s=args.viewer_timeout, client_nice=args.viewer_nice)
 
 
 def text(result: dict) -> str:
