@@ -5,6 +5,10 @@ reader who has learnt "the student is orange" on one chart can read the next.
 """
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -152,6 +156,69 @@ def accuracy_curves(series: dict[str, list[dict]], teacher_accuracy: float | Non
     fig.update_xaxes(title="epoch", dtick=_epoch_dtick(series))
     fig.update_yaxes(title="accuracy", tickformat=".0%", range=None if fig.data else [0, 1])
     return _curve_layout(fig, "Accuracy per epoch")
+
+
+# --- a running job's curves, shared by every session that watches it ---------------------------------
+LIVE_MAX_AGE_S = 0.5  # how stale the per-batch losses may be shown; an epoch's point is never held back
+LIVE_KEEP = 8         # jobs whose figures are kept
+
+
+@dataclass
+class _Live:
+    writes: int       # the job's Progress.writes when its state was read for these figures
+    marker: tuple     # status, phase, epoch and results then: a change is shown at once
+    built: float
+    figures: tuple
+
+
+_LIVE: dict[str, _Live] = {}
+_LIVE_LOCKS: dict[str, threading.Lock] = {}
+_LIVE_GUARD = threading.Lock()
+
+
+def live_curves(key: str, progress, max_age_s: float = LIVE_MAX_AGE_S) -> tuple[go.Figure, go.Figure]:
+    """(accuracy, loss) figures of a job's :class:`~kdcore.progress.Progress`, built once and shared.
+
+    Every watching session reruns its job panel every second, and building the
+    two figures costs ~60 ms of CPU (the copy of the progress and the Plotly
+    objects), so twenty viewers rebuilt the same pictures twenty times a second
+    and took the CPU the training needed (``python -m kdcore.viewers``). Here
+    the figures are rebuilt only when the job has written since they were
+    built, and then either something a reader waits for changed (an epoch, a
+    phase, the status, a result) or they are older than ``max_age_s``: the
+    per-batch loss moves a hundred times a second, and half a second of it is
+    not worth a rebuild per session. One session builds while the others keep
+    showing the figures they have, unless an epoch's point is missing from them.
+    Streamlit serialises a figure without changing it, so sharing is safe.
+    """
+    writes = progress.writes
+    light = progress.snapshot(curves=False)
+    marker = (light["status"], light["phase"], light["epoch"], tuple(sorted(light["results"])))
+
+    def fresh(entry: _Live | None) -> bool:
+        return entry is not None and (entry.writes >= writes or
+                                      (entry.marker == marker and time.monotonic() - entry.built < max_age_s))
+
+    entry = _LIVE.get(key)
+    if fresh(entry):
+        return entry.figures
+    with _LIVE_GUARD:
+        lock = _LIVE_LOCKS.setdefault(key, threading.Lock())
+    if entry is not None and entry.marker == marker and lock.locked():
+        return entry.figures  # another session is refreshing the batch losses right now
+    with lock:
+        entry = _LIVE.get(key)
+        if fresh(entry):
+            return entry.figures
+        snap = progress.snapshot()
+        built = (accuracy_curves(snap["series"], snap["results"].get("teacher_accuracy")),
+                 loss_curves(snap["series"], snap["batches"]))
+        with _LIVE_GUARD:
+            _LIVE[key] = _Live(writes, marker, time.monotonic(), built)
+            for old in sorted(_LIVE, key=lambda k: _LIVE[k].built)[:-LIVE_KEEP]:
+                del _LIVE[old]
+                _LIVE_LOCKS.pop(old, None)
+    return built
 
 
 def runs_overlay(runs: dict[str, dict[str, list[dict]]]) -> go.Figure:

@@ -25,6 +25,7 @@ class Progress:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.on_epoch = []  # callables (series, record), run in the training thread (the job runner saves epochs)
+        self.writes = 0  # grows with every write: lets pages share what they draw from one state (figures.live_curves)
         self._state = {
             "title": title, "status": "queued", "reason": "", "phase": "",
             "epoch": 0, "epochs": 0, "step": 0, "steps": 0,
@@ -37,6 +38,7 @@ class Progress:
         with self._lock:
             self._state.update(changes)
             self._state["updated"] = time.time()
+            self.writes += 1
 
     def start(self, device: str = "") -> None:
         self._write(status="running", started=time.time(), device=device)
@@ -53,6 +55,7 @@ class Progress:
                 del pts[::2]
             self._state["step"] = step
             self._state["updated"] = time.time()
+            self.writes += 1
 
     def epoch(self, series: str, record: dict) -> None:
         with self._lock:
@@ -60,12 +63,14 @@ class Progress:
             self._state["epoch"] = record["epoch"]
             self._state["step"] = 0
             self._state["updated"] = time.time()
+            self.writes += 1
         for listener in self.on_epoch:
             listener(series, record)
 
     def result(self, **results) -> None:
         with self._lock:
             self._state["results"].update(results)
+            self.writes += 1
 
     def end(self, status: str, reason: str = "") -> None:
         self._write(status=Status(status).value, reason=reason, ended=time.time())
@@ -83,9 +88,15 @@ class Progress:
             raise StopRequested("stopped by user")
 
     # --- read by pages -------------------------------------------------------------------
-    def snapshot(self) -> dict:
+    def snapshot(self, curves: bool = True) -> dict:
+        """A copy of the state; ``curves=False`` leaves out the epoch records and batch losses (empty), which
+        are most of the copy, for a reader that draws them from :func:`kdcore.figures.live_curves`."""
         with self._lock:
-            snap = copy.deepcopy(self._state)
+            if curves:
+                snap = copy.deepcopy(self._state)
+            else:
+                snap = copy.deepcopy({k: v for k, v in self._state.items() if k not in ("series", "batches")})
+                snap["series"], snap["batches"] = {}, {}
         snap["fraction"] = _fraction(snap)
         snap["eta_s"] = _eta(snap)
         return snap

@@ -102,10 +102,11 @@ def show(job) -> None:
     """A job's progress bar with ETA, its Stop button and live curves.
 
     While the job is queued or running the panel is a fragment that reruns
-    every second and only reads ``job.progress.snapshot()`` (the training
-    thread never touches Streamlit). When it sees the job end it reruns the
-    whole page, so results, buttons and the sidebar catch up; a finished
-    job's panel is drawn once and no longer polls.
+    every second and only reads the job's progress (the training thread never
+    touches Streamlit); its curves come from ``figures.live_curves``, built
+    once for all the sessions that watch the job. When it sees the job end it
+    reruns the whole page, so results, buttons and the sidebar catch up; a
+    finished job's panel is drawn once and no longer polls.
     """
     from kdcore import figures
     from kdcore.results import ACTIVE
@@ -115,7 +116,7 @@ def show(job) -> None:
 
     @st.fragment(run_every=1.0 if live else None)
     def panel():
-        snap = job.progress.snapshot()
+        snap = job.progress.snapshot(curves=False)
         if live and snap["status"] not in ACTIVE:
             adopt_finished()
             st.rerun()
@@ -123,9 +124,9 @@ def show(job) -> None:
         if snap["status"] in ACTIVE and st.button("Stop training", key=f"stop_{job.kind}"):
             job.stop()
             st.caption("Stopping after the current batch…")
-        st.plotly_chart(figures.accuracy_curves(snap["series"], snap["results"].get("teacher_accuracy")),
-                        key=f"accuracy_{job.kind}")
-        st.plotly_chart(figures.loss_curves(snap["series"], snap["batches"]), key=f"loss_{job.kind}")
+        accuracy, loss = figures.live_curves(job.id, job.progress)
+        st.plotly_chart(accuracy, key=f"accuracy_{job.kind}")
+        st.plotly_chart(loss, key=f"loss_{job.kind}")
 
     panel()
 
