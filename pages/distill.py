@@ -24,12 +24,12 @@ def _from_url() -> tuple[dict, list[str]]:
     A value the settings table refuses is named in one sentence and the
     defaults are used instead; a valid value beyond a slider's end is moved to that end.
     """
-    values, notes = task.flat(DistillConfig(student=task.student_config())), []
+    values, notes = task.flat(task.default_distill()), []
     try:
         values |= params.from_url(st.query_params.to_dict(), NAMES, task.name)
         task.distill_from(values).validate()
     except ValueError as exc:
-        return task.flat(DistillConfig(student=task.student_config())), [f"The link's settings were not used: {exc}."]
+        return task.flat(task.default_distill()), [f"The link's settings were not used: {exc}."]
     for name in NAMES:
         clipped = params.clip_to_widget(name, values[name], task.name)
         if clipped is not None:
@@ -87,7 +87,7 @@ if PRESETS:
         chosen = presets.get(st.session_state["distill.preset"])
         st.caption(chosen["description"] + (f" Made for {chosen['dataset']}." if chosen["dataset"] != data.name else ""))
 
-defaults = task.flat(DistillConfig(student=task.student_config()))
+defaults = task.flat(task.default_distill())
 size, table = st.columns([2, 3])
 soft, train = st.columns(2)
 size.markdown("**Student size**")
@@ -130,11 +130,13 @@ if job is not None:
     job_panel.show(job)
     if job.status == "finished":
         job_panel.distill_outcome(job.result)
+        st.page_link("pages/deploy.py", label="Export for deployment: size, speed and accuracy as LiteRT int8 or float16",
+                     icon=":material/rocket_launch:")
     elif job.status in ("stopped", "failed", "interrupted"):
         again, discard = st.columns([1, 5])
         if again.button("Run again"):
             settings = {k: v for k, v in job.config.items() if k not in ("teacher", "task")}
-            _start(from_dict(DistillConfig, settings, task.name), job.config["teacher"],
+            _start(from_dict(task.distill_class(), settings, task.name), job.config["teacher"],
                    state.dataset_name() if job.dataset == data.name else job.dataset)
         if discard.button("Discard"):
             storage.run_store().delete(job.run_id)

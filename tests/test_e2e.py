@@ -186,7 +186,7 @@ def test_app_opens_with_the_seeded_teacher(page, dashboard):
     open_page(page, dashboard, "/", "KD Studio")
     expect(page.get_by_role("button", name="Run quick demo")).to_be_enabled()
     expect(page.get_by_test_id("stSidebar").get_by_text("teacher-e2e")).to_be_visible()
-    expect(page.get_by_test_id("stSidebarNavLink")).to_have_count(8)
+    expect(page.get_by_test_id("stSidebarNavLink")).to_have_count(9)  # digits: 3 + 3 example screens + 3
     shot(page, "01-home")
     assert_clean(page)
 
@@ -310,7 +310,8 @@ def test_hostile_upload_is_refused_in_one_sentence(page, dashboard, upload_digit
 
 # Every screen by its sidebar link, with (part of) the heading it shows.
 TOUR = [("Home", "KD Studio"), ("Teacher", "Teacher"), ("Distill", "Distill"), ("Temperature", "Temperature"),
-        ("Predictions", "Predictions"), ("Draw", "Draw"), ("Experiments", "Experiments"), ("Runs", "Runs")]
+        ("Predictions", "Predictions"), ("Draw", "Draw"), ("Experiments", "Experiments"), ("Deploy", "Deploy"),
+        ("Runs", "Runs")]
 LOCAL = {"127.0.0.1", "localhost"}
 
 

@@ -262,6 +262,7 @@ def test_deploy_page_answers_the_question_and_exports_a_new_point(kd_home, monke
     assert len(at.dataframe[0].value) == 3
 
 
+@pytest.mark.browser
 @pytest.mark.timeout(900)  # about a minute on a quiet machine; the server and Chromium share two busy cores
 def test_browser_export_from_the_deploy_screen_adds_a_point(tmp_path, monkeypatch, student_file):
     """The real dashboard in Chromium: press Export, and the int8 file appears on the chart."""

@@ -82,14 +82,19 @@ class Task:
     def student_params(self) -> list[str]:
         return self._names(self.student_config)
 
-    def _distill_class(self):
+    def distill_class(self):
+        """The config class of a distillation run: the task's own, else :class:`~kdcore.config.DistillConfig`."""
         from ..config import DistillConfig
 
         return self.distill_config or DistillConfig
 
+    def default_distill(self):
+        """A distillation run with every setting at its default (the Distill page starts from it)."""
+        return self.distill_class()(student=self.student_config())
+
     def distill_params(self) -> list[str]:
         """Distillation and training settings a student run takes (the student's size aside)."""
-        return [n for n in self._names(self._distill_class())
+        return [n for n in self._names(self.distill_class())
                 if params.get(n, self.name).for_task(self.name) and self.offers(n)]
 
     def offers(self, setting: str) -> bool:
@@ -106,7 +111,7 @@ class Task:
         prefix = self.student_config.PREFIX
         student = self.student_config(**{n.removeprefix(prefix): values[n] for n in self.student_params()
                                          if n in values})
-        return self._distill_class()(**{n: values[n] for n in self.distill_params() if n in values},
+        return self.distill_class()(**{n: values[n] for n in self.distill_params() if n in values},
                                      student=student)
 
     def flat(self, cfg) -> dict:
