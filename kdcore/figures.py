@@ -20,7 +20,7 @@ def _colour(name: str) -> str | None:
 
 
 # --- probabilities and confusion -------------------------------------------------------------
-def probability_bars(series: dict[str, np.ndarray], classes, title: str = "") -> go.Figure:
+def probability_bars(series: dict[str, np.ndarray], classes, title: str = "", full_scale: bool = True) -> go.Figure:
     """Grouped bars, one group per class and one bar per model (e.g. ``{"Teacher": p, "Student": q}``).
 
     Values go in as plain lists, not NumPy arrays: plotly would ship arrays
@@ -33,7 +33,7 @@ def probability_bars(series: dict[str, np.ndarray], classes, title: str = "") ->
     fig.update_layout(barmode="group", title=title or None, height=300, margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
     fig.update_xaxes(type="category", title=None)
-    fig.update_yaxes(range=[0, 1], tickformat=".0%", title="probability")
+    fig.update_yaxes(range=[0, 1] if full_scale else None, rangemode="tozero", tickformat=".0%", title="probability")
     return fig
 
 

@@ -198,6 +198,28 @@ def test_cli_train_teacher_distill_and_predict(toy_text, tmp_path, capsys):
         assert cli.main(["predict", "--task", "lm", "--model", str(student), "--prompt", prompt, "--json"]) == 2
         captured = capsys.readouterr()
         assert captured.out == "" and len(captured.err.strip().splitlines()) == 1 and message in captured.err
+
+    # The Next word screen: a typed prompt gives both models' bars, entropies and seeded continuations.
+    from streamlit.testing.v1 import AppTest
+
+    from kdcore import storage
+    from tests.conftest import ROOT
+
+    for kind, path in (("teacher", teacher), ("student", student)):
+        storage.save_model(storage.load_model(path, "lm"), storage.model_path(kind),
+                           dict(storage.read_sidecar(path), kind=kind))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["task"], at.session_state["dataset"] = "lm", str(toy_text)
+    at.switch_page("pages/prompt.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.text_input(key="prompt.text").set_value("the cat").run()
+    assert not at.exception and not at.error
+    assert [m.label for m in at.metric] == ["Teacher entropy", "Student entropy"]
+    assert len(at.get("plotly_chart")) == 1 and at.query_params["text"] == "the cat"
+    assert [m.value.startswith(f"**{who}:** the cat") for m, who in zip(at.markdown[-2:], ("Teacher", "Student"))] \
+        == [True, True]
+    at.text_input(key="prompt.text").set_value("zebra quokka").run()
+    assert "none of the prompt's words" in at.error[0].value
     assert cli.main(["predict", "--task", "lm", "--model", str(student)]) == 2
     assert "needs --prompt" in capsys.readouterr().err
     assert cli.main(["predict", "--model", str(student)]) == 2  # digits still needs an image, and says so
