@@ -160,3 +160,20 @@ def test_t_squared_keeps_the_soft_gradient_size_across_temperatures(logits):
     unscaled = {T: _soft_gradient_norm(t, s, T, t2_scaled=False) for T in (2.0, 8.0)}
     assert 0.5 < scaled[8.0] / scaled[2.0] < 2.0
     assert 8 < unscaled[2.0] / unscaled[8.0] < 32
+
+
+@pytest.mark.parametrize("mode", ["kl", "soft-ce", "prob-mse", "logit-mse"])
+def test_soft_gradient_equals_the_gradient_of_the_formula(logits, mode):
+    """kl and soft-ce write their gradient out (it saves the step ~20 ops): it must be the formula's own."""
+    import tensorflow as tf
+
+    t, s, _ = logits
+    s = tf.Variable(s)
+    with tf.GradientTape(persistent=True) as tape:
+        ours = losses.soft_target_loss(t, s, 4.0, mode)
+        p_t, log_q = tf.nn.softmax(t / 4.0), tf.nn.log_softmax(s / 4.0)
+        reference = {"kl": 16 * tf.reduce_mean(tf.reduce_sum(p_t * (tf.math.log(p_t) - log_q), -1)),
+                     "soft-ce": 16 * tf.reduce_mean(-tf.reduce_sum(p_t * log_q, -1)),
+                     "prob-mse": 16 * tf.reduce_mean(tf.square(tf.exp(log_q) - p_t)) / 2,
+                     "logit-mse": tf.reduce_mean(tf.square(s - t))}[mode]
+    np.testing.assert_allclose(tape.gradient(ours, s), tape.gradient(reference, s), rtol=1e-4, atol=1e-6)
