@@ -56,6 +56,7 @@ import numpy as np
 from . import data as datasets
 from .config import DistillConfig
 from .tasks.digits import StudentConfig, TeacherConfig
+from . import viewers
 from .progress import Progress
 
 POLL_INTERVAL_S = 1.0  # the pages' @st.fragment(run_every=1.0); tests/test_bench.py checks they agree
@@ -435,13 +436,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is left out (default 3)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each method (default 3)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_SUBSET[0]:,} images, 2 epochs, 1 repeat")
+    viewers.add_arguments(parser)  # --viewers N...: the many-viewer load test instead (kdcore.viewers)
 
 
 def from_args(args) -> dict:
+    if args.viewers:
+        return viewers.from_args(args)
     return run(args.dataset, args.epochs, args.repeats, args.quick)
 
 
 def text(result: dict) -> str:
+    if "windows" in result:
+        return viewers.text(result)
     if "ratios_omitted" in result:
         ratios = [result["ratios_omitted"]]
     else:

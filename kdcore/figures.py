@@ -140,8 +140,12 @@ def accuracy_curves(series: dict[str, list[dict]], teacher_accuracy: float | Non
     """Test accuracy (solid) and training accuracy (dotted) per epoch, per model.
 
     ``teacher_accuracy`` draws the teacher's test accuracy as a horizontal
-    line: the ceiling a distilled student is measured against.
+    line: the ceiling a distilled student is measured against. A run scored
+    by perplexity (a language model's records hold ``perplexity`` and
+    ``valid_perplexity``) is drawn by :func:`perplexity_curves` instead.
     """
+    if any("valid_perplexity" in r for records in series.values() for r in records):
+        return perplexity_curves(series, teacher_accuracy)
     fig = go.Figure()
     for name, records in series.items():
         epochs = [r["epoch"] for r in records]
@@ -156,6 +160,24 @@ def accuracy_curves(series: dict[str, list[dict]], teacher_accuracy: float | Non
     fig.update_xaxes(title="epoch", dtick=_epoch_dtick(series))
     fig.update_yaxes(title="accuracy", tickformat=".0%", range=None if fig.data else [0, 1])
     return _curve_layout(fig, "Accuracy per epoch")
+
+
+def perplexity_curves(series: dict[str, list[dict]], teacher_perplexity: float | None = None) -> go.Figure:
+    """Validation (solid) and training (dotted) perplexity per epoch, per model, on a log axis (lower is better)."""
+    fig = go.Figure()
+    for name, records in series.items():
+        epochs = [r["epoch"] for r in records]
+        for key, label, dash in (("valid_perplexity", "valid", "solid"), ("perplexity", "train", "dot")):
+            if any(key in r for r in records):
+                fig.add_trace(go.Scatter(x=epochs, y=[r.get(key) for r in records], name=f"{name} {label}",
+                                         mode="lines+markers", line=dict(color=_colour(name), dash=dash)))
+    if teacher_perplexity is not None:
+        fig.add_hline(y=teacher_perplexity, line_dash="dash", line_color=COLOURS["teacher"],
+                      annotation_text=f"teacher {teacher_perplexity:,.1f}", annotation_position="top right")
+    _waiting(fig, not fig.data)
+    fig.update_xaxes(title="epoch", dtick=_epoch_dtick(series))
+    fig.update_yaxes(title="perplexity", type="log")
+    return _curve_layout(fig, "Perplexity per epoch (lower is better)")
 
 
 # --- a running job's curves, shared by every session that watches it ---------------------------------
