@@ -136,6 +136,23 @@ def _epoch_dtick(*series: dict) -> int:
     return max(1, -(-last // 10))
 
 
+def _score_curves(series: dict[str, list[dict]], keys, reference: float | None, shown: str) -> go.Figure:
+    """One line per (model, key) over epochs, models in their colours, and the teacher's score as a dashed line."""
+    fig = go.Figure()
+    for name, records in series.items():
+        epochs = [r["epoch"] for r in records]
+        for key, label, dash in keys:
+            if any(key in r for r in records):
+                fig.add_trace(go.Scatter(x=epochs, y=[r.get(key) for r in records], name=f"{name} {label}",
+                                         mode="lines+markers", line=dict(color=_colour(name), dash=dash)))
+    if reference is not None:
+        fig.add_hline(y=reference, line_dash="dash", line_color=COLOURS["teacher"],
+                      annotation_text=f"teacher {shown}", annotation_position="bottom right")
+    _waiting(fig, not fig.data)
+    fig.update_xaxes(title="epoch", dtick=_epoch_dtick(series))
+    return fig
+
+
 def accuracy_curves(series: dict[str, list[dict]], teacher_accuracy: float | None = None) -> go.Figure:
     """Test accuracy (solid) and training accuracy (dotted) per epoch, per model.
 
@@ -146,36 +163,16 @@ def accuracy_curves(series: dict[str, list[dict]], teacher_accuracy: float | Non
     """
     if any("valid_perplexity" in r for records in series.values() for r in records):
         return perplexity_curves(series, teacher_accuracy)
-    fig = go.Figure()
-    for name, records in series.items():
-        epochs = [r["epoch"] for r in records]
-        for key, label, dash in (("test_accuracy", "test", "solid"), ("accuracy", "train", "dot")):
-            if any(key in r for r in records):
-                fig.add_trace(go.Scatter(x=epochs, y=[r.get(key) for r in records], name=f"{name} {label}",
-                                         mode="lines+markers", line=dict(color=_colour(name), dash=dash)))
-    if teacher_accuracy is not None:
-        fig.add_hline(y=teacher_accuracy, line_dash="dash", line_color=COLOURS["teacher"],
-                      annotation_text=f"teacher {teacher_accuracy:.1%}", annotation_position="bottom right")
-    _waiting(fig, not fig.data)
-    fig.update_xaxes(title="epoch", dtick=_epoch_dtick(series))
+    fig = _score_curves(series, (("test_accuracy", "test", "solid"), ("accuracy", "train", "dot")),
+                        teacher_accuracy, f"{teacher_accuracy:.1%}" if teacher_accuracy is not None else "")
     fig.update_yaxes(title="accuracy", tickformat=".0%", range=None if fig.data else [0, 1])
     return _curve_layout(fig, "Accuracy per epoch")
 
 
 def perplexity_curves(series: dict[str, list[dict]], teacher_perplexity: float | None = None) -> go.Figure:
     """Validation (solid) and training (dotted) perplexity per epoch, per model, on a log axis (lower is better)."""
-    fig = go.Figure()
-    for name, records in series.items():
-        epochs = [r["epoch"] for r in records]
-        for key, label, dash in (("valid_perplexity", "valid", "solid"), ("perplexity", "train", "dot")):
-            if any(key in r for r in records):
-                fig.add_trace(go.Scatter(x=epochs, y=[r.get(key) for r in records], name=f"{name} {label}",
-                                         mode="lines+markers", line=dict(color=_colour(name), dash=dash)))
-    if teacher_perplexity is not None:
-        fig.add_hline(y=teacher_perplexity, line_dash="dash", line_color=COLOURS["teacher"],
-                      annotation_text=f"teacher {teacher_perplexity:,.1f}", annotation_position="top right")
-    _waiting(fig, not fig.data)
-    fig.update_xaxes(title="epoch", dtick=_epoch_dtick(series))
+    fig = _score_curves(series, (("valid_perplexity", "valid", "solid"), ("perplexity", "train", "dot")),
+                        teacher_perplexity, f"{teacher_perplexity:,.1f}" if teacher_perplexity is not None else "")
     fig.update_yaxes(title="perplexity", type="log")
     return _curve_layout(fig, "Perplexity per epoch (lower is better)")
 
