@@ -309,13 +309,13 @@ def _predict(args) -> dict:
                                 for path in args.model]}
     if args.image is None:
         raise ValueError(f"task {task.name!r} needs --image FILE")
-    from . import images, inference
+    from . import inference
 
-    image = images.preprocess(Path(args.image))
     predictions = []
     for path in args.model:
-        probs = inference.softened(inference.predict_one(storage.load_model(path, args.task), image),
-                                   args.temperature)
+        model = storage.load_model(path, task)
+        image = task.prepare_image(Path(args.image), model.input_shape[1:])
+        probs = inference.softened(inference.predict_one(model, image), args.temperature)
         predictions.append({"model": path, "label": int(probs.argmax()), "probabilities": probs.tolist()})
     return {"predictions": predictions}
 

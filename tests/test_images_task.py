@@ -281,3 +281,17 @@ def test_the_upload_screen_shows_the_photo_as_the_models_see_it(tmp_path):
     assert not at.exception, [e.value for e in at.exception]
     assert at.radio(key="predictions_show").options[0] == "All images"
     assert at.image[0].captions[0].startswith("#0 · label ")
+
+
+def test_cli_predict_takes_a_photo_as_the_images_task_sees_it(tmp_path, capsys):
+    from kdcore import storage
+
+    net = images.build_student(images.StudentConfig(filters=2, depth=1), 0, (32, 32, 3), 3)
+    path = storage.save_model(net, tmp_path / "s.keras", {"kind": "student", "task": "images"})
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(_png(np.full((40, 60, 3), 120, np.uint8)))  # not 32×32: cropped and resized first
+    code, out, err = _run(["predict", "--task", "images", "--model", str(path), "--image", str(photo), "--json"],
+                          capsys)
+    assert code == 0, err
+    [p] = out["predictions"]
+    assert len(p["probabilities"]) == 3 and abs(sum(p["probabilities"]) - 1) < 1e-6 and p["label"] in (0, 1, 2)

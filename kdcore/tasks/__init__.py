@@ -189,6 +189,12 @@ class Task:
 
         return training.accuracy(model, data.x_test, data.y_test)
 
+    def prepare_image(self, source, shape):
+        """One picture (a path, bytes or an upload) as the model takes it: for digits, MNIST-style centring."""
+        from .. import images
+
+        return images.preprocess(source)
+
     def prompt(self, model_path, text: str, temperature: float = 1.0, seed: int = 0) -> dict:
         """``{"next_words": [{"word", "probability"}…], "continuation"}`` for a task whose example is a prompt."""
         raise ValueError(f"task {self.name!r} takes no prompt")

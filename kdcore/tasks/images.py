@@ -520,5 +520,9 @@ class Images(Task):
             training.hint_pair(student, teacher, cfg)  # a pair the regressor cannot map is refused before any work
         return training.fit_distilled(cfg, teacher, data, student, progress, logits)
 
+    def prepare_image(self, source, shape):
+        """A photo centre-cropped and resized to the model's input (see :func:`prepare_photo`)."""
+        return prepare_photo(source, shape)[0]
+
 
 IMAGES = register(Images())
