@@ -580,12 +580,13 @@ def _seed_teacher(home: Path, dataset: str, teacher: str | Path | None, log) -> 
     """Put a teacher in the server's models folder: the given one, or one trained here in a few seconds."""
     models = home / "models"
     models.mkdir(parents=True)
-    if teacher:
-        teacher = Path(teacher)
-        shutil.copy(teacher, models / "teacher-viewers.keras")
-        shutil.copy(teacher.with_suffix(".json"), models / "teacher-viewers.json")
-        return
     from . import data, storage
+
+    if teacher:
+        teacher, seeded = Path(teacher), models / "teacher-viewers.keras"
+        shutil.copy(teacher, seeded)
+        shutil.copy(storage.sidecar_path(teacher), storage.sidecar_path(seeded))
+        return
     from .tasks.digits import DIGITS, TeacherConfig
 
     log(f"training a tiny teacher on 2,000 {dataset} images…")

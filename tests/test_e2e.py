@@ -204,11 +204,11 @@ def test_distillation_runs_live_survives_reload_and_closed_tab(page, context, da
     shot(page, "02-distill-live", page.get_by_test_id("stPlotlyChart").last)
 
     second = open_page(context.new_page(), dashboard, "/distill", "Distill")
-    expect(second.get_by_test_id("stMain").get_by_test_id("stProgress")).to_contain_text("Distil MLP student")
+    expect(second.get_by_test_id("stMain").get_by_test_id("stProgress")).to_contain_text("Distil 32-unit MLP")
     expect(second.get_by_role("button", name="Distil student")).to_be_disabled()
     page.reload()
     expect(page.get_by_role("heading", name="Distill")).to_be_visible()
-    expect(page.get_by_test_id("stMain").get_by_test_id("stProgress")).to_contain_text("Distil MLP student")
+    expect(page.get_by_test_id("stMain").get_by_test_id("stProgress")).to_contain_text("Distil 32-unit MLP")
     expect(page.get_by_role("button", name="Distil student")).to_be_disabled()
     assert batch_points(page) >= first, "a reload must neither restart nor lose the run"
     shown = batch_points(second)
