@@ -309,8 +309,9 @@ def _predict(args) -> dict:
                                 for path in args.model]}
     if args.image is None:
         raise ValueError(f"task {task.name!r} needs --image FILE")
-    from . import inference
+    from . import images, inference
 
+    images.load_image(Path(args.image))  # a file that is no picture is refused before any model loads
     predictions = []
     for path in args.model:
         model = storage.load_model(path, task)

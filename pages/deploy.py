@@ -66,7 +66,7 @@ if job is not None:
 
     @st.fragment(run_every=1.0 if live else None)
     def job_status():
-        snap = job.progress.snapshot()
+        snap = job.progress.snapshot(curves=False)
         if live and snap["status"] not in ACTIVE:
             st.rerun()  # the whole page: the new point joins the chart
         if snap["status"] == "queued":

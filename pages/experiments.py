@@ -48,7 +48,7 @@ def live(job, done_label: str, total_label: str, noun: str) -> None:
 
     @st.fragment(run_every=1.0 if running else None)
     def panel():
-        snap = job.progress.snapshot()
+        snap = job.progress.snapshot(curves=False)
         if running and snap["status"] not in ACTIVE:
             st.rerun()
         results = snap["results"]

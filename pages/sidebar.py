@@ -55,7 +55,7 @@ def jobs() -> None:
         st.caption("No training running.")
         return
     for job in active:
-        snap = job.progress.snapshot()
+        snap = job.progress.snapshot(curves=False)  # the bar needs no curves: the light copy
         label = f"{snap['title']} — {snap['status']}" + (f" ({snap['phase']})" if snap["phase"] else "")
         st.progress(snap["fraction"], text=label)
 
