@@ -43,10 +43,13 @@ engine never starts a server or a browser.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -56,7 +59,6 @@ import numpy as np
 from . import data as datasets
 from .config import DistillConfig
 from .tasks.digits import StudentConfig, TeacherConfig
-from . import viewers
 from .progress import Progress
 
 POLL_INTERVAL_S = 1.0  # the pages' @st.fragment(run_every=1.0); tests/test_bench.py checks they agree
@@ -436,18 +438,34 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is left out (default 3)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each method (default 3)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_SUBSET[0]:,} images, 2 epochs, 1 repeat")
-    viewers.add_arguments(parser)  # --viewers N...: the many-viewer load test instead (kdcore.viewers)
+    parser.add_argument("--viewers", type=int, nargs="+", metavar="N",
+                        help="run the many-viewer load test instead (scripts/viewers.py, which has more options), "
+                             "e.g. --viewers 1 5 10 20")
 
 
 def from_args(args) -> dict:
     if args.viewers:
-        return viewers.from_args(args)
+        return _viewers(args.viewers)
     return run(args.dataset, args.epochs, args.repeats, args.quick)
 
 
+def _viewers(counts: list[int]) -> dict:
+    """The load test, in its own process: it starts a dashboard and speaks Streamlit's protocol, which the engine
+    never imports (scripts/viewers.py)."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "viewers.py"
+    proc = subprocess.run([sys.executable, str(script), "--viewers", *map(str, counts), "--json"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        raise RuntimeError(lines[-1] if lines else f"scripts/viewers.py exited with {proc.returncode}")
+    return json.loads(proc.stdout)
+
+
 def text(result: dict) -> str:
-    if "windows" in result:
-        return viewers.text(result)
+    if "viewer_slowdown" in result:
+        return "\n".join(f"{key}: {result[key]}" for key in ("viewers", "viewer_slowdown", "viewer_lag_s",
+                                                              "viewer_lag_median_s", "viewer_errors",
+                                                              "server_mb_per_viewer"))
     if "ratios_omitted" in result:
         ratios = [result["ratios_omitted"]]
     else:

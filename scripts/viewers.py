@@ -1,10 +1,13 @@
 """Many viewers: does a class watching one distillation slow it down, or see stale curves? (issue 15)
 
-``python -m kdcore.viewers --viewers 1 5 10 20 --json`` (or ``scripts/viewers``)
+``.venv/bin/python scripts/viewers.py --viewers 1 5 10 20 --json`` (or ``python -m kdcore bench --viewers ...``)
 starts the real dashboard (``streamlit run app.py``) on a free loopback port
 with a private data directory, seeds it with a tiny teacher it trains itself,
 starts a distillation *through the Distill page* and then lets the number of
 watching sessions go 0 → 1 → 0 → 5 → 0 → 10 → 0 → 20 → 0 while the run goes on.
+
+It lives in scripts/, not kdcore, because it starts a dashboard and speaks
+Streamlit's protocol, and the engine never imports Streamlit.
 
 Each viewer is a real Streamlit session: a websocket to ``/_stcore/stream``
 speaking Streamlit's own protobuf messages (``BackMsg`` up, ``ForwardMsg``
@@ -62,6 +65,8 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: kdcore is the repo's
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWER_COUNTS = (1, 5, 10, 20)
@@ -503,7 +508,7 @@ def run(viewers: list[int] | tuple[int, ...] = VIEWER_COUNTS, dataset: str | Non
     ``teacher`` is a saved .keras teacher to seed the server with (with its
     .json sidecar); without one a tiny teacher is trained here first.
     """
-    from . import data
+    from kdcore import data
 
     counts = sorted(set(int(n) for n in viewers))
     if not counts or counts[0] < 1:
@@ -580,14 +585,14 @@ def _seed_teacher(home: Path, dataset: str, teacher: str | Path | None, log) -> 
     """Put a teacher in the server's models folder: the given one, or one trained here in a few seconds."""
     models = home / "models"
     models.mkdir(parents=True)
-    from . import data, storage
+    from kdcore import data, storage
 
     if teacher:
         teacher, seeded = Path(teacher), models / "teacher-viewers.keras"
         shutil.copy(teacher, seeded)
         shutil.copy(storage.sidecar_path(teacher), storage.sidecar_path(seeded))
         return
-    from .tasks.digits import DIGITS, TeacherConfig
+    from kdcore.tasks.digits import DIGITS, TeacherConfig
 
     log(f"training a tiny teacher on 2,000 {dataset} images…")
     ds = data.load(dataset).subset(2000, 500, seed=0)
@@ -635,7 +640,7 @@ def text(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    parser = argparse.ArgumentParser(prog="python -m kdcore.viewers", description=HELP)
+    parser = argparse.ArgumentParser(prog="scripts/viewers.py", description=HELP)
     add_arguments(parser, dataset=True)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = parser.parse_args(argv)
