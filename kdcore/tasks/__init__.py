@@ -38,10 +38,6 @@ class Metric:
             return "n/a"
         return f"{value:.1%}" if self.name == "accuracy" else f"{value:,.1f}"
 
-    def key(self, who: str) -> str:
-        """The result field for ``who``: ``student_accuracy``, ``teacher_perplexity``…"""
-        return f"{who}_{self.name}"
-
 
 @dataclass(frozen=True)
 class Term:
