@@ -339,8 +339,9 @@ def _evaluate(args) -> dict:
     from . import inference
 
     task = tasks.get(args.task)
-    ds = task.load(args.dataset)
-    predicted = inference.test_logits(storage.load_model(args.model, task), ds).argmax(-1)
+    model = storage.load_model(args.model, task)
+    ds = task.fit_data(model, task.load(args.dataset))[0]
+    predicted = inference.test_logits(model, ds).argmax(-1)
     return {"model": args.model, "dataset": ds.name, "test_size": int(len(ds.y_test)),
             "test_accuracy": float((predicted == ds.y_test).mean()),
             "confusion": inference.confusion(ds.y_test, predicted).tolist()}

@@ -120,7 +120,7 @@ def cached_teacher(cfg, ds: Dataset, progress: Progress | None = None, task: str
     if res.status == "finished":
         storage.save_model(res.model, path, {"kind": "teacher", "task": t.name, "dataset": ds.name,
                                              "config": to_dict(cfg), "test_accuracy": res.test_accuracy,
-                                             "device": res.device, "params": t.teacher_size(cfg)["params"],
+                                             "device": res.device, "params": t.teacher_size(cfg, ds)["params"],
                                              "seconds": res.seconds,
                                              "note": "trained by an experiment; reused for the same recipe"})
     return {"model": res.model, "accuracy": res.test_accuracy, "path": str(path), "cached": False,

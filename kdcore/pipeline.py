@@ -54,7 +54,7 @@ def train_teacher(cfg, dataset: str | None = None, out=None, progress: Progress 
     ds = t.load(dataset)
     cfg.validate(len(ds.y_train))
     res = t.train_teacher(cfg, ds, progress)
-    size = t.teacher_size(cfg)["params"]
+    size = t.teacher_size(cfg, ds)["params"]
     meta = {"kind": "teacher", "task": t.name, "dataset": ds.name, "config": to_dict(cfg),
             f"test_{t.metric.name}": res.test_accuracy, "params": size, "device": res.device, "seconds": res.seconds}
     path = _save(res, out, "teacher", meta)
@@ -69,6 +69,9 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
     ds = t.load(dataset)
     cfg.validate(len(ds.y_train))
     teacher = storage.load_model(teacher_path, t)
+    ds, note = t.fit_data(teacher, ds)  # grey data for a colour teacher, say: converted once, for all three models
+    if note and progress is not None:
+        progress.result(note=note)
     teacher_meta = storage.read_sidecar(teacher_path)
     teacher_score = t.score(teacher, ds)
     if progress is not None:
@@ -76,10 +79,10 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
     student = t.distill_student(cfg, teacher, ds, progress)
     result = DistillResult("", ds.name, len(ds.y_test), str(teacher_path), teacher_score, student.test_accuracy,
                            params={"teacher": int(teacher.count_params()),
-                                   "student": t.student_size(cfg.student)["params"]},
-                           history={"student": student.history}, device=student.device, status=student.status,
+                                   "student": t.student_size(cfg.student, ds)["params"]},
+                           history={"student": student.history, **student.stages}, device=student.device, status=student.status,
                            reason=student.reason, seconds=student.seconds, metric=t.metric.name,
-                           higher_is_better=t.metric.higher_is_better, task=t.name)
+                           higher_is_better=t.metric.higher_is_better, task=t.name, note=note)
     if cfg.baseline and student.status == Status.FINISHED:
         if progress is not None:
             progress.result(student_accuracy=student.test_accuracy)

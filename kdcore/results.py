@@ -153,6 +153,7 @@ class DistillResult:
     higher_is_better: bool = True
     task: str = "digits"
     teacher_model: str = ""  # set by the demo, which trains the teacher in the same job
+    note: str = ""  # what was done to the data for the teacher (grey given as colour, say), for the page to say
 
     @property
     def gain(self) -> float | None:
@@ -186,4 +187,6 @@ class DistillResult:
                         "verdict": v.outcome, "verdict_reason": v.why})
         if self.teacher_model:
             out["teacher_model"] = self.teacher_model
+        if self.note:
+            out["note"] = self.note
         return out

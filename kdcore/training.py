@@ -180,6 +180,7 @@ class RunResult:
     test_accuracy: float | None = None
     seconds: float = 0.0
     device: str = ""
+    stages: dict = field(default_factory=dict)  # earlier stages' histories by name (FitNets' "hint"), kept in the record
 
     def __post_init__(self):
         self.status = Status(self.status)
@@ -287,13 +288,19 @@ def fit_distilled(cfg: DistillConfig, teacher, data: Dataset, student, progress:
     if progress is not None:
         progress.phase("teacher logits")
     logits = teacher_logits(teacher, data) if logits is None else logits
+    hint = None
     if cfg.hint_epochs:
         hint = fit_hint(student, teacher, data, cfg, progress)
         if hint.status != "finished":
+            hint.stages, hint.history = {"hint": hint.history}, []
             return hint
     labels = hide_labels(data.y_train, cfg.labels_fraction, cfg.seed)
-    return fit(student, data, cfg, labels=labels, teacher_logits=logits, temperature=cfg.temperature,
-               alpha=cfg.alpha, mode=cfg.loss, series="student", progress=progress)
+    result = fit(student, data, cfg, labels=labels, teacher_logits=logits, temperature=cfg.temperature,
+                 alpha=cfg.alpha, mode=cfg.loss, series="student", progress=progress)
+    if hint is not None:  # the hint loss per epoch stays in the run's record beside the student's curves
+        result.stages["hint"] = hint.history
+        result.seconds += hint.seconds
+    return result
 
 
 def teacher_logits(teacher, data: Dataset) -> np.ndarray:

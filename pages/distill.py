@@ -102,9 +102,10 @@ if st.query_params.to_dict() != url:
     st.query_params.from_dict(url)
 
 cfg = task.distill_from(values)
-teacher_size = (task.teacher_size(from_dict(task.teacher_config, teacher["config"], task.name))
+teacher_size = (task.teacher_size(from_dict(task.teacher_config, teacher["config"], task.name),
+                                  state.current_dataset())
                 if teacher.get("config") else {"params": teacher.get("params")})
-student_size = task.student_size(cfg.student)
+student_size = task.student_size(cfg.student, state.current_dataset())
 with table:
     st.markdown("**Teacher vs student**")
     st.dataframe(_sizes(teacher_size, student_size))

@@ -78,7 +78,13 @@ def live(job, done_label: str, total_label: str, noun: str) -> None:
 
 # --- one experiment --------------------------------------------------------------------------------
 st.subheader("Run an experiment")
-name = state.kept(st.selectbox, "Preset", "experiments.preset", "default", options=presets.names(state.task().name))
+recipes = presets.names(state.task().name)
+if not recipes:
+    st.info(f"No preset recipe for the {state.task().title} task yet; run one from the command line with "
+            "`python -m kdcore experiment`.", icon=":material/info:")
+    st.stop()
+name = state.kept(st.selectbox, "Preset", "experiments.preset", "default" if "default" in recipes else recipes[0],
+                  options=recipes)
 spec = presets.get(name)
 st.markdown(f"{spec['description']}  \n`{_recipe(spec)}`")
 left, middle, right = st.columns(3)
@@ -93,8 +99,10 @@ omit = state.kept(right.selectbox, "Leave out of the transfer set", f"experiment
                     "none" if spec.get("omit_class") is None else spec["omit_class"], options=omit_options,
                     help="Hinton et al. (2015): a student that never saw this class learns it from the "
                          "teacher's soft targets on the other digits.")
-if spec["dataset"] != "mnist-5k":
-    st.info(f"{spec['dataset']} has 60,000 training images: on two CPU cores this takes tens of minutes.", icon="⏱️")
+size = next((row.get("train") for row in state.task().datasets() if row["name"] == spec["dataset"]), None)
+if size and size > 10_000:
+    st.info(f"{spec['dataset']} has {size:,} training examples: on two CPU cores this takes tens of minutes.",
+            icon="⏱️")
 
 job = job_panel.current_job("experiment")
 busy = job is not None and job.status.active

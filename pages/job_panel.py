@@ -121,6 +121,8 @@ def show(job) -> None:
             adopt_finished()
             st.rerun()
         _status_line(job, snap)
+        if snap["results"].get("note"):  # what was done to the data for this teacher (grey given as colour, say)
+            st.info(snap["results"]["note"], icon=":material/info:")
         if snap["status"] in ACTIVE and st.button("Stop training", key=f"stop_{job.kind}"):
             job.stop()
             st.caption("Stopping after the current batch…")

@@ -44,7 +44,7 @@ for name in task.teacher_params():
     values[name] = state.setting(name, "teacher", start.get(name, params.get(name, task.name).default_for("teacher")),
                                  column)
 cfg = task.teacher_from(values)
-size = task.teacher_size(cfg)
+size = task.teacher_size(cfg, state.current_dataset())
 own.caption(f"{size['params']:,} parameters · {size['macs']:,} multiply-adds per example")
 
 job = job_panel.current_job("teacher")

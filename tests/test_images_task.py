@@ -195,6 +195,31 @@ def test_hint_loss_against_numpy():
     assert float(losses.hint_loss(hint, hint)) == 0.0
 
 
+# --- grey data for a colour model, and the reverse ------------------------------------------------------
+@pytest.mark.parametrize("model_channels,data_channels", [(3, 1), (1, 3)])
+def test_grey_and_colour_data_are_converted_for_the_model_with_a_note(model_channels, data_channels):
+    import keras
+
+    x, y = _colour_blobs(40, side=8)
+    x = x / 255.0 if data_channels == 3 else (x / 255.0) @ images.LUMA[:, None]
+    ds = images._make("blobs", x[:30], y[:30], x[30:], y[30:], "generated")
+    model = keras.Sequential([keras.Input((8, 8, model_channels)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    seen, note = images.IMAGES.fit_data(model, ds)
+    assert seen.x_train.shape == (30, 8, 8, model_channels) and seen.y_test is ds.y_test
+    if model_channels == 3:
+        assert "grey" in note and "R, G and B" in note
+        np.testing.assert_array_equal(seen.x_test[..., 0], seen.x_test[..., 2])
+    else:
+        assert "made grey" in note
+        np.testing.assert_allclose(seen.x_test[..., 0], ds.x_test @ images.LUMA, atol=1e-6)
+    assert 0.0 <= images.IMAGES.score(model, ds) <= 1.0  # scoring converts too, instead of refusing
+    assert images.IMAGES.fit_data(model, seen) == (seen, "")  # nothing to do when the channels match
+
+    other = keras.Sequential([keras.Input((6, 6, model_channels)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="takes 6x6"):  # another size is still refused: no conversion keeps it
+        images.IMAGES.score(other, ds)
+
+
 # --- a real run, through the command line ------------------------------------------------------------
 def _run(argv, capsys):
     code = cli.main(argv)
@@ -223,6 +248,15 @@ def test_a_tiny_vgg_teaches_a_fitnet_student_through_the_cli(tmp_path, capsys):
     assert code == 0, err
     assert out["student_accuracy"] > 0.5 and out["baseline_accuracy"] is not None
     assert "hint epoch 1/1" in err  # the FitNets stage ran first, and said so
+
+    # the same images made grey: the colour teacher still evaluates them, given as R = G = B
+    x, y = _colour_blobs()
+    grey = (x @ images.LUMA).astype(np.uint8)
+    grey_data = _npz(tmp_path / "grey.npz", x_train=grey[:450], x_test=grey[450:])
+    code, out, err = _run(["evaluate", "--task", "images", "--model", teacher, "--dataset", grey_data, "--json"],
+                          capsys)
+    assert code == 0, err
+    assert out["test_size"] == 150 and 0 <= out["test_accuracy"] <= 1  # scored, not refused (grey loses the hue)
 
 
 # --- a photo of one's own ------------------------------------------------------------------------

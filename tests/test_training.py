@@ -78,6 +78,7 @@ def test_few_labels_and_a_hint_stage_still_train(teacher, tiny):
     assert run.status == "finished" and len(run.history) == 2
     assert all(np.isfinite(h["hard"]) and h["soft"] > 0 for h in run.history)
     assert run.test_accuracy > 0.2  # twice chance after 26 steps with 40 labels
+    assert len(run.stages["hint"]) == 1 and np.isfinite(run.stages["hint"][0]["loss"])  # kept for the record
 
 
 @pytest.mark.parametrize("student", [StudentConfig(units=32), StudentConfig(filters=4, units=16)],

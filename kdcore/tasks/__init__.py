@@ -139,11 +139,16 @@ class Task:
     def build_student(self, cfg, seed: int = 0):
         raise NotImplementedError
 
-    def teacher_size(self, cfg) -> dict:
-        """``{"params", "macs", "weight_bytes"}`` without TensorFlow, for the size table."""
+    def teacher_size(self, cfg, data=None) -> dict:
+        """``{"params", "macs", "weight_bytes"}`` without TensorFlow, for the size table.
+
+        ``data``, when given, is the dataset the model is for: a task whose
+        networks take their input and output sizes from it (images) counts for
+        that shape; without it, for the task's usual one.
+        """
         raise NotImplementedError
 
-    def student_size(self, cfg) -> dict:
+    def student_size(self, cfg, data=None) -> dict:
         raise NotImplementedError
 
     def describe_student(self, cfg) -> str:
@@ -178,6 +183,10 @@ class Task:
 
         return training.fit_distilled(cfg, teacher, data, self.build_student(cfg.student, cfg.seed),
                                       progress, logits)
+
+    def fit_data(self, model, data):
+        """(``data`` as ``model`` takes it, a sentence saying what was converted, or ""). Most tasks convert nothing."""
+        return data, ""
 
     def score(self, model, data) -> float:
         """The metric on the test split."""

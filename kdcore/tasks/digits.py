@@ -202,10 +202,10 @@ class Digits(Task):
     def build_student(self, cfg: StudentConfig, seed: int = 0):
         return build_student(cfg, seed)
 
-    def teacher_size(self, cfg: TeacherConfig) -> dict:
-        return teacher_stats(cfg)
+    def teacher_size(self, cfg: TeacherConfig, data=None) -> dict:
+        return teacher_stats(cfg)  # digits are always 28×28×1 and 10 classes
 
-    def student_size(self, cfg: StudentConfig) -> dict:
+    def student_size(self, cfg: StudentConfig, data=None) -> dict:
         return student_stats(cfg)
 
     def describe_student(self, cfg: StudentConfig) -> str:
