@@ -126,11 +126,28 @@ def _dataset(meta: dict, name: str | None, quantize: str):
         raise
 
 
-def _input_shape(model) -> tuple:
-    shape = tuple(model.input_shape[1:])
+def _input_shape(model, steps: int | None = None) -> tuple:
+    """The first input's shape without the batch; a free time axis (a language model's words) is fixed at ``steps``."""
+    shape = tuple(model.inputs[0].shape[1:])
+    if None in shape and steps:
+        shape = tuple(steps if s is None else s for s in shape)
     if None in shape:
         raise ExportError(f"the model takes inputs of variable shape {shape}; LiteRT export needs fixed shapes")
     return shape
+
+
+def _signature(model, steps: int | None = None) -> list:
+    """Keras's ``input_signature`` at batch 1: the first input as :func:`_input_shape`, the rest (an LSTM's state) as
+    they are."""
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec((1, *_input_shape(model, steps)), model.inputs[0].dtype, name=model.inputs[0].name)]
+    for extra in model.inputs[1:]:
+        if None in tuple(extra.shape[1:]):
+            raise ExportError(f"the model's input {extra.name} has variable shape {tuple(extra.shape[1:])}; "
+                              "LiteRT export needs fixed shapes")
+        specs.append(tf.TensorSpec((1, *extra.shape[1:]), extra.dtype, name=extra.name))
+    return specs if len(specs) == 1 else [specs]  # several inputs are one argument: the list the model takes
 
 
 def _check_fits(ds, shape: tuple) -> None:
@@ -187,12 +204,13 @@ def _int8_blocker(model) -> str | None:
     return None
 
 
-def convert(model, out: str | Path, quantize: str, calibration=None) -> Path:
-    """Write ``model`` as a LiteRT file at ``out`` (atomically); refuse in one line what LiteRT cannot run."""
-    import tensorflow as tf
+def convert(model, out: str | Path, quantize: str, calibration=None, steps: int | None = None) -> Path:
+    """Write ``model`` as a LiteRT file at ``out`` (atomically); refuse in one line what LiteRT cannot run.
 
+    ``steps`` fixes a free time axis (a language model's window of words).
+    """
     _check_choice("quantize", quantize, QUANTIZE)
-    signature = [tf.TensorSpec((1, *_input_shape(model)), model.inputs[0].dtype)]
+    signature = _signature(model, steps)
     blocker = _int8_blocker(model) if quantize == "int8" else None
     if blocker:
         raise ExportError(blocker)
@@ -271,6 +289,38 @@ def outputs(path: str | Path, x: np.ndarray, threads: int = 2, batch: int = EVAL
     return np.concatenate(results) if results else np.zeros((0,), "float32")
 
 
+def file_perplexity(path: str | Path, x: np.ndarray, y: np.ndarray, steps: int, threads: int = 2) -> float:
+    """exp(mean next-word cross-entropy) of an exported language model over the words (x, y).
+
+    One stream at batch 1, as a deployed model reads: windows of ``steps``
+    words, the LSTM state fed back from each window's outputs into the next
+    (the float model is scored the same way, by
+    :func:`kdcore.tasks.lm.perplexity` with one stream). The inputs and outputs
+    are matched by name through the file's signature: ``tokens`` and the
+    states ``h1, c1, …`` in, ``output_0`` (logits) and the states out, in the
+    order the Keras model lists them.
+    """
+    from .tasks import lm
+
+    runner = _interpreter(path, threads).get_signature_runner()
+    names = list(runner.get_input_details())
+    states = [n for n in names if n != "tokens"]
+    states.sort(key=lambda n: (int(n[1:]), n[0] == "c"))  # h1, c1, h2, c2, … as lm.build orders them
+    feed = {n: np.zeros(runner.get_input_details()[n]["shape"], "float32") for n in states}
+    xs, ys = lm.streams(x, y, 1, steps, pad=True)
+    total, count = 0.0, 0
+    for xc, yc in zip(xs, ys):
+        out = runner(tokens=xc.astype("int32"), **feed)
+        logits = out["output_0"][0].astype("float64")
+        feed = {n: out[f"output_{i + 1}"] for i, n in enumerate(states)}
+        log_p = logits - logits.max(-1, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+        mask = yc[0] >= 0
+        total -= float(log_p[np.arange(steps), np.maximum(yc[0], 0)][mask].sum())
+        count += int(mask.sum())
+    return float(np.exp(total / max(count, 1)))
+
+
 def accuracy(scores: np.ndarray, y: np.ndarray) -> float:
     """Share of rows whose highest score is the label."""
     return float((np.asarray(scores).argmax(-1) == np.asarray(y)).mean())
@@ -294,8 +344,9 @@ def _timed(call, warmup: int = WARMUP, calls: int = CALLS) -> dict:
 
 def litert_latency(path: str | Path, threads: int) -> dict:
     """Median and p90 milliseconds of one ``invoke()`` at batch 1 on ``threads`` threads."""
-    it, inp, _ = _ready(path, threads, 1)
-    it.set_tensor(inp["index"], np.zeros(inp["shape"], inp["dtype"]))
+    it, _, _ = _ready(path, threads, 1)
+    for detail in it.get_input_details():  # every input, a language model's state too
+        it.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
     return _timed(it.invoke)
 
 
@@ -306,9 +357,14 @@ def _keras_latency_here(model_path: str, threads: int) -> dict:
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    model = storage.load_model(model_path, storage.read_sidecar(model_path).get("task"))
-    x = np.zeros((1, *model.input_shape[1:]), "float32")
-    return _timed(lambda: np.asarray(model(x, training=False)))
+    meta = storage.read_sidecar(model_path)
+    model = storage.load_model(model_path, meta.get("task"))
+    steps = int((meta.get("config") or {}).get("seq_len") or 35)
+    x = [np.zeros((1, *_input_shape(model, steps)), model.inputs[0].dtype)]
+    x += [np.zeros((1, *extra.shape[1:]), extra.dtype) for extra in model.inputs[1:]]
+    x = x if len(x) > 1 else x[0]
+    return _timed(lambda: np.asarray(model(x, training=False)[0] if len(model.outputs) > 1
+                                     else model(x, training=False)))
 
 
 def keras_latency(model_path: str | Path, threads: int) -> dict:
@@ -352,18 +408,34 @@ def export(model_path: str | Path, quantize: str = "int8", out: str | Path | Non
         out = out.with_name(out.name + SUFFIX)
     _check_writable(out)
     meta = storage.read_sidecar(model_path)
-    model = storage.load_model(model_path, meta.get("task"))  # one line for a file that is not a model, or custom code
+    task = tasks.get(meta.get("task"))
+    model = storage.load_model(model_path, task)  # one line for a file that is not a model, or custom code
+    words = task.metric.name == "perplexity"  # a language model: windows of its training sequence length
+    steps = int((meta.get("config") or {}).get("seq_len") or 35) if words else None
+    blocker = _int8_blocker(model) if quantize == "int8" else None
+    if blocker:  # before loading data to calibrate on
+        raise ExportError(blocker)
     ds = _dataset(meta, dataset, quantize)
-    shape = _input_shape(model)
-    if ds is not None:
+    shape = _input_shape(model, steps)
+    if ds is not None and not words:
+        ds = task.fit_data(model, ds)[0]
         _check_fits(ds, shape)
     calibration = _calibration(ds) if quantize == "int8" else None
 
     with tempfile.TemporaryDirectory(prefix="kdstudio-export-") as tmp:
-        staged = convert(model, Path(tmp) / out.name, quantize, calibration)
+        staged = convert(model, Path(tmp) / out.name, quantize, calibration, steps)
         figures = {"bytes": staged.stat().st_size, "accuracy": None, "float_accuracy": None,
                    "accuracy_change": None, "test_images": None}
-        if ds is not None:
+        if ds is not None and words:
+            from .tasks import lm
+
+            task.check_fits(model, ds)
+            exported = file_perplexity(staged, ds.x_test, ds.y_test, steps)
+            floating = lm.perplexity(model, ds.x_test, ds.y_test, steps, n=1)
+            figures = {"bytes": figures["bytes"], "perplexity": exported, "float_perplexity": floating,
+                       "perplexity_change": exported - floating, "test_words": int(len(ds.y_test)),
+                       "window_words": steps}
+        elif ds is not None:
             from .inference import test_logits
 
             figures.update(accuracy=accuracy(outputs(staged, ds.x_test), ds.y_test),
@@ -415,11 +487,12 @@ def list_exports(folder: str | Path | None = None) -> list[dict]:
 
 
 # --- what the Deploy screen shows -------------------------------------------------------------------
-def catalogue(dataset: str | None = None) -> list[dict]:
-    """Every saved model and export as a point: size, accuracy, latency (1 thread, median ms).
+def catalogue(dataset: str | None = None, metric: str = "accuracy") -> list[dict]:
+    """Every saved model and export as a point: size, ``score`` (the task's metric), latency (1 thread, median ms).
 
     A ``.keras`` model's latency is the Keras call, known once any of its
     exports has been made; ``dataset`` keeps only what was measured on it.
+    ``metric`` is the task's (``accuracy``, or ``perplexity`` for language models).
     """
     exports = list_exports()
     points = []
@@ -428,13 +501,13 @@ def catalogue(dataset: str | None = None) -> list[dict]:
                       if e.get("source_model") == meta["path"] and e.get("keras_latency_ms")), None)
         points.append({"label": f"{meta['name']}.keras", "kind": meta.get("kind") or "model", "format": "keras",
                        "path": meta["path"], "bytes": meta.get("file_bytes") or Path(meta["path"]).stat().st_size,
-                       "accuracy": meta.get("test_accuracy"), "dataset": meta.get("dataset"),
+                       "score": meta.get(f"test_{metric}"), "dataset": meta.get("dataset"),
                        "latency_ms": timed["threads_1"]["median"] if timed else None,
                        "source_model": meta["path"], "teacher": meta.get("teacher")})
     for meta in exports:
         points.append({"label": meta["name"], "kind": meta.get("source_kind") or "model",
                        "format": meta["quantize"], "path": meta["path"], "bytes": meta["bytes"],
-                       "accuracy": meta.get("accuracy"), "dataset": meta.get("dataset"),
+                       "score": meta.get(metric), "dataset": meta.get("dataset"),
                        "latency_ms": meta["latency_ms"]["threads_1"]["median"],
                        "source_model": meta.get("source_model"), "teacher": None})
     if dataset:
@@ -442,21 +515,23 @@ def catalogue(dataset: str | None = None) -> list[dict]:
     return points
 
 
-def pareto(points: list[dict]) -> list[dict]:
-    """The points no other point beats on both size and accuracy, smallest first.
+def pareto(points: list[dict], higher_is_better: bool = True) -> list[dict]:
+    """The points no other point beats on both size and score, smallest first.
 
-    Accuracies closer than ``1e-6`` count as equal: a sidecar's float32 0.97600001
-    is the same 976 of 1,000 test images as an export's 0.976.
+    Scores closer than ``1e-6`` count as equal: a sidecar's float32 0.97600001
+    is the same 976 of 1,000 test images as an export's 0.976. A lower score
+    is better for perplexity (``higher_is_better=False``).
     """
-    front, best = [], -1.0
-    for p in sorted((p for p in points if p.get("accuracy") is not None), key=lambda p: (p["bytes"], -p["accuracy"])):
-        if p["accuracy"] > best + 1e-6:
+    sign = 1.0 if higher_is_better else -1.0
+    front, best = [], -float("inf")
+    for p in sorted((p for p in points if p.get("score") is not None), key=lambda p: (p["bytes"], -sign * p["score"])):
+        if sign * p["score"] > best + 1e-6:
             front.append(p)
-            best = p["accuracy"]
+            best = sign * p["score"]
     return front
 
 
-def verdict(points: list[dict]) -> str | None:
+def verdict(points: list[dict], metric: str = "accuracy") -> str | None:
     """ "The int8 distilled student is N× smaller and M× faster than the teacher and X points less accurate."
 
     The newest int8 export of a student against the student's own teacher
@@ -465,18 +540,21 @@ def verdict(points: list[dict]) -> str | None:
     left out until an export of the teacher has timed it.
     """
     student = next((p for p in points if p["format"] == "int8" and p["kind"] == "student"
-                    and p["accuracy"] is not None), None)
+                    and p["score"] is not None), None)
     if student is None:
         return None
     teachers = [p for p in points if p["format"] == "keras" and p["kind"] == "teacher"]
     source = next((p for p in points if p["format"] == "keras" and p["path"] == student["source_model"]), {})
     teacher = next((t for t in teachers if t["path"] == source.get("teacher")), teachers[0] if teachers else None)
-    if teacher is None or teacher.get("accuracy") is None:
+    if teacher is None or teacher.get("score") is None:
         return None
     smaller = teacher["bytes"] / student["bytes"]
-    points_lost = 100 * (teacher["accuracy"] - student["accuracy"])
-    accuracy_text = (f"{points_lost:.1f} points less accurate" if points_lost >= 0.05 else
-                     f"{-points_lost:.1f} points more accurate" if points_lost <= -0.05 else "as accurate")
+    if metric == "accuracy":
+        points_lost = 100 * (teacher["score"] - student["score"])
+        accuracy_text = (f"{points_lost:.1f} points less accurate" if points_lost >= 0.05 else
+                         f"{-points_lost:.1f} points more accurate" if points_lost <= -0.05 else "as accurate")
+    else:
+        accuracy_text = f"its {metric} is {student['score']:,.1f} against the teacher's {teacher['score']:,.1f}"
     if teacher["latency_ms"]:
         faster = teacher["latency_ms"] / student["latency_ms"]
         return (f"The int8 distilled student is {smaller:,.0f}× smaller and {faster:,.0f}× faster than the "
@@ -511,7 +589,11 @@ def duration(ms: float | None) -> str:
 
 def text(result: dict) -> str:
     lines = [f"{result['source_name']} -> {result['path']} ({result['quantize']}, {result['bytes'] / 1024:,.1f} KB)"]
-    if result["accuracy"] is not None:
+    if result.get("perplexity") is not None:
+        lines.append(f"perplexity {result['perplexity']:,.2f} on {result['test_words']:,} test words, windows of "
+                     f"{result['window_words']} (float model {result['float_perplexity']:,.2f}, "
+                     f"{result['perplexity_change']:+.2f})")
+    if result.get("accuracy") is not None:
         lines.append(f"accuracy {100 * result['accuracy']:.2f} % on {result['test_images']:,} test images "
                      f"(float model {100 * result['float_accuracy']:.2f} %, "
                      f"{100 * result['accuracy_change']:+.2f} points)")

@@ -19,16 +19,18 @@ QUANTIZE_LABELS = {"none": "none (float32)", "float16": "float16 weights", "int8
 
 st.title("Deploy")
 dataset = state.dataset_name()
+metric = state.task().metric
 st.caption(f"Models trained on **{dataset}** and their LiteRT exports, measured by running the exported file "
-           "with the LiteRT interpreter: size, test accuracy, and latency for one image.")
+           f"with the LiteRT interpreter: size, test {metric.name}, and latency for one example at batch 1.")
 
-points = export.catalogue(dataset)
-sentence = export.verdict(points)
+points = export.catalogue(dataset, metric.name)
+sentence = export.verdict(points, metric.name)
 if sentence:
     st.markdown(f"**{sentence}**")
 else:
     st.info("Export a distilled student to int8 below to see how it compares with its teacher.", icon=":material/info:")
-st.plotly_chart(figures.deployment_map(points, export.pareto(points)), key="deploy_map")
+st.plotly_chart(figures.deployment_map(points, export.pareto(points, metric.higher_is_better), metric.name),
+                key="deploy_map")
 hidden = len(export.catalogue()) - len(points)
 if hidden:
     st.caption(f"{hidden} model(s) or export(s) of other datasets are not shown: pick their dataset in the sidebar.")
@@ -83,21 +85,25 @@ if job is not None:
     job_status()
 
 # --- exports ----------------------------------------------------------------------------------------
-exports = [e for e in export.list_exports() if e.get("dataset") == dataset]
+exports = [e for e in export.list_exports() if e.get("dataset") == dataset and e.get(metric.name) is not None]
 if exports:
     st.subheader("Exports")
+    scale = 100 if metric.name == "accuracy" else 1
+    shown, change = (("accuracy (%)", "vs float (points)") if metric.name == "accuracy" else
+                     (metric.name, "vs float"))
     table = pd.DataFrame([{
         "file": e["name"], "quantize": e["quantize"], "KB": e["bytes"] / 1024,
-        "accuracy (%)": 100 * e["accuracy"], "vs float (points)": 100 * e["accuracy_change"],
+        shown: scale * e[metric.name], change: scale * e[f"{metric.name}_change"],
         "1 thread": export.duration(e["latency_ms"]["threads_1"]["median"]),
         "2 threads": export.duration(e["latency_ms"]["threads_2"]["median"]),
         "Keras, 1 thread": export.duration((e.get("keras_latency_ms") or {}).get("threads_1", {}).get("median")),
     } for e in exports])
     st.dataframe(table, hide_index=True, column_config={
         "KB": st.column_config.NumberColumn(format="%.1f"),
-        "accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
-        "vs float (points)": st.column_config.NumberColumn(format="%+.2f")})
-    st.caption("Latency: median time of one image at batch 1 (the 90th percentile is in each export's JSON sidecar).")
+        shown: st.column_config.NumberColumn(format="%.1f"),
+        change: st.column_config.NumberColumn(format="%+.2f")})
+    st.caption("Latency: median time of one example at batch 1 (for a language model, one window of words); the "
+               "90th percentile is in each export's JSON sidecar.")
     by_file = {e["path"]: e for e in exports}
     picked = st.selectbox("File to download", list(by_file), format_func=lambda p: by_file[p]["name"],
                           key="deploy_download_pick")

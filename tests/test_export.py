@@ -136,6 +136,32 @@ def test_a_looped_lstm_exports_at_batch_1_but_int8_is_refused_in_one_line(tmp_pa
     np.testing.assert_allclose(export.outputs(path, x), np.asarray(model(x)), atol=1e-4)
 
 
+def test_a_language_model_exports_with_its_state_and_is_scored_by_perplexity(tmp_path):
+    """Windows of the training sequence length at batch 1; the state fed back gives the float model's perplexity."""
+    from kdcore.tasks import lm
+
+    text = tmp_path / "toy.txt"
+    text.write_text("\n".join(f"the {a} sees a {b}" for a in ("cat", "dog", "bird") for b in ("fish", "ball")) * 5
+                    + "\n")
+    ds = lm.load_text(text)
+    model = lm.build(len(ds.classes), 8, 2, 0.0, "student", seed=0)
+    path = storage.save_model(model, storage.model_path("lm-student"),
+                              {"kind": "student", "task": "lm", "dataset": str(text), "config": {"seq_len": 7},
+                               "test_perplexity": 11.5})
+    result = export.export(path, "none", time_keras=False)
+    assert result["window_words"] == 7 and result["test_words"] == len(ds.y_test)
+    assert result["float_perplexity"] == pytest.approx(lm.perplexity(model, ds.x_test, ds.y_test, 7, n=1), rel=1e-6)
+    assert result["perplexity"] == pytest.approx(result["float_perplexity"], rel=1e-4)  # float32 both ways
+    assert 1 < result["perplexity"] < 2 * len(ds.classes)  # untrained: near the vocabulary's size, not nonsense
+    assert "accuracy" not in result and result["latency_ms"]["threads_1"]["median"] > 0
+    with pytest.raises(export.ExportError, match="int8 cannot quantize the recurrent layer lstm1"):
+        export.export(path, "int8", time_keras=False)
+
+    points = export.catalogue(str(text), "perplexity")  # what the Deploy screen draws for a language model
+    assert sorted((p["format"], p["score"]) for p in points) == [("keras", 11.5), ("none", result["perplexity"])]
+    assert export.pareto(points, higher_is_better=False)[0]["format"] in ("keras", "none")
+
+
 def test_an_export_never_replaces_a_file_kd_studio_did_not_write(tmp_path, student_file):
     foreign = tmp_path / "mine.tflite"
     foreign.write_bytes(b"someone else's file")
@@ -145,9 +171,11 @@ def test_an_export_never_replaces_a_file_kd_studio_did_not_write(tmp_path, stude
 
 
 def test_pareto_front_keeps_what_nothing_beats():
-    points = [{"bytes": b, "accuracy": a, "path": n} for n, b, a in
+    points = [{"bytes": b, "score": a, "path": n} for n, b, a in
               (("big", 900, 0.98), ("mid", 300, 0.95), ("worse", 400, 0.94), ("small", 30, 0.95), ("tiny", 10, 0.90))]
     assert [p["path"] for p in export.pareto(points)] == ["tiny", "small", "big"]
+    perplexities = [dict(p, score=1 / p["score"]) for p in points]  # lower is better: the same front
+    assert [p["path"] for p in export.pareto(perplexities, higher_is_better=False)] == ["tiny", "small", "big"]
 
 
 # --- the command line -------------------------------------------------------------------------------

@@ -631,10 +631,10 @@ class LanguageModel(Task):
     def build_student(self, cfg: StudentConfig, seed: int = 0, vocab: int = DEFAULT_VOCAB_CAP):
         return build(vocab, cfg.units, cfg.layers, 0.0, "student", seed)
 
-    def teacher_size(self, cfg: TeacherConfig) -> dict:
+    def teacher_size(self, cfg: TeacherConfig, data=None) -> dict:
         return stats(DEFAULT_VOCAB_CAP, cfg.units, cfg.layers)
 
-    def student_size(self, cfg: StudentConfig) -> dict:
+    def student_size(self, cfg: StudentConfig, data=None) -> dict:
         return stats(DEFAULT_VOCAB_CAP, cfg.units, cfg.layers)
 
     def describe_student(self, cfg: StudentConfig) -> str:
@@ -646,6 +646,10 @@ class LanguageModel(Task):
         if (len(ins) < 3 or tuple(ins[0]) != (None, None) or len(outs) != len(ins)
                 or len(outs[0]) != 3):
             raise ValueError(f"{name} is not a KD Studio language model (it takes {ins} and gives {outs})")
+
+    def check_fits(self, model, data: Dataset, who: str = "model") -> None:
+        """One line when ``model`` predicts another vocabulary than ``data``'s."""
+        self._check_vocab(model, data, who)
 
     def _check_vocab(self, model, data: Dataset, who: str) -> None:
         if vocab_size(model) != len(data.classes):
