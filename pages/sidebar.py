@@ -48,7 +48,10 @@ def models() -> None:
         st.markdown(f"**{kind.title()}:** {meta['name'] + shown if meta else 'none yet'}")
 
 
-@st.fragment(run_every=1.0)
+JOBS_EVERY_S = 3.0  # a status line: every 3 s is enough, and each session's reruns cost the training thread CPU
+
+
+@st.fragment(run_every=JOBS_EVERY_S)
 def jobs() -> None:
     active = runner().active()
     if not active:

@@ -206,7 +206,8 @@ class Viewer:
                 for epoch in range(max(self.seen, default=0) + 1, int(match.group(1))):
                     self.seen[epoch] = now
         elif kind == "exception":
-            self.errors.append(f"exception on the page: {el.type}: {el.message[:120]}")
+            where = " < ".join(line.strip()[:80] for line in list(el.stack_trace)[-3:])
+            self.errors.append(f"exception on the page: {el.type}: {el.message[:200]}" + (f" at {where}" if where else ""))
         elif kind == "alert" and el.format == Alert.ERROR:
             self.errors.append(f"error shown: {el.body[:120]}")
         elif getattr(el, "id", ""):
@@ -272,7 +273,9 @@ class _Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
                  "--server.port", str(self.port), "--server.address", "127.0.0.1",
-                 "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                 "--browser.gatherUsageStats", "false",
+                 # the load test's own loopback server: show what went wrong, so an error example says it
+                 "--client.showErrorDetails", "full"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + 120
         while time.time() < deadline and self.proc.poll() is None:
             try:
