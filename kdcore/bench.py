@@ -441,9 +441,42 @@ def add_arguments(parser) -> None:
     parser.add_argument("--viewers", type=int, nargs="+", metavar="N",
                         help="run the many-viewer load test instead (scripts/viewers.py, which has more options), "
                              "e.g. --viewers 1 5 10 20")
+    parser.add_argument("--export", metavar="MODEL",
+                        help="measure a saved model's LiteRT exports instead: none, float16 and int8 side by side "
+                             "(size, metric, latency), against issue 13's int8 targets")
+
+
+EXPORT_TARGETS = {"int8_vs_float_bytes": ("<=", 0.30), "int8_accuracy_change_points": (">=", -0.5)}
+
+
+def exports(model: str) -> dict:
+    """The model exported three ways in one run, with the int8 file's ratios to the float one (issue 13's targets).
+
+    Sizes and accuracies do not depend on the machine's load; latencies do, so
+    the load average is reported with them.
+    """
+    from . import export
+
+    load_before = os.getloadavg()
+    files = {q: export.export(model, q) for q in export.QUANTIZE}
+    int8, floating = files["int8"], files["none"]
+    out = {"model": str(model), "bytes": {q: f["bytes"] for q, f in files.items()},
+           "latency_ms_1_thread": {q: f["latency_ms"]["threads_1"]["median"] for q, f in files.items()},
+           "keras_latency_ms_1_thread": (floating.get("keras_latency_ms") or {}).get("threads_1", {}).get("median"),
+           "int8_vs_float_bytes": round(int8["bytes"] / floating["bytes"], 3)}
+    if floating.get("accuracy") is not None:
+        out["accuracy"] = {q: f["accuracy"] for q, f in files.items()}
+        out["int8_accuracy_change_points"] = round(100 * (int8["accuracy"] - floating["accuracy"]), 2)
+    out["meets_target"] = {k: (out[k] <= v if op == "<=" else out[k] >= v)
+                           for k, (op, v) in EXPORT_TARGETS.items() if k in out}
+    out["machine"] = {"cpus": os.cpu_count(), "load_before": [round(v, 2) for v in load_before],
+                      "load_after": [round(v, 2) for v in os.getloadavg()]}
+    return out
 
 
 def from_args(args) -> dict:
+    if getattr(args, "export", None):
+        return exports(args.export)
     if args.viewers:
         return _viewers(args.viewers)
     return run(args.dataset, args.epochs, args.repeats, args.quick)
@@ -462,6 +495,8 @@ def _viewers(counts: list[int]) -> dict:
 
 
 def text(result: dict) -> str:
+    if "int8_vs_float_bytes" in result:
+        return "\n".join(f"{key}: {result[key]}" for key in result if key != "machine")
     if "viewer_slowdown" in result:
         return "\n".join(f"{key}: {result[key]}" for key in ("viewers", "viewer_slowdown", "viewer_lag_s",
                                                               "viewer_lag_median_s", "viewer_errors",

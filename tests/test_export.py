@@ -162,6 +162,18 @@ def test_a_language_model_exports_with_its_state_and_is_scored_by_perplexity(tmp
     assert export.pareto(points, higher_is_better=False)[0]["format"] in ("keras", "none")
 
 
+def test_bench_export_sets_the_three_files_side_by_side_against_the_targets(monkeypatch, student_file, exports):
+    from kdcore import bench
+
+    monkeypatch.setattr(export, "keras_latency", lambda path, threads: {"median": 2.0, "p90": 3.0})  # see the module doc
+    result = bench.exports(student_file)
+    assert result["int8_vs_float_bytes"] == round(result["bytes"]["int8"] / result["bytes"]["none"], 3)
+    assert result["bytes"] == {q: exports[q]["bytes"] for q in export.QUANTIZE}  # the same files as before
+    change = 100 * (result["accuracy"]["int8"] - result["accuracy"]["none"])
+    assert result["int8_accuracy_change_points"] == round(change, 2) and result["keras_latency_ms_1_thread"] == 2.0
+    assert result["meets_target"]["int8_vs_float_bytes"] is (result["int8_vs_float_bytes"] <= 0.3)
+
+
 def test_an_export_never_replaces_a_file_kd_studio_did_not_write(tmp_path, student_file):
     foreign = tmp_path / "mine.tflite"
     foreign.write_bytes(b"someone else's file")
