@@ -82,5 +82,6 @@ def test_damaged_files_give_only_image_errors(data):
 @FUZZ
 @given(hnp.arrays(dtype=st.sampled_from([np.uint8, np.int16, np.float32, np.float64, np.bool_]),
                   shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=32)))
+@pytest.mark.slow
 def test_arbitrary_arrays_give_only_image_errors(array):
     only_image_errors(array)

@@ -75,6 +75,7 @@ def test_select_all_disagreements_and_errors():
         inference.select(y, preds, "some")
 
 
+@pytest.mark.slow
 def test_predictions_of_a_real_teacher(teacher_file, tiny):
     model = storage.load_model(teacher_file)
     logits = inference.test_logits(model, tiny)

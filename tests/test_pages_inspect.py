@@ -87,6 +87,7 @@ def test_page_says_what_is_missing_without_models(page):
     assert not at.metric and not at.get("plotly_chart")
 
 
+@pytest.mark.slow
 def test_temperature_slider_reshapes_the_bars_and_the_entropy(both_models):
     at = open_page("temperature")
     assert at.slider(key="temperature_T").label == "Temperature T"

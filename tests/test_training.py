@@ -49,6 +49,7 @@ def initial_weights(monkeypatch):
     return seen
 
 
+@pytest.mark.slow
 def test_student_and_baseline_start_equal_and_report_every_epoch(teacher, tiny, initial_weights):
     cfg = small()
     student = DIGITS.distill_student(cfg, teacher, tiny)
@@ -72,6 +73,7 @@ def test_student_and_baseline_start_equal_and_report_every_epoch(teacher, tiny, 
     assert baseline.history[0]["soft"] == 0 and baseline.history[0]["loss"] == baseline.history[0]["hard"]
 
 
+@pytest.mark.slow
 def test_few_labels_and_a_hint_stage_still_train(teacher, tiny):
     cfg = small(student=StudentConfig(filters=4, units=16), labels_fraction=0.05, alpha=0.5, hint_epochs=1)
     run = DIGITS.distill_student(cfg, teacher, tiny)
@@ -83,6 +85,7 @@ def test_few_labels_and_a_hint_stage_still_train(teacher, tiny):
 
 @pytest.mark.parametrize("student", [StudentConfig(units=32), StudentConfig(filters=4, units=16)],
                          ids=["mlp", "cnn"])
+@pytest.mark.slow
 def test_fitnets_hint_stage_trains_the_early_layers_only(teacher, tiny, student):
     cfg = small(student=student, hint_epochs=1)
     net = models.build_student(student, cfg.seed)
@@ -94,6 +97,7 @@ def test_fitnets_hint_stage_trains_the_early_layers_only(teacher, tiny, student)
     np.testing.assert_array_equal(net.get_layer("logits").get_weights()[0], before["logits"][0])
 
 
+@pytest.mark.slow
 def test_teacher_logits_are_computed_once_per_teacher_file_and_dataset(teacher_file, tiny, monkeypatch):
     """Keyed by content: the same file loaded again hits; other weights or other images miss."""
     calls = []
@@ -131,6 +135,7 @@ def test_pick_device_and_device_info():
     assert info["label"].startswith("GPU: ") if gpus else info["label"] == "CPU (no GPU listed by TensorFlow)"
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_run(tiny):
     cfg = small(epochs=1, student=StudentConfig(units=16))
     a, b = DIGITS.train_baseline(cfg, tiny), DIGITS.train_baseline(cfg, tiny)
