@@ -58,7 +58,6 @@ import re
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -67,6 +66,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: kdcore is the repo's
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dashboard_process import Dashboard  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWER_COUNTS = (1, 5, 10, 20)
@@ -257,35 +258,12 @@ def _widget_state(kind: str, el):
 
 
 # --- the server and its run store --------------------------------------------------------------------
-class _Server:
-    """``streamlit run app.py`` on a free loopback port with its own data directory."""
+class _Server(Dashboard):
+    """The dashboard under load (scripts/dashboard_process.py), with its memory, CPU time and tracebacks."""
 
     def __init__(self, home: Path):
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url, self.home = f"http://127.0.0.1:{self.port}", home
-        self.log_path = home / "streamlit.log"
-        env = dict(os.environ, KDSTUDIO_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="3")
-        with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-                 "--server.port", str(self.port), "--server.address", "127.0.0.1",
-                 "--browser.gatherUsageStats", "false",
-                 # the load test's own loopback server: show what went wrong, so an error example says it
-                 "--client.showErrorDetails", "full"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 120
-        while time.time() < deadline and self.proc.poll() is None:
-            try:
-                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"the dashboard did not start; see {self.log_path}")
+        # the load test's own loopback server: show what went wrong, so an error example says it
+        super().__init__(home, args=("--client.showErrorDetails", "full"), log_path=home / "streamlit.log")
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -310,14 +288,6 @@ class _Server:
                 if not last.startswith(("starlette.websockets.WebSocketDisconnected", "During handling")):
                     found.append(last)
         return found
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 class _EpochWatch:
