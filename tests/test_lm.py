@@ -109,6 +109,29 @@ def test_the_cached_soft_loss_is_the_kl_of_losses_py_on_the_rebuilt_distribution
         assert float(dense) == pytest.approx(float(soft_target_loss(teacher, student, temperature, "kl")), rel=1e-4)
 
 
+@pytest.mark.parametrize("rest", lm.CACHE_REST)
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
+def test_a_cache_steps_three_terms_are_those_of_distillation_terms_on_the_rebuilt_teacher(temperature, rest):
+    """One function takes both terms from one read of the logits; it must be losses.py's mix, value and gradient."""
+    import tensorflow as tf
+
+    from kdcore.losses import distillation_terms
+
+    rng = np.random.default_rng(7)
+    teacher, student = rng.normal(0, 2, (12, 9)), rng.normal(0, 2, (12, 9)).astype("float32")
+    labels = rng.integers(0, 9, 12).astype("int32")
+    p = np.exp(_log_softmax(teacher / temperature))
+    ids = np.argsort(-p, -1)[:, :4]
+    probs = np.take_along_axis(p, ids, -1).astype("float32")
+    s = tf.Variable(student)
+    with tf.GradientTape(persistent=True) as tape:
+        fast = lm.cached_terms(labels, s, probs, ids, temperature, 0.3, rest)
+        dense = distillation_terms(labels, s, lm.cached_logits(probs, ids, 9, temperature, rest, s), temperature, 0.3)
+    for got, want in zip(fast, dense):  # total, soft, hard
+        assert float(got) == pytest.approx(float(want), rel=1e-4, abs=1e-6)
+    np.testing.assert_allclose(tape.gradient(fast[0], s), tape.gradient(dense[0], s), atol=1e-6)
+
+
 def test_settings_and_sizes():
     task = tasks.get("lm")
     assert task.metric.name == "perplexity" and not task.metric.higher_is_better
@@ -376,8 +399,9 @@ def test_the_experiments_page_runs_an_lm_preset_and_shows_perplexity(toy_text, m
     preset = at.selectbox(key="experiments.preset")
     assert preset.options == ["lm-quick", "lm-ptb"] and preset.value == "lm-quick"
     assert "1×16 LSTM" in " ".join(str(m.value) for m in at.markdown)
-    # a language model has no share of labels and no class to leave out: only the sidebar's and the preset's boxes
-    assert not at.slider and {s.label for s in at.selectbox} == {"Task", "Dataset", "Preset"}
+    # a language model has no share of labels and no class to leave out
+    assert "Share of images with labels" not in {s.label for s in at.slider}
+    assert "Leave out of the transfer set" not in {s.label for s in at.selectbox}
     at.number_input(key="experiments.lm-quick.seeds").set_value(2).run()
     next(b for b in at.button if b.label == "Run experiment").click().run()
     job = runner().get(at.session_state["experiment_job"])

@@ -440,12 +440,20 @@ def cached_logits(probs, ids, vocab: int, temperature: float, rest: str = "even"
 
 
 def cached_soft_loss(probs, ids, student_logits, temperature: float, rest: str = "student"):
-    """T² · mean over tokens of KL(rebuilt teacher ‖ softmax(student / T)), without building the full teacher.
+    """T² · mean over words of KL(rebuilt teacher ‖ softmax(student / T)): :func:`cached_terms`' soft term alone."""
+    return cached_terms(None, student_logits, probs, ids, temperature, 1.0, rest)[1]
 
-    The same value as ``soft_target_loss(cached_logits(..., rest), student_logits, T, "kl")``
-    and the same gradient (tests/test_lm.py checks both), from the top k and
-    a few sums per word. With z = s / T, lse = logsumexp(z), q = softmax(z),
-    p the cached top k, P = Σ_top p, r = 1 − P the rest, Q = Σ_top q:
+
+def cached_terms(labels, student_logits, probs, ids, temperature: float, alpha: float, rest: str = "student"):
+    """(total, soft, hard) of a step fed by the top-k cache, the dense teacher never built; total = α·soft + (1 − α)·hard.
+
+    ``soft`` is T² · mean KL(rebuilt teacher ‖ softmax(s / T)), the same value
+    and gradient as ``soft_target_loss(cached_logits(..., rest), s, T, "kl")``;
+    ``hard`` the next word's cross-entropy, as :func:`kdcore.losses.hard_label_loss`
+    (every word of a text is labelled; ``labels=None`` leaves it out). Both
+    are tested equal to ``kdcore.losses.distillation_terms`` on the rebuilt
+    distribution. With z = s / T, lse = logsumexp(z), q = softmax(z), p the
+    cached top k, P = Σ_top p, r = 1 − P the rest and Q = Σ_top q:
 
     ``rest="student"`` (the rest in the student's proportions: k + 1 outcomes)
 
@@ -457,10 +465,13 @@ def cached_soft_loss(probs, ids, student_logits, temperature: float, rest: str =
         KL = Σ_top p log p + (V − k) b log b − Σ_top p z − b (Σ_all z − Σ_top z) + m · lse
         ∂KL/∂z = m q − b − [p − b on the top k]
 
-    Either gradient is one scaled copy of q (its exp kept from the forward
-    pass) plus k updates per word, written out rather than derived through a
-    log-softmax and a gather, which cost as many passes over the
-    (words × vocabulary) logits again; the dense teacher is never built.
+    and the cross-entropy's ∂/∂s is softmax(s) − onehot(y). Why one function:
+    the (words × vocabulary) logits are the big tensor of a small student's
+    step, and each pass over them costs. At T = 1 both terms need the same
+    softmax, so it is taken once and the whole gradient is one scaled copy of
+    it plus k + 1 updates per word; at another T the softmax at T is one more
+    exp of the same shifted logits. Derived through log-softmaxes and gathers
+    instead, the soft term cost as much as the rest of the step.
     """
     import tensorflow as tf
 
@@ -468,19 +479,24 @@ def cached_soft_loss(probs, ids, student_logits, temperature: float, rest: str =
         raise ValueError(f"cache_rest must be one of {', '.join(CACHE_REST)} (got {rest!r})")
     vocab = student_logits.shape[-1]
     p = tf.reshape(tf.cast(probs, "float32"), (-1, probs.shape[-1]))
-    ids = tf.reshape(tf.cast(ids, "int32"), tf.shape(p))
     k = p.shape[-1]
+    ids = tf.reshape(tf.cast(ids, "int32"), (-1, k))
     big_p = tf.reduce_sum(p, -1)
     left = tf.maximum(1.0 - big_p, 0.0) * (1.0 if k < vocab else 0.0)  # k = V: no other word, only rounding
     entropy_top = tf.reduce_sum(p * tf.math.log(tf.maximum(p, 1e-12)), -1)
-    inv_t, t2 = 1.0 / float(temperature), float(temperature) ** 2
+    inv_t, t2, alpha = 1.0 / float(temperature), float(temperature) ** 2, float(alpha)
     rows = tf.shape(p)[0]
-    index = tf.stack([tf.repeat(tf.range(rows), k), tf.reshape(ids, (-1,))], axis=1)
+    row = tf.range(rows)
+    index = tf.stack([tf.repeat(row, k), tf.reshape(ids, (-1,))], axis=1)
+    y = None if labels is None else tf.reshape(tf.cast(labels, "int32"), (-1,))
+    one_exp = float(temperature) == 1.0
 
     @tf.custom_gradient
-    def loss(s):
+    def terms(s):
         top = tf.reduce_max(s, -1, keepdims=True)
-        e = tf.exp((s - top) * inv_t)
+        shifted = s - top
+        e1 = tf.exp(shifted) if (y is not None or one_exp) else None
+        e = e1 if one_exp else tf.exp(shifted * inv_t)  # softmax(s / T), unnormalised
         total = tf.reduce_sum(e, -1)
         lse = top[:, 0] * inv_t + tf.math.log(total)
         z_top = tf.gather(s, ids, batch_dims=1) * inv_t
@@ -499,15 +515,37 @@ def cached_soft_loss(probs, ids, student_logits, temperature: float, rest: str =
             kl = (entropy_top + (vocab - k) * b * tf.math.log(b) - tf.reduce_sum(p * z_top, -1)
                   - b * (tf.reduce_sum(s, -1) * inv_t - tf.reduce_sum(z_top, -1)) + scale * lse)
             top_update = shift[:, None] - p
+        soft = t2 * tf.reduce_mean(kl)
+        if y is None:
+            hard = tf.zeros_like(soft)
+        else:
+            total_1 = total if one_exp else tf.reduce_sum(e1, -1)
+            hard = tf.reduce_mean(top[:, 0] + tf.math.log(total_1) - tf.gather(s, y[:, None], batch_dims=1)[:, 0])
 
-        def grad(upstream):
-            c = upstream * float(temperature) / tf.cast(rows, "float32")  # T² · (1/T) · (1/words)
-            g = e * (c * scale / total)[:, None] - (c * shift)[:, None]
-            return tf.tensor_scatter_nd_add(g, index, tf.reshape(c * top_update, (-1,)))
+        def grad(d_total, d_soft=None, d_hard=None):
+            n = tf.cast(rows, "float32")
+            d_soft = 0.0 if d_soft is None else d_soft
+            d_hard = 0.0 if d_hard is None else d_hard
+            c_soft = (d_total * alpha + d_soft) * float(temperature) / n  # T² · (1/T) · (1/words)
+            c_hard = (d_total * (1.0 - alpha) + d_hard) / n
+            if y is None:
+                g = e * (c_soft * scale / total)[:, None]
+            elif one_exp:
+                g = e * ((c_soft * scale + c_hard) / total)[:, None]
+            else:
+                g = e * (c_soft * scale / total)[:, None] + e1 * (c_hard / total_1)[:, None]
+            if rest == "even":
+                g = g - (c_soft * shift)[:, None]
+            updates = [tf.reshape(c_soft * top_update, (-1,))]
+            where = [index]
+            if y is not None:
+                updates.append(-tf.broadcast_to(c_hard, tf.shape(y)))
+                where.append(tf.stack([row, y], axis=1))
+            return tf.tensor_scatter_nd_add(g, tf.concat(where, 0), tf.concat(updates, 0))
 
-        return t2 * tf.reduce_mean(kl), grad
+        return (alpha * soft + (1.0 - alpha) * hard, soft, hard), grad
 
-    return loss(tf.reshape(tf.cast(student_logits, "float32"), (-1, vocab)))
+    return terms(tf.reshape(tf.cast(student_logits, "float32"), (-1, vocab)))
 
 
 # --- training ----------------------------------------------------------------------------------------
@@ -523,7 +561,7 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
     import keras
     import tensorflow as tf
 
-    from ..losses import distillation_terms, hard_label_loss
+    from ..losses import distillation_terms
     from ..training import RunResult, device_info
 
     info = device_info()
@@ -551,9 +589,7 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
             out = net([x, *state], training=True)
             logits = tf.reshape(out[0], (-1, vocab))
             if distil and not online:  # alpha · soft + (1 − alpha) · hard, as distillation_terms has it
-                soft = cached_soft_loss(c_probs, c_ids, logits, temperature, cache_rest)
-                hard = hard_label_loss(tf.reshape(y, (-1,)), logits)
-                total = alpha * soft + (1.0 - alpha) * hard
+                total, soft, hard = cached_terms(y, logits, c_probs, c_ids, temperature, alpha, cache_rest)
             else:
                 total, soft, hard = distillation_terms(tf.reshape(y, (-1,)), logits, t_logits, temperature,
                                                        alpha if distil else 0.0, "kl")
