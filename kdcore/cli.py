@@ -116,6 +116,8 @@ def epoch_line(series: str, record: dict, epochs: int) -> str:
     parts = [f"loss {record['loss']:.4f}"] if "loss" in record else []
     parts += [f"{key.replace('_', ' ')} {_percent(record[key])}"
               for key in ("accuracy", "test_accuracy") if key in record]
+    parts += [f"{key.replace('_', ' ')} {record[key]:,.1f}"
+              for key in ("valid_perplexity", "test_perplexity") if record.get(key) is not None]
     parts.append(f"{record.get('seconds', 0):.1f} s")
     return f"{series} epoch {record['epoch']}/{epochs or '?'}: {', '.join(parts)}"
 
