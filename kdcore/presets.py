@@ -27,6 +27,21 @@ mnist-5k; the README's "Does distillation help?" has the table):
   best cell of a T × alpha sweep. With all 60,000 labels it is still a tie:
   the teacher is only ~1.5 points above the baseline. With labels for 5 % of
   the images (``--labels-fraction 0.05``) distillation gains ~5 points.
+
+The language-model presets (task ``lm``; the README's "Language models" has
+what was measured of them):
+
+- ``lm-quick`` is the Home demo: ptb-small, a 2×128 teacher and a 1×32
+  student, 6 epochs each at a high step (5e-3), because 60k words give few
+  steps. The earlier 3-epoch 2×128 teacher at 2e-3 (895 perplexity) was
+  worse than a 1×32 student from scratch, so there was nothing to distil.
+- ``lm-ptb`` is the issue's headline: a 2×256 teacher on full PTB, aimed at
+  about 20 minutes of a quiet 2-core machine (not yet measured on one). That
+  means 5 epochs, batch 64 (fewer, larger steps: the LSTM's per-step
+  overhead is paid half as often), and Adam at 3e-3 decaying ×0.6 each epoch. Dropout is 0.2, light, because 5
+  epochs barely over-fit. Then a 1×64 student for 2 epochs at T = 1: with
+  the cache's rest in the student's proportions, T = 1 makes the soft and
+  hard terms share one softmax, so a cache step costs what a scratch step does.
 """
 from __future__ import annotations
 
