@@ -23,7 +23,8 @@ EXAMPLE_PAGES = {  # input kind (Task.example) -> the screens that can show it
     "image": [st.Page("pages/temperature.py", title="Temperature", icon=":material/thermostat:"),
               st.Page("pages/predictions.py", title="Predictions", icon=":material/grid_view:"),
               st.Page("pages/upload.py", title="Upload", icon=":material/upload:")],
-    "prompt": [st.Page("pages/prompt.py", title="Next word", icon=":material/text_fields:")],
+    "prompt": [st.Page("pages/prompt.py", title="Next word", icon=":material/text_fields:"),
+               st.Page("pages/surprisal.py", title="Predictions", icon=":material/grid_view:")],
 }
 REPORT_PAGES = [
     st.Page("pages/experiments.py", title="Experiments", icon=":material/biotech:"),

@@ -116,6 +116,8 @@ def epoch_line(series: str, record: dict, epochs: int) -> str:
     parts = [f"loss {record['loss']:.4f}"] if "loss" in record else []
     parts += [f"{key.replace('_', ' ')} {_percent(record[key])}"
               for key in ("accuracy", "test_accuracy") if key in record]
+    parts += [f"{key.replace('_', ' ')} {record[key]:,.1f}"
+              for key in ("valid_perplexity", "test_perplexity") if record.get(key) is not None]
     parts.append(f"{record.get('seconds', 0):.1f} s")
     return f"{series} epoch {record['epoch']}/{epochs or '?'}: {', '.join(parts)}"
 
@@ -324,27 +326,29 @@ def _predict(args) -> dict:
 # --- evaluate -------------------------------------------------------------------------------------
 def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a saved .keras model")
-    parser.add_argument("--dataset", help="default: see `datasets`")
+    parser.add_argument("--dataset", help="default: the one the model was trained on, else see `datasets`")
 
 
 def _evaluate_text(result: dict) -> str:
+    if "test_perplexity" in result:
+        return (f"Test perplexity {result['test_perplexity']:,.1f} on {result['test_size']:,} words "
+                f"(valid {result['valid_perplexity']:,.1f}); {result['note']}")
     rows = [f"Test accuracy {_percent(result['test_accuracy'])} on {result['test_size']:,} images",
             "confusion (rows: true label, columns: predicted):"]
     rows += [f"  {i}: " + " ".join(f"{n:>5}" for n in row) for i, row in enumerate(result["confusion"])]
     return "\n".join(rows)
 
 
-@command("evaluate", "test accuracy and confusion matrix of a saved model", _evaluate_arguments, _evaluate_text)
+@command("evaluate", "a saved model's test score (accuracy and confusion, or perplexity)", _evaluate_arguments,
+         _evaluate_text)
 def _evaluate(args) -> dict:
-    from . import inference
-
     task = tasks.get(args.task)
+    trained_on = storage.read_sidecar(args.model).get("dataset")  # the default: the data the model learnt from
+    known = trained_on in {d["name"] for d in task.datasets()} or (trained_on and Path(trained_on).is_file())
+    ds = task.load(args.dataset or (trained_on if known else None))
     model = storage.load_model(args.model, task)
-    ds = task.fit_data(model, task.load(args.dataset))[0]
-    predicted = inference.test_logits(model, ds).argmax(-1)
-    return {"model": args.model, "dataset": ds.name, "test_size": int(len(ds.y_test)),
-            "test_accuracy": float((predicted == ds.y_test).mean()),
-            "confusion": inference.confusion(ds.y_test, predicted).tolist()}
+    ds = task.fit_data(model, ds)[0]  # grey data for a colour model, say, as distill converts it
+    return {"model": args.model, "dataset": ds.name, **task.evaluate(model, ds)}
 
 
 # --- bench (options, summary and work live in kdcore.bench) -----------------------------------------
@@ -370,13 +374,35 @@ def _experiment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels-fraction", type=float, help="share of training labels the student may see "
                                                               "(default: the preset's)")
     parser.add_argument("--omit-class", type=int, help="leave this class out of the transfer set (default: the preset's)")
+    parser.add_argument("--teacher", help="a saved teacher .keras file to distil from, instead of training the "
+                                          "preset's (a teacher trained before by the same recipe is reused anyway)")
 
 
-def _spread_text(spread: dict) -> str:
-    return "n/a" if spread.get("mean") is None else f"{100 * spread['mean']:.1f} ± {100 * spread['std']:.1f}"
+def _spread_text(spread: dict, scale: float = 100) -> str:
+    return "n/a" if spread.get("mean") is None else f"{scale * spread['mean']:.1f} ± {scale * spread['std']:.1f}"
+
+
+def _preset_of_task(name: str, task: str | None) -> str:
+    """The preset, refused in one line when it belongs to another task than ``--task`` names."""
+    from . import presets
+
+    own = presets.get(name).get("task", "digits")
+    if task is not None and own != task:
+        raise ValueError(f"preset {name!r} is for task {own!r}, not {task!r}; presets of {task!r}: "
+                         f"{', '.join(presets.names(task)) or 'none yet'}")
+    return name
 
 
 def _experiment_text(result: dict) -> str:
+    if result.get("metric") == "perplexity":
+        return "\n".join([
+            f"{result['preset']} on {result['dataset']}, seeds {result['seeds']}: "
+            f"teacher perplexity {result['teacher_perplexity']:,.1f}",
+            f"distilled {_spread_text(result['student_perplexity'], 1)}, "
+            f"from scratch {_spread_text(result['baseline_perplexity'], 1)} (test perplexity, lower is better)",
+            f"gain {_spread_text(result['gain'], 1)}, gap recovered (log-perplexity) "
+            f"{_spread_text(result['gap_recovered'])} %",
+            f"Verdict: {result['verdict_reason']}", f"{result['seconds']:.0f} s"])
     lines = [f"{result['preset']} on {result['dataset']}, seeds {result['seeds']}: "
              f"teacher {_percent(result['teacher_accuracy'])}",
              f"distilled {_spread_text(result['student_accuracy'])} %, "
@@ -397,8 +423,9 @@ def _experiment(args) -> dict:
     from . import experiments
 
     with live_progress("experiment") as progress:
-        return _finished(experiments.run_experiment(args.preset, args.seeds, args.labels_fraction,
-                                                    args.omit_class, progress))
+        return _finished(experiments.run_experiment(_preset_of_task(args.preset, args.task), args.seeds,
+                                                    args.labels_fraction, args.omit_class, progress,
+                                                    teacher=args.teacher))
 
 
 def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -427,7 +454,7 @@ def _sweep(args) -> dict:
 
     t0 = time.perf_counter()
     with live_progress("sweep") as progress:
-        frame = experiments.sweep(args.preset, args.temperatures, args.alphas, args.seeds, args.widths, progress)
+        frame = experiments.sweep(_preset_of_task(args.preset, args.task), args.temperatures, args.alphas, args.seeds, args.widths, progress)
     return {"preset": args.preset, "cells": frame.to_dict("records"), "seconds": time.perf_counter() - t0}
 
 
@@ -450,8 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         cmd.add_arguments(p)
-        p.add_argument("--task", default="digits", help="what to distil: " + ", ".join(tasks.names())
-                       + " (default digits; `tasks` lists them)")
+        p.add_argument("--task", help="what to distil: " + ", ".join(tasks.names())
+                       + " (default digits, or the preset's; `tasks` lists them)")
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
 

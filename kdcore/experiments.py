@@ -26,12 +26,19 @@ Two experiments from Hinton, Vinyals & Dean (2015) are built in:
 
 :func:`sweep` repeats the student half over a grid of temperatures, alphas
 and widths. Every experiment and sweep is recorded in the run store.
+
+A task scored by perplexity (the language model) runs the same way: its
+scores are named ``student_perplexity`` and so on, lower is better, and the
+gap recovered is measured in log-perplexity. Its soft targets cannot be kept
+whole, so instead of logits computed once the task makes them in training
+(its top-k cache is built once and shared by the seeds).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import math
 import time
 
 import numpy as np
@@ -104,7 +111,8 @@ def _fingerprint(cfg, ds: Dataset) -> str:
 def cached_teacher(cfg, ds: Dataset, progress: Progress | None = None, task: str = "digits") -> dict:
     """The teacher for this recipe and dataset: loaded if trained before, else trained and saved.
 
-    Returns ``{"model", "accuracy", "path", "cached", "status", "reason"}``.
+    Returns ``{"model", "accuracy", "path", "cached", "status", "reason", "seconds"}`` (``accuracy`` holds the
+    task's metric) and, when trained here, its ``history``.
     """
     t = tasks.get(task)
     cfg.validate(len(ds.y_train))
@@ -113,18 +121,29 @@ def cached_teacher(cfg, ds: Dataset, progress: Progress | None = None, task: str
         try:
             model = storage.load_model(path, t)
             return {"model": model, "accuracy": t.score(model, ds), "path": str(path),
-                    "cached": True, "status": "finished", "reason": ""}
+                    "cached": True, "status": "finished", "reason": "",
+                    "seconds": storage.read_sidecar(path).get("seconds")}
         except storage.StorageError:
             pass  # a damaged cache file is simply trained again and replaced
     res = t.train_teacher(cfg, ds, progress)
     if res.status == "finished":
         storage.save_model(res.model, path, {"kind": "teacher", "task": t.name, "dataset": ds.name,
-                                             "config": to_dict(cfg), "test_accuracy": res.test_accuracy,
+                                             "config": to_dict(cfg), f"test_{t.metric.name}": res.test_accuracy,
                                              "device": res.device, "params": t.teacher_size(cfg, ds)["params"],
                                              "seconds": res.seconds,
                                              "note": "trained by an experiment; reused for the same recipe"})
     return {"model": res.model, "accuracy": res.test_accuracy, "path": str(path), "cached": False,
-            "status": res.status, "reason": res.reason}
+            "status": res.status, "reason": res.reason, "seconds": res.seconds, "history": res.history}
+
+
+def saved_teacher(path, ds: Dataset, task: str = "digits") -> dict:
+    """A teacher the user trained before (``experiment --teacher FILE``), scored on ``ds``: as :func:`cached_teacher`."""
+    t = tasks.get(task)
+    model = storage.load_model(path, t)
+    meta = storage.read_sidecar(path)
+    return {"model": model, "accuracy": t.score(model, ds), "path": str(path), "cached": True,
+            "status": "finished", "reason": "", "seconds": meta.get("seconds"),
+            "history": meta.get("history")}
 
 
 # --- omit one class (Hinton et al. 2015, section 3) --------------------------------------------------
@@ -176,27 +195,37 @@ def _setup(preset, data: Dataset | None, overrides: dict) -> tuple[str, dict, ob
     t = tasks.get(spec.get("task"))
     ds = data if data is not None else t.load(spec["dataset"])
     teacher_cfg = from_dict(t.teacher_config, spec["teacher"], t.name).validate(len(ds.y_train))
-    cfg = from_dict(DistillConfig, {**spec["distill"], **overrides}, t.name).validate(len(ds.y_train))
+    cfg = from_dict(t.distill_class(), {**spec["distill"], **overrides}, t.name).validate(len(ds.y_train))
     return name, spec, teacher_cfg, cfg, ds
 
 
 def _omitted(spec: dict, omit_class: int | None, ds: Dataset) -> int | None:
     """The class to leave out of the transfer set: the argument, else the preset's, else none."""
     omit = spec.get("omit_class") if omit_class is None else omit_class
+    task = tasks.get(spec.get("task"))
+    if omit is not None and task.metric.name != "accuracy":
+        raise ValueError(f"omit_class is not a setting of task {task.name!r}: it leaves a class out of a classifier's "
+                         "transfer set")
     if omit is not None and not (isinstance(omit, int) and not isinstance(omit, bool) and 0 <= omit < len(ds.classes)):
         raise ValueError(f"omit_class must be a class number 0-{len(ds.classes) - 1} (got {omit!r})")
     return omit
 
 
 def run_experiment(preset, seeds=3, labels_fraction: float | None = None, omit_class: int | None = None,
-                   progress: Progress | None = None, data: Dataset | None = None, record: bool = True) -> dict:
+                   progress: Progress | None = None, data: Dataset | None = None, record: bool = True,
+                   teacher: str | None = None) -> dict:
     """Teacher (cached), then for every seed a distilled student and its from-scratch twin.
 
     ``preset`` is a name from :mod:`kdcore.presets` or a preset dict;
     ``labels_fraction`` and ``omit_class`` override the preset's. ``data``
-    replaces the preset's dataset (tests use a small subset). With ``record``
-    the experiment gets its own run-store row; the dashboard's job runner
-    passes ``record=False`` because it keeps the row itself.
+    replaces the preset's dataset (tests use a small subset). ``teacher`` is
+    a saved teacher to distil from instead of the preset's recipe. With
+    ``record`` the experiment gets its own run-store row; the dashboard's job
+    runner passes ``record=False`` because it keeps the row itself.
+
+    Scores are named after the task's metric (``student_accuracy``,
+    ``student_perplexity``…); for perplexity the gap recovered is measured in
+    log-perplexity, and a lower score is the better one.
     """
     from .jobs import recorded
 
@@ -206,9 +235,11 @@ def run_experiment(preset, seeds=3, labels_fraction: float | None = None, omit_c
     omit = _omitted(spec, omit_class, ds)
     config = {"preset": name, "teacher": to_dict(teacher_cfg), "distill": to_dict(cfg), "seeds": seeds,
               "omit_class": omit, "task": tasks.get(spec.get("task")).name}
+    if teacher is not None:
+        config["teacher_model"] = str(teacher)
 
     def work(progress: Progress) -> dict:
-        return _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress)
+        return _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress, teacher)
 
     if record:
         return recorded("experiment", f"Experiment {name} on {ds.name}, {len(seeds)} seeds", config, ds.name,
@@ -216,20 +247,32 @@ def run_experiment(preset, seeds=3, labels_fraction: float | None = None, omit_c
     return work(progress or Progress(name))
 
 
-def _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress: Progress) -> dict:
+def _cpu(run) -> float | None:
+    """CPU seconds of a run's epochs, when its task records them (the language model does)."""
+    values = [r.get("cpu_seconds") for r in run.history]
+    return round(sum(values), 1) if values and None not in values else None
+
+
+def _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress: Progress,
+                teacher_path: str | None = None) -> dict:
     t0 = time.perf_counter()
     task = tasks.get(spec.get("task"))
+    m = task.metric.name
     results = {"preset": name, "dataset": ds.name, "seeds": seeds, "labels_fraction": cfg.labels_fraction,
-               "omit_class": omit, "config": config, "status": "finished", "reason": ""}
-    teacher = cached_teacher(teacher_cfg, ds, progress, task.name)
-    results.update(teacher_accuracy=teacher["accuracy"], teacher_cached=teacher["cached"],
-                   teacher_model=teacher["path"])
-    progress.result(teacher_accuracy=teacher["accuracy"], seeds_done=0, seeds_total=len(seeds))
+               "omit_class": omit, "config": config, "status": "finished", "reason": "", "task": task.name,
+               "metric": m, "higher_is_better": task.metric.higher_is_better}
+    teacher = (saved_teacher(teacher_path, ds, task.name) if teacher_path is not None
+               else cached_teacher(teacher_cfg, ds, progress, task.name))
+    results.update({f"teacher_{m}": teacher["accuracy"], "teacher_cached": teacher["cached"],
+                    "teacher_model": teacher["path"], "teacher_seconds": teacher.get("seconds")})
+    if teacher.get("history"):
+        results["teacher_history"] = teacher["history"]
+    progress.result(**{f"teacher_{m}": teacher["accuracy"]}, seeds_done=0, seeds_total=len(seeds))
     if teacher["status"] != "finished":
         results.update(status=teacher["status"], reason=f"teacher: {teacher['reason']}")
         return results
     progress.phase("teacher logits")
-    logits = training.teacher_logits(teacher["model"], ds)
+    logits = task.teacher_targets(teacher["model"], ds)
     transfer, transfer_logits = (ds, logits) if omit is None else without_class(ds, logits, omit)
     runs = []
     for i, seed in enumerate(seeds):
@@ -242,24 +285,38 @@ def _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress:
             break
         run = {"seed": seed, "student": student.test_accuracy, "baseline": baseline.test_accuracy,
                "gain": student.test_accuracy - baseline.test_accuracy,
-               "gap_recovered": gap_recovered(student.test_accuracy, baseline.test_accuracy, teacher["accuracy"]),
+               "gap_recovered": _gap(student.test_accuracy, baseline.test_accuracy, teacher["accuracy"],
+                                     task.metric.higher_is_better),
                "seconds": student.seconds + baseline.seconds}
+        cpu = (_cpu(student), _cpu(baseline))
+        if None not in cpu:
+            run.update(student_cpu_seconds=cpu[0], baseline_cpu_seconds=cpu[1])
         if omit is not None:
             run["omit"] = _omit_report(student.model, baseline.model, ds, omit)
         runs.append(run)
         progress.result(seeds_done=i + 1, finished_seeds=[dict(r) for r in runs])
-    results.update(_summarise(runs, omit, ds))
+    results.update(_summarise(runs, omit, ds, task.metric))
     results["seconds"] = time.perf_counter() - t0
     return results
 
 
-def _summarise(runs: list[dict], omit: int | None, ds: Dataset) -> dict:
+def _gap(student, baseline, teacher, higher_is_better: bool = True):
+    """Share of the teacher–baseline gap closed; for perplexity (lower is better) measured in log-perplexity."""
+    if higher_is_better:
+        return gap_recovered(student, baseline, teacher)
+    logs = [math.log(v) if v else None for v in (student, baseline, teacher)]
+    return gap_recovered(*logs, higher_is_better=False)
+
+
+def _summarise(runs: list[dict], omit: int | None, ds: Dataset, metric=None) -> dict:
+    m = metric.name if metric is not None else "accuracy"
+    higher = metric.higher_is_better if metric is not None else True
     out = {key: spread([r[key] for r in runs]) for key in ("gain", "gap_recovered")}
-    out.update(student_accuracy=spread([r["student"] for r in runs]),
-               baseline_accuracy=spread([r["baseline"] for r in runs]), runs=runs)
+    out.update({f"student_{m}": spread([r["student"] for r in runs]),
+                f"baseline_{m}": spread([r["baseline"] for r in runs]), "runs": runs})
     one = runs[0] if len(runs) == 1 else None  # one seed: the test set's own noise is all there is
-    v = verdict([r["gain"] for r in runs],
-                noise=gain_noise_single(one["student"], one["baseline"], len(ds.y_test)) if one else None)
+    noise = gain_noise_single(one["student"], one["baseline"], len(ds.y_test)) if one and m == "accuracy" else None
+    v = verdict([r["gain"] for r in runs], noise=noise, higher_is_better=higher, metric=m)
     out.update(verdict=v.outcome, verdict_reason=v.why)
     if omit is not None and runs:
         reports = [r["omit"] for r in runs]
@@ -312,7 +369,7 @@ def _sweep(name, spec, teacher_cfg, cfg, ds, grid, widths, seeds, progress: Prog
     if teacher["status"] != "finished":
         results.update(status=teacher["status"], reason=f"teacher: {teacher['reason']}")
         return results
-    logits = training.teacher_logits(teacher["model"], ds)
+    logits = task.teacher_targets(teacher["model"], ds)
     baselines: dict[tuple, float] = {}
     total = len(grid) * len(seeds) + len(widths) * len(seeds)
     done = 0
@@ -336,7 +393,7 @@ def _sweep(name, spec, teacher_cfg, cfg, ds, grid, widths, seeds, progress: Prog
         stats = spread(accs)
         results["cells"].append({"units": int(w), "temperature": t, "alpha": a, "student": stats["mean"],
                                  "student_std": stats["std"], "baseline": base, "gain": stats["mean"] - base,
-                                 "teacher": teacher["accuracy"]})
+                                 "teacher": teacher["accuracy"], "metric": task.metric.name})
     results["seconds"] = time.perf_counter() - t0
     return results
 

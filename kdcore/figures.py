@@ -287,19 +287,26 @@ def experiment_bars(results: dict) -> go.Figure:
     a point or two, invisible on a 0-100 % axis; the error bars show whether
     they exceed the seed-to-seed spread.
     """
-    bars = [("teacher", "Teacher", {"mean": results.get("teacher_accuracy"), "std": 0.0}),
-            ("student", "Distilled student", results.get("student_accuracy") or {}),
-            ("baseline", "Baseline (from scratch)", results.get("baseline_accuracy") or {})]
+    m = results.get("metric", "accuracy")
+    bars = [("teacher", "Teacher", {"mean": results.get(f"teacher_{m}"), "std": 0.0}),
+            ("student", "Distilled student", results.get(f"student_{m}") or {}),
+            ("baseline", "Baseline (from scratch)", results.get(f"baseline_{m}") or {})]
     bars = [(key, label, s) for key, label, s in bars if s.get("mean") is not None]
+    shown = ".1%" if m == "accuracy" else ",.1f"
+    hover = ".2%" if m == "accuracy" else ",.1f"
     fig = go.Figure([go.Bar(x=[label], y=[s["mean"]], name=label, marker_color=COLOURS[key],
                             error_y=dict(type="data", array=[s.get("std") or 0.0], visible=True),
-                            text=[f"{s['mean']:.1%}"], textposition="inside",
-                            hovertemplate=f"{label}: %{{y:.2%}} ± {(s.get('std') or 0):.2%}<extra></extra>")
+                            text=[format(s["mean"], shown)], textposition="inside",
+                            hovertemplate=f"{label}: %{{y:{hover}}} ± {format(s.get('std') or 0, hover)}<extra></extra>")
                      for key, label, s in bars])
-    low = min((s["mean"] - 3 * (s.get("std") or 0) for _, _, s in bars), default=0.0)
     fig.update_layout(showlegend=False, height=340, margin=dict(l=10, r=10, t=40, b=10),
-                      title=f"Mean test accuracy over {len(results.get('seeds', []))} seed(s), ± 1 std")
-    fig.update_yaxes(range=[max(0.0, low - 0.03), 1.0], tickformat=".0%", title="test accuracy")
+                      title=f"Mean test {m} over {len(results.get('seeds', []))} seed(s), ± 1 std"
+                            + ("" if m == "accuracy" else " (lower is better)"))
+    if m == "accuracy":
+        low = min((s["mean"] - 3 * (s.get("std") or 0) for _, _, s in bars), default=0.0)
+        fig.update_yaxes(range=[max(0.0, low - 0.03), 1.0], tickformat=".0%", title="test accuracy")
+    else:
+        fig.update_yaxes(rangemode="tozero", title=f"test {m}")
     return fig
 
 
@@ -315,6 +322,7 @@ def sweep_heatmap(frame, value: str = "gain", units: int | None = None) -> go.Fi
     cells = frame[frame["units"] == units] if len(frame) else frame
     table = cells.pivot_table(index="alpha", columns="temperature", values=value) if len(cells) else None
     gain = value == "gain"
+    accuracy = (cells["metric"].iloc[0] if "metric" in cells and len(cells) else "accuracy") == "accuracy"
     if table is None:
         fig = go.Figure()
         _waiting(fig, True, "no sweep cell finished yet")
@@ -323,12 +331,16 @@ def sweep_heatmap(frame, value: str = "gain", units: int | None = None) -> go.Fi
     limit = float(np.nanmax(np.abs(z))) if gain and np.isfinite(z).any() else None
     fig = go.Figure(go.Heatmap(
         z=z, x=[f"T={t:g}" for t in table.columns], y=[f"α={a:g}" for a in table.index],
-        text=[[("+" if gain and v > 0 else "") + f"{100 * v:.1f}" for v in row] for row in z],
-        texttemplate="%{text}", colorscale="RdBu" if gain else "Blues", zmid=0 if gain else None,
-        zmin=-limit if limit else None, zmax=limit if limit else None,
-        colorbar=dict(title="points" if gain else "accuracy"),
+        text=[[("+" if gain and v > 0 else "") + f"{(100 if accuracy else 1) * v:.1f}" for v in row] for row in z],
+        texttemplate="%{text}", colorscale=("RdBu" if accuracy else "RdBu_r") if gain else "Blues",
+        zmid=0 if gain else None, zmin=-limit if limit else None, zmax=limit if limit else None,
+        colorbar=dict(title=("points" if accuracy else "perplexity") if gain else ("accuracy" if accuracy else
+                                                                                  "perplexity")),
         hovertemplate="%{y}, %{x}: %{text}<extra></extra>"))
-    what = "gain over the baseline (points)" if gain else "student test accuracy (%)"
+    if accuracy:
+        what = "gain over the baseline (points)" if gain else "student test accuracy (%)"
+    else:
+        what = "change in perplexity vs the baseline (negative: helped)" if gain else "student test perplexity"
     fig.update_layout(title=f"{units}-unit student: {what}", height=320, margin=dict(l=10, r=10, t=50, b=10))
     fig.update_yaxes(autorange="reversed")
     return fig

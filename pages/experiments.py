@@ -22,6 +22,10 @@ st.caption("One distillation run proves little: two seeds of the same student di
 def _recipe(spec: dict) -> str:
     t, d = spec["teacher"], spec["distill"]
     student = d["student"]
+    if spec.get("task") == "lm":
+        return (f"{spec['dataset']} · teacher {t.get('layers', 2)}×{t['units']} LSTM, {t['epochs']} epochs · student "
+                f"{student.get('layers', 1)}×{student['units']} LSTM, {d['epochs']} epochs, T = {d['temperature']:g}, "
+                f"alpha = {d['alpha']:g}")
     shape = f"{student['units']}-unit MLP" if not student.get("filters") else f"CNN ({student['filters']} filters)"
     extras = [f"labels for {d['labels_fraction']:.1%} of the images"] if d.get("labels_fraction", 1) < 1 else []
     extras += [f"no {spec['omit_class']} in the transfer set"] if spec.get("omit_class") is not None else []
@@ -33,6 +37,11 @@ def _recipe(spec: dict) -> str:
 
 def _pm(spread: dict, scale: float = 100, unit: str = " %") -> str:
     return "n/a" if spread.get("mean") is None else f"{scale * spread['mean']:.1f} ± {scale * spread['std']:.1f}{unit}"
+
+
+task = state.task()
+METRIC = task.metric.name
+ACCURACY = METRIC == "accuracy"
 
 
 def live(job, done_label: str, total_label: str, noun: str) -> None:
@@ -78,50 +87,60 @@ def live(job, done_label: str, total_label: str, noun: str) -> None:
 
 # --- one experiment --------------------------------------------------------------------------------
 st.subheader("Run an experiment")
-recipes = presets.names(state.task().name)
-if not recipes:
-    st.info(f"No preset recipe for the {state.task().title} task yet; run one from the command line with "
-            "`python -m kdcore experiment`.", icon=":material/info:")
+choices = presets.names(task.name)
+if not choices:
+    st.info(f"{task.title} has no preset yet: distil on the Distill page, with its baseline beside it.",
+            icon=":material/info:")
     st.stop()
-name = state.kept(st.selectbox, "Preset", "experiments.preset", "default" if "default" in recipes else recipes[0],
-                  options=recipes)
+first = "default" if "default" in choices else choices[0]
+if st.session_state.get("kept", {}).get("experiments.preset", first) not in choices:  # one of another task's
+    st.session_state["kept"]["experiments.preset"] = first
+    st.session_state.pop("experiments.preset", None)
+name = state.kept(st.selectbox, "Preset", "experiments.preset", first, options=choices)
 spec = presets.get(name)
 st.markdown(f"{spec['description']}  \n`{_recipe(spec)}`")
 left, middle, right = st.columns(3)
 seeds = int(state.kept(left.number_input, "Seeds", f"experiments.{name}.seeds", 3, min_value=1, max_value=10,
                          help="The experiment is repeated with seeds 0 … N−1; the spread is their std."))
-fraction = state.kept(middle.slider, "Share of images with labels", f"experiments.{name}.labels",
-                        float(spec["distill"].get("labels_fraction", 1.0)), min_value=0.05, max_value=1.0,
-                        step=0.025, help="The student learns the unlabelled rest from the teacher alone; the "
-                                         "baseline learns from the labelled part only.")
-omit_options = ["none", *range(10)]
-omit = state.kept(right.selectbox, "Leave out of the transfer set", f"experiments.{name}.omit",
-                    "none" if spec.get("omit_class") is None else spec["omit_class"], options=omit_options,
-                    help="Hinton et al. (2015): a student that never saw this class learns it from the "
-                         "teacher's soft targets on the other digits.")
-size = next((row.get("train") for row in state.task().datasets() if row["name"] == spec["dataset"]), None)
-if size and size > 10_000:
-    st.info(f"{spec['dataset']} has {size:,} training examples: on two CPU cores this takes tens of minutes.",
-            icon="⏱️")
+fraction, omit = 1.0, "none"
+if "labels_fraction" in task.distill_params():
+    fraction = state.kept(middle.slider, "Share of images with labels", f"experiments.{name}.labels",
+                          float(spec["distill"].get("labels_fraction", 1.0)), min_value=0.05, max_value=1.0,
+                          step=0.025, help="The student learns the unlabelled rest from the teacher alone; the "
+                                           "baseline learns from the labelled part only.")
+if ACCURACY:
+    omit_options = ["none", *range(10)]
+    omit = state.kept(right.selectbox, "Leave out of the transfer set", f"experiments.{name}.omit",
+                      "none" if spec.get("omit_class") is None else spec["omit_class"], options=omit_options,
+                      help="Hinton et al. (2015): a student that never saw this class learns it from the "
+                           "teacher's soft targets on the other digits.")
+if spec["dataset"] not in ("mnist-5k", "ptb-small", "fashion-mnist-3k"):  # the quick slices
+    st.info(f"{spec['dataset']} is a full dataset: on two CPU cores this takes tens of minutes.", icon="⏱️")
 
 job = job_panel.current_job("experiment")
 busy = job is not None and job.status.active
 if st.button("Run experiment", type="primary", disabled=busy):
     job_panel.start_job("experiment", lambda: experiments.start_experiment(
-        name, seeds, float(fraction), None if omit == "none" else int(omit)))
+        name, seeds, float(fraction) if fraction != 1.0 or ACCURACY else None, None if omit == "none" else int(omit)))
 
 
 if job is not None:
     live(job, "seeds_done", "seeds_total", "seeds")
     result = job.result or {}
-    if job.status == "finished" and result.get("student_accuracy"):
+    if job.status == "finished" and result.get(f"student_{METRIC}"):
         bars, numbers = st.columns([3, 2])
         bars.plotly_chart(figures.experiment_bars(result), key="experiment_bars")
         with numbers:
-            st.metric("Gain of distillation", _pm(result["gain"], unit=" points"),
-                      help="Distilled minus baseline test accuracy, per seed; mean ± std over seeds.")
+            if ACCURACY:
+                st.metric("Gain of distillation", _pm(result["gain"], unit=" points"),
+                          help="Distilled minus baseline test accuracy, per seed; mean ± std over seeds.")
+            else:
+                st.metric("Change in perplexity", _pm(result["gain"], 1, ""),
+                          help="Distilled minus baseline test perplexity, per seed (negative: distillation "
+                               "helped); mean ± std over seeds.")
             st.metric("Gap recovered", _pm(result["gap_recovered"]),
-                      help="(student − baseline) / (teacher − baseline): 100 % would match the teacher.")
+                      help="(student − baseline) / (teacher − baseline): 100 % would match the teacher."
+                      + ("" if ACCURACY else " For perplexity the gap is measured in log-perplexity."))
             outcome = {"helped": "**Distillation helped.**", "hurt": "**Distillation hurt.**",
                        "tie": "**A tie.**"}.get(result.get("verdict"), "")
             st.markdown(f"{outcome} The rule: {result.get('verdict_reason', '')}")
@@ -162,7 +181,7 @@ if sweep_job is not None:
         frame = pd.DataFrame(cells)
         shown, width = st.columns(2)
         value = shown.radio("Show", ["gain", "student"], horizontal=True, key="experiments.sweep.value",
-                            format_func={"gain": "gain over the baseline", "student": "student accuracy"}.get)
+                            format_func={"gain": "gain over the baseline", "student": f"student {METRIC}"}.get)
         units = width.selectbox("Student width", sorted(frame["units"].unique()), key="experiments.sweep.units")
         st.plotly_chart(figures.sweep_heatmap(frame, value, int(units)), key="sweep_heatmap")
         st.dataframe(frame, hide_index=True)

@@ -149,8 +149,12 @@ def distill_outcome(result) -> None:
                    if result.baseline_score is not None else "not trained")
     cols[2].metric("Teacher", metric.format(result.teacher_score))
     verdict = result.verdict()
-    if verdict.outcome == "unknown":
+    if verdict.outcome == "unknown" and result.baseline_score is None:
         st.markdown("No baseline was trained, so this run cannot show what the teacher added; tick *Train baseline too*.")
+        return
+    if verdict.outcome == "unknown":  # a perplexity from one run has no error estimate: seeds give one
+        st.markdown(f"{verdict.why} The Experiments page repeats the run over seeds and says whether the teacher "
+                    "helped.")
         return
     text = {"helped": "**Distillation helped.**", "hurt": "**Distillation hurt.**",
             "tie": "**A tie: distillation made no difference you can tell from noise.**"}[verdict.outcome]

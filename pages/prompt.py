@@ -2,10 +2,14 @@
 
 For tasks whose example is a prompt (the LSTM language model). Storyboard:
 a prompt → both models' 15 most likely next words at the slider's T, side by
-side, with their entropies → each model continues the prompt by sampling at
-that T with a fixed seed, so the link (which holds prompt, T and seed)
-reproduces it. Words outside the vocabulary are read as ``<unk>``.
+side, with their entropies → entropy against T, a line per model, the
+slider's T marked → each model continues the prompt by sampling at that T
+with a fixed seed, so the link (which holds prompt, T and seed) reproduces
+it. Words outside the vocabulary are read as ``<unk>``.
 """
+import math
+
+import numpy as np
 import streamlit as st
 
 from kdcore import figures, params
@@ -53,6 +57,13 @@ for col, (name, a) in zip(cols, answers.items()):
 st.plotly_chart(figures.probability_bars(bars, words, f"Most likely next words at T = {temperature:g}",
                                          full_scale=False),
                 key="prompt_bars")
+TEMPERATURES = np.round(np.geomspace(0.25, max(16.0, temperature), 41), 4)
+curves = {name: task.prompt_entropy(meta["path"], text, TEMPERATURES) for name, meta in models.items()}
+st.plotly_chart(figures.entropy_curve(TEMPERATURES, curves, temperature,
+                                      math.log2(next(iter(answers.values()))["vocabulary_size"])),
+                key="prompt_entropy")
+st.caption("Entropy of the next word against T: high T spreads the mass towards all words equally (the dashed "
+           "ceiling), low T piles it on the top word. The soft targets a student learns from are read at one T.")
 st.subheader("Continued by sampling at T")
 for name, a in answers.items():
     st.markdown(f"**{name}:** {a['prompt']} *{a['continuation']}*")

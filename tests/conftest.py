@@ -53,12 +53,27 @@ def teacher_file(tmp_path_factory, mnist5k):
     return path
 
 
+@pytest.fixture(scope="session")
+def toy_text(tmp_path_factory):
+    """600 sentences (~3,300 words) of subject-verb-object: a grammar an LSTM learns in seconds (task lm)."""
+    import numpy as np
+
+    subjects, verbs = ["the cat", "a dog", "the bird", "my friend"], ["sees", "likes", "eats", "finds"]
+    objects = ["the fish", "a ball", "the seed", "some bread"]
+    rng = np.random.default_rng(0)
+    lines = [f"{subjects[i]} {verbs[j]} {objects[(i + j) % 4]}" + (" today" if j % 2 else "")
+             for i, j in rng.integers(0, 4, (600, 2))]
+    path = tmp_path_factory.mktemp("text") / "toy.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 # Markers, in one place: whole modules whose tests train for real, run subprocesses or start a browser are
 # ``slow``; a few slow tests elsewhere carry ``@pytest.mark.slow`` themselves. ``-m "not slow"`` is the
 # edit-test loop (about a minute); the README's full command runs everything.
-SLOW_MODULES = {"test_e2e", "test_pages_training", "test_experiments", "test_cli", "test_jobs", "test_bench",
+SLOW_MODULES = {"test_e2e", "test_e2e_lm", "test_pages_training", "test_experiments", "test_cli", "test_jobs", "test_bench",
                 "test_reliability", "test_export"}
-BROWSER_MODULES = {"test_e2e"}
+BROWSER_MODULES = {"test_e2e", "test_e2e_lm"}
 
 
 def pytest_collection_modifyitems(items):

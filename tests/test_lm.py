@@ -16,22 +16,6 @@ from kdcore import cli, tasks
 from kdcore.data import DatasetError
 from kdcore.tasks import lm
 
-SUBJECTS = ["the cat", "a dog", "the bird", "my friend"]
-VERBS = ["sees", "likes", "eats", "finds"]
-OBJECTS = ["the fish", "a ball", "the seed", "some bread"]
-
-
-@pytest.fixture(scope="module")
-def toy_text(tmp_path_factory):
-    """600 sentences (~3,300 words) of subject-verb-object: a grammar an LSTM learns in seconds."""
-    rng = np.random.default_rng(0)
-    lines = [f"{SUBJECTS[i]} {VERBS[j]} {OBJECTS[(i + j) % 4]}" + (" today" if j % 2 else "")
-             for i, j in rng.integers(0, 4, (600, 2))]
-    path = tmp_path_factory.mktemp("text") / "toy.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def toy(toy_text):
     return lm.load_text(toy_text)
@@ -101,8 +85,11 @@ def test_the_top_k_cache_matches_the_full_softmax_on_a_tiny_vocabulary():
     np.testing.assert_allclose(rebuilt.sum(-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("rest", lm.CACHE_REST)
 @pytest.mark.parametrize("k", [1, 3, 6])
-def test_the_cached_soft_loss_is_the_kl_of_losses_py_on_the_rebuilt_distribution(k):
+def test_the_cached_soft_loss_is_the_kl_of_losses_py_on_the_rebuilt_distribution(k, rest):
+    import tensorflow as tf
+
     from kdcore.losses import soft_target_loss
 
     rng = np.random.default_rng(k)
@@ -111,10 +98,38 @@ def test_the_cached_soft_loss_is_the_kl_of_losses_py_on_the_rebuilt_distribution
     p = np.exp(_log_softmax(teacher / temperature))
     ids = np.argsort(-p, -1)[:, :k]
     probs = np.take_along_axis(p, ids, -1).astype("float32")
-    reference = float(soft_target_loss(lm.cached_logits(probs, ids, 6, temperature), student, temperature, "kl"))
-    assert float(lm.cached_soft_loss(probs, ids, student, temperature)) == pytest.approx(reference, rel=1e-4, abs=1e-6)
+    s = tf.Variable(student)
+    with tf.GradientTape(persistent=True) as tape:
+        fast = lm.cached_soft_loss(probs, ids, s, temperature, rest)
+        dense = soft_target_loss(lm.cached_logits(probs, ids, 6, temperature, rest, s), s, temperature, "kl")
+    assert float(fast) == pytest.approx(float(dense), rel=1e-4, abs=1e-6)
+    # The gradient is written out in closed form: it must be the dense loss's, word for word.
+    np.testing.assert_allclose(tape.gradient(fast, s), tape.gradient(dense, s), atol=1e-6)
     if k == 6:  # nothing left out: the KL to the teacher's own softened distribution
-        assert reference == pytest.approx(float(soft_target_loss(teacher, student, temperature, "kl")), rel=1e-4)
+        assert float(dense) == pytest.approx(float(soft_target_loss(teacher, student, temperature, "kl")), rel=1e-4)
+
+
+@pytest.mark.parametrize("rest", lm.CACHE_REST)
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
+def test_a_cache_steps_three_terms_are_those_of_distillation_terms_on_the_rebuilt_teacher(temperature, rest):
+    """One function takes both terms from one read of the logits; it must be losses.py's mix, value and gradient."""
+    import tensorflow as tf
+
+    from kdcore.losses import distillation_terms
+
+    rng = np.random.default_rng(7)
+    teacher, student = rng.normal(0, 2, (12, 9)), rng.normal(0, 2, (12, 9)).astype("float32")
+    labels = rng.integers(0, 9, 12).astype("int32")
+    p = np.exp(_log_softmax(teacher / temperature))
+    ids = np.argsort(-p, -1)[:, :4]
+    probs = np.take_along_axis(p, ids, -1).astype("float32")
+    s = tf.Variable(student)
+    with tf.GradientTape(persistent=True) as tape:
+        fast = lm.cached_terms(labels, s, probs, ids, temperature, 0.3, rest)
+        dense = distillation_terms(labels, s, lm.cached_logits(probs, ids, 9, temperature, rest, s), temperature, 0.3)
+    for got, want in zip(fast, dense):  # total, soft, hard
+        assert float(got) == pytest.approx(float(want), rel=1e-4, abs=1e-6)
+    np.testing.assert_allclose(tape.gradient(fast[0], s), tape.gradient(dense[0], s), atol=1e-6)
 
 
 def test_settings_and_sizes():
@@ -215,11 +230,28 @@ def test_cli_train_teacher_distill_and_predict(toy_text, tmp_path, capsys):
     at.text_input(key="prompt.text").set_value("the cat").run()
     assert not at.exception and not at.error
     assert [m.label for m in at.metric] == ["Teacher entropy", "Student entropy"]
-    assert len(at.get("plotly_chart")) == 1 and at.query_params["text"] == "the cat"
+    assert len(at.get("plotly_chart")) == 2 and at.query_params["text"] == "the cat"
+    entropy = at.get("plotly_chart")[1].proto.spec  # entropy against T, a line per model
+    assert '"Teacher"' in entropy and '"Student"' in entropy and "entropy (bits)" in entropy
     assert [m.value.startswith(f"**{who}:** the cat") for m, who in zip(at.markdown[-2:], ("Teacher", "Student"))] \
         == [True, True]
     at.text_input(key="prompt.text").set_value("zebra quokka").run()
     assert "none of the prompt's words" in at.error[0].value
+
+    # The Predictions screen: test sentences coloured by surprisal, and where the two models disagree most.
+    at.switch_page("pages/surprisal.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [m.label for m in at.metric] == ["Teacher perplexity", "Student perplexity"]
+    coloured = [m.value for m in at.markdown if m.value.startswith(("**Teacher**", "**Student**"))]
+    assert len(coloured) == 2 * 8 and all("-background[" in line for line in coloured)
+    assert "\\<eos\\>" in coloured[0]  # markup characters in words are escaped, so <eos> shows
+    table = at.dataframe[0].value
+    assert len(table) == 15 and list(table["kl_bits"]) == sorted(table["kl_bits"], reverse=True)
+
+    # evaluate: perplexity on the data the model was trained on, unless another is named
+    assert cli.main(["evaluate", "--task", "lm", "--model", str(student), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dataset"] == str(toy_text) and out["test_perplexity"] > 1 and out["valid_perplexity"] > 1
     assert cli.main(["predict", "--task", "lm", "--model", str(student)]) == 2
     assert "needs --prompt" in capsys.readouterr().err
     assert cli.main(["predict", "--model", str(student)]) == 2  # digits still needs an image, and says so
@@ -278,3 +310,128 @@ def test_live_curves_of_a_language_model_show_perplexity_on_a_log_axis():
     fig = figures.accuracy_curves(series, 400.0)  # what the job panel calls, whatever the task
     assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.title.text == "perplexity"
     assert [t.name for t in fig.data] == ["student valid", "student train"] and list(fig.data[0].y) == [950.0, 610.0]
+
+
+def test_entropy_rises_with_temperature_towards_the_uniform_ceiling():
+    vocab = ("<eos>", "<unk>", "the", "N", "company", "said")
+    model = _tiny(vocab=6)
+    h = lm.entropy_curve(model, vocab, "the company", [0.25, 1.0, 4.0, 1000.0])
+    assert h == sorted(h) and h[-1] == pytest.approx(math.log2(6), abs=1e-3)
+    assert h[1] == pytest.approx(lm.complete(model, vocab, "the company")["entropy_bits"], rel=1e-6)
+
+
+def test_surprisal_on_the_test_text_is_perplexity_word_by_word_and_kl_finds_disagreements(toy):
+    task = tasks.get("lm")
+    a, b = (lm.build(len(toy.classes), 8, 1, 0.0, name, seed) for name, seed in (("a", 0), ("b", 1)))
+    out = task.compare({"Teacher": a, "Student": b}, toy, words=200)
+    assert len(out["words"]) == 200 and out["words"][0] == toy.classes[toy.y_test[0]]
+    expected = lm.perplexity(a, toy.x_test[:200], toy.y_test[:200], n=1)
+    assert out["perplexity"]["Teacher"] == pytest.approx(expected, rel=1e-3)
+    assert all(out["words"][end - 1] == "<eos>" for _, end in out["sentences"][:-1])
+    assert sum(end - start for start, end in out["sentences"]) == 200
+    kl = [row["kl_bits"] for row in out["disagreements"]]
+    assert len(kl) == 15 and kl == sorted(kl, reverse=True) and kl[0] == pytest.approx(out["kl_bits"].max())
+    assert set(out["disagreements"][0]) >= {"context", "word", "teacher_guess", "student_guess", "teacher_bits"}
+    same = task.compare({"Teacher": a, "Student": a}, toy, words=50)
+    np.testing.assert_allclose(same["kl_bits"], 0.0, atol=1e-6)
+    assert [lm.band(bits) for bits in (1, 5, 9, 13)] == ["expected", "plausible", "surprising", "very surprising"]
+
+
+TOY_PRESET = {"name": "toy-lm", "task": "lm", "dataset": "ptb-small",
+              "teacher": {"units": 16, "epochs": 1, "batch_size": 8, "seq_len": 10, "dropout": 0.0},
+              "distill": {"student": {"units": 16}, "epochs": 1, "batch_size": 8, "seq_len": 10,
+                          "temperature": 2.0, "alpha": 0.5}}
+
+
+@pytest.mark.slow
+def test_an_lm_experiment_and_sweep_stand_beside_the_baseline(toy):
+    from kdcore import experiments
+
+    result = experiments.run_experiment(TOY_PRESET, seeds=2, data=toy)
+    assert result["status"] == "finished" and result["metric"] == "perplexity"
+    for key in ("student_perplexity", "baseline_perplexity", "gain", "gap_recovered"):
+        assert set(result[key]) == {"mean", "std", "values"}
+    runs = result["runs"]
+    assert [r["seed"] for r in runs] == [0, 1] and result["teacher_perplexity"] > 1
+    assert [r["student"] - r["baseline"] for r in runs] == result["gain"]["values"]
+    assert all(r["student_cpu_seconds"] > 0 and r["baseline_cpu_seconds"] > 0 for r in runs)
+    assert result["verdict"] in ("helped", "tie", "hurt") and "perplexity" in result["verdict_reason"]
+    frame = experiments.sweep(TOY_PRESET, [1.0, 2.0], [0.5], seeds=1, data=toy)
+    assert list(frame["temperature"]) == [1.0, 2.0] and set(frame["metric"]) == {"perplexity"}
+    with pytest.raises(ValueError, match="omit_class is not a setting of task 'lm'"):
+        experiments.run_experiment(TOY_PRESET, seeds=1, omit_class=3, data=toy)
+
+
+def test_the_cli_refuses_a_preset_of_another_task_in_one_line(capsys):
+    assert cli.main(["experiment", "--task", "lm", "--preset", "quick", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert "preset 'quick' is for task 'digits', not 'lm'; presets of 'lm': lm-quick" in captured.err
+
+
+@pytest.mark.slow
+def test_the_lm_bench_reports_every_figure(toy):
+    from kdcore import bench
+
+    result = bench.run_lm(toy, epochs=2, repeats=1, preset=TOY_PRESET)
+    assert json.loads(json.dumps(result, allow_nan=False)) == result
+    assert set(result["epoch_cpu_s"]) == {"scratch", "cache", "online"}
+    assert all(v > 0 for v in result["epoch_s"].values()) and all(v > 0 for v in result["cpu_ratios"].values())
+    assert 0 < result["cache_mb"] < result["cache_mb_full_ptb"] and result["peak_rss_mb"] > 0
+    assert set(result["meets_target"]) == set(bench.LM_TARGETS)
+    assert "cache/scratch" in bench.text(result)
+
+
+@pytest.mark.slow
+def test_the_experiments_page_runs_an_lm_preset_and_shows_perplexity(toy_text, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from kdcore import presets
+    from kdcore.jobs import runner
+    from tests.conftest import ROOT
+
+    monkeypatch.setitem(presets.PRESETS, "lm-quick", dict(TOY_PRESET, dataset=str(toy_text), demo=True,
+                                                           description="toy"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["task"], at.session_state["dataset"] = "lm", str(toy_text)
+    at.switch_page("pages/experiments.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    preset = at.selectbox(key="experiments.preset")
+    assert preset.options == ["lm-quick", "lm-ptb"] and preset.value == "lm-quick"
+    assert "1×16 LSTM" in " ".join(str(m.value) for m in at.markdown)
+    # a language model has no share of labels and no class to leave out
+    assert "Share of images with labels" not in {s.label for s in at.slider}
+    assert "Leave out of the transfer set" not in {s.label for s in at.selectbox}
+    at.number_input(key="experiments.lm-quick.seeds").set_value(2).run()
+    next(b for b in at.button if b.label == "Run experiment").click().run()
+    job = runner().get(at.session_state["experiment_job"])
+    assert job.wait(240) and job.status == "finished", job.error
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert {"Change in perplexity", "Gap recovered"} <= {m.label for m in at.metric}
+    bars = at.get("plotly_chart")[-1].proto.spec
+    assert "Distilled student" in bars and "test perplexity" in bars
+    assert list(at.dataframe[0].value["seed"]) == [0, 1]
+
+
+@pytest.mark.slow
+def test_the_home_demo_runs_an_lm_teacher_then_student_and_baseline(toy_text, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from kdcore import presets
+    from kdcore.jobs import runner
+    from tests.conftest import ROOT
+
+    monkeypatch.setitem(presets.PRESETS, "lm-quick", dict(TOY_PRESET, dataset=str(toy_text), demo=True,
+                                                           description="toy"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["task"], at.session_state["dataset"] = "lm", str(toy_text)
+    at.run()
+    next(b for b in at.button if b.label == "Run quick demo").click().run()
+    job = runner().get(at.session_state["demo_job"])
+    assert job.wait(240) and job.status == "finished", job.error
+    assert set(job.progress.snapshot()["series"]) == {"teacher", "student", "baseline"}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert {"Distilled student", "Baseline (no teacher)", "Teacher"} <= {m.label for m in at.metric}
+    assert "Experiments page repeats the run over seeds" in " ".join(str(m.value) for m in at.markdown)

@@ -188,6 +188,24 @@ class Task:
         """(``data`` as ``model`` takes it, a sentence saying what was converted, or ""). Most tasks convert nothing."""
         return data, ""
 
+    def teacher_targets(self, teacher, data):
+        """What a distillation run is fed from the teacher, computed once for many runs: its training logits.
+
+        A task whose soft targets cannot be held whole (a language model's
+        10,000 words per token) returns None and makes its own in training.
+        """
+        from .. import training
+
+        return training.teacher_logits(teacher, data)
+
+    def evaluate(self, model, data) -> dict:
+        """What ``evaluate`` prints: the test metric and, for a classifier, its confusion matrix."""
+        from .. import inference
+
+        predicted = inference.test_logits(model, data).argmax(-1)
+        return {"test_size": int(len(data.y_test)), "test_accuracy": float((predicted == data.y_test).mean()),
+                "confusion": inference.confusion(data.y_test, predicted).tolist()}
+
     def score(self, model, data) -> float:
         """The metric on the test split."""
         from .. import training

