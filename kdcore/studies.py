@@ -178,6 +178,11 @@ def study_names(rdb) -> list[str]:
     return sorted(s.study_name for s in rdb.get_all_studies())
 
 
+def list_studies(url: str | None = None) -> list[str]:
+    """The names of the studies in a database (default :func:`default_storage`), newest name last."""
+    return study_names(open_storage(url))
+
+
 def _load(rdb, name: str, url: str):
     import optuna
 

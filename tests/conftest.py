@@ -57,7 +57,7 @@ def teacher_file(tmp_path_factory, mnist5k):
 # ``slow``; a few slow tests elsewhere carry ``@pytest.mark.slow`` themselves. ``-m "not slow"`` is the
 # edit-test loop (about a minute); the README's full command runs everything.
 SLOW_MODULES = {"test_e2e", "test_pages_training", "test_experiments", "test_cli", "test_jobs", "test_bench",
-                "test_reliability", "test_export"}
+                "test_reliability", "test_export", "test_studies"}
 BROWSER_MODULES = {"test_e2e"}
 
 
