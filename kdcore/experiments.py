@@ -25,7 +25,9 @@ Two experiments from Hinton, Vinyals & Dean (2015) are built in:
   :func:`class_bias`), never on the test set.
 
 :func:`sweep` repeats the student half over a grid of temperatures, alphas
-and widths. Every experiment and sweep is recorded in the run store.
+and widths. Every experiment and sweep is recorded in the run store. The same
+grid can also run as an Optuna study that workers on several machines share
+(:mod:`kdcore.studies`, built on :func:`grid` and :func:`cell_config`).
 """
 from __future__ import annotations
 

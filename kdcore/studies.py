@@ -267,8 +267,8 @@ def create_grid_study(name: str, url: str | None, preset, temperatures, alphas, 
         raise StudyError(f"a study named {name!r} already exists in {masked(url)}: join it with "
                          f"`python -m kdcore worker --study {name}`, or pick another name")
     if teacher:
-        storage.load_model(teacher, task)  # refuses a file that is no teacher of this task
-        teacher_path, teacher_acc = Path(teacher), None
+        model = storage.load_model(teacher, task)  # refuses a file that is no model of this task
+        teacher_path, teacher_acc = Path(teacher), task.score(model, ds)
     else:
         made = experiments.cached_teacher(teacher_cfg, ds, progress, task.name)
         if made["status"] != "finished":
@@ -302,14 +302,23 @@ class _Heartbeat:
             with contextlib.suppress(Exception):  # a missed beat: the grace period covers a few
                 self._rdb.record_heartbeat(self._id)
 
-    def __enter__(self):
+    def start(self) -> None:
         self._rdb.record_heartbeat(self._id)
         self._thread.start()
-        return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+@contextlib.contextmanager
+def _study_time(timing: dict):
+    """Adds the time spent inside the block to ``timing["study"]``: the study machinery's share of a trial."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        timing["study"] = timing.get("study", 0.0) + time.perf_counter() - t0
 
 
 def _fail_stale(study) -> None:
@@ -376,9 +385,10 @@ def _prepare(study, spec: dict, teacher: str | None, progress: Progress) -> _Con
                     training.teacher_logits(model, ds))
 
 
-def _baseline(ctx: _Context, cfg, key: str, progress) -> tuple[float, list, bool]:
+def _baseline(ctx: _Context, cfg, key: str, progress, timing: dict) -> tuple[float, list, bool]:
     """The from-scratch accuracy for this width and seed: from the study if a worker trained it, else trained here."""
-    shared = ctx.study.user_attrs.get(key)
+    with _study_time(timing):
+        shared = ctx.study.user_attrs.get(key)
     if shared is not None:
         return shared, [], False
     from .experiments import _Tagged
@@ -386,10 +396,11 @@ def _baseline(ctx: _Context, cfg, key: str, progress) -> tuple[float, list, bool
     base = ctx.task.train_baseline(cfg, ctx.ds, _Tagged(progress, key))
     if base.status != "finished":
         raise RuntimeError(f"the baseline {base.status}: {base.reason}")
-    shared = ctx.study.user_attrs.get(key)  # another worker may have finished the same one meanwhile: theirs wins
-    if shared is None:
-        ctx.study.set_user_attr(key, base.test_accuracy)
-        shared = base.test_accuracy
+    with _study_time(timing):
+        shared = ctx.study.user_attrs.get(key)  # another worker may have finished the same one meanwhile: theirs wins
+        if shared is None:
+            ctx.study.set_user_attr(key, base.test_accuracy)
+            shared = base.test_accuracy
     return shared, base.history, True
 
 
@@ -400,35 +411,35 @@ def _trial(ctx: _Context, trial, progress: Progress, timing: dict) -> dict:
     from .experiments import _Tagged, cell_config
 
     space = ctx.spec["space"]
-    p = {name: trial.suggest_categorical(name, space[name]) for name in PARAMS}
+    with _study_time(timing):
+        p = {name: trial.suggest_categorical(name, space[name]) for name in PARAMS}
     cfg = cell_config(ctx.cfg, p["units"], p["temperature"], p["alpha"], p["seed"])
     tag = f"w{p['units']} T{p['temperature']:g} a{p['alpha']:g} s{p['seed']}"
-    baseline, base_history, trained = _baseline(ctx, cfg, f"baseline w{p['units']} s{p['seed']}", progress)
+    baseline, base_history, trained = _baseline(ctx, cfg, f"baseline w{p['units']} s{p['seed']}", progress,
+                                                timing)
     student = ctx.task.distill_student(cfg, ctx.teacher, ctx.ds, _Tagged(progress, tag), logits=ctx.logits)
-    timing["training"] = student.seconds
     results = {"study": trial.study.study_name, "trial": trial.number, **p, "worker": WORKER_ID,
                "teacher_model": str(ctx.teacher_path), "teacher_accuracy": ctx.teacher_accuracy,
                "student_accuracy": student.test_accuracy, "baseline_accuracy": baseline,
                "history": {"student": student.history, **({"baseline": base_history} if trained else {})},
                "status": str(student.status), "reason": student.reason, "seconds": round(student.seconds, 2)}
-    t0 = time.perf_counter()
     if student.status != "finished":
-        trial.set_user_attr("reason", student.reason)
-        ctx.study.tell(trial, state=TrialState.FAIL)
-        timing["tell"] = time.perf_counter() - t0
+        with _study_time(timing):
+            trial.set_user_attr("reason", student.reason)
+            ctx.study.tell(trial, state=TrialState.FAIL)
         return results
     gain = student.test_accuracy - baseline
-    for key, value in (("student", student.test_accuracy), ("baseline", baseline),
-                       ("teacher", ctx.teacher_accuracy), ("seconds", round(student.seconds, 2))):
-        trial.set_user_attr(key, value)
-    try:
-        ctx.study.tell(trial, gain)
-    except ValueError:  # the trial was failed (stale heartbeat) while it ran: its retry counts instead
-        results.update(status="failed", reason=f"trial {trial.number} was marked failed by the heartbeat check "
-                                               "while it ran (this worker stalled); its retry counts instead")
-    else:
-        results["gain"] = gain
-    timing["tell"] = time.perf_counter() - t0
+    with _study_time(timing):
+        for key, value in (("student", student.test_accuracy), ("baseline", baseline),
+                           ("teacher", ctx.teacher_accuracy), ("seconds", round(student.seconds, 2))):
+            trial.set_user_attr(key, value)
+        try:
+            ctx.study.tell(trial, gain)
+        except ValueError:  # the trial was failed (stale heartbeat) while it ran: its retry counts instead
+            results.update(status="failed", reason=f"trial {trial.number} was marked failed by the heartbeat "
+                                                   "check while it ran (this worker stalled); its retry counts instead")
+        else:
+            results["gain"] = gain
     return results
 
 
@@ -439,7 +450,8 @@ def run_worker(name: str, url: str | None = None, trials: int | None = None, tea
     Returns ``{"study", "storage", "worker", "completed", "failed", "seconds", "overhead_s"}``:
     ``completed`` counts the trials whose gain Optuna accepted from this
     worker; ``overhead_s`` is the mean time per trial spent in the study
-    machinery (claiming, attributes, heartbeat start, telling), not training.
+    machinery (stale check, claim, parameters, attributes, first heartbeat,
+    tell: every storage call in the trial's path), not in training.
     """
     import optuna
     from optuna.trial import TrialState
@@ -454,28 +466,33 @@ def run_worker(name: str, url: str | None = None, trials: int | None = None, tea
     ctx = _prepare(study, spec, teacher, progress)
     t_start, completed, failed, overheads = time.perf_counter(), 0, 0, []
     while trials is None or completed < trials:
-        t0 = time.perf_counter()
-        _fail_stale(study)
-        trial_id = _claim(rdb, study)
+        timing: dict = {}
+        with _study_time(timing):
+            _fail_stale(study)
+            trial_id = _claim(rdb, study)
+            if trial_id is not None:
+                rdb.set_trial_user_attr(trial_id, "worker", WORKER_ID)
+                trial = optuna.trial.Trial(study, trial_id)
         if trial_id is None:
             if not _unfinished(rdb, study_id):
                 break  # every trial ended: the study is done
             time.sleep(min(heartbeat, 2))  # others still run one; it may die and come back as a retry
             continue
-        rdb.set_trial_user_attr(trial_id, "worker", WORKER_ID)
-        trial = optuna.trial.Trial(study, trial_id)
-        timing = {"claim": time.perf_counter() - t0}
-        with _Heartbeat(rdb, trial_id, heartbeat):
-            title = f"Sweep trial {trial.number} of study {name}"
-            config = {"study": name, "storage": masked(url), "trial": trial.number}
-            try:
-                result = recorded("trial", title, config, spec["dataset"],
-                                  lambda p: _trial(ctx, trial, p, timing), progress, at_end=True)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    study.tell(trial, state=TrialState.FAIL)
-                raise
-        overheads.append(timing["claim"] + timing.get("tell", 0.0))
+        heart = _Heartbeat(rdb, trial_id, heartbeat)
+        with _study_time(timing):
+            heart.start()
+        title = f"Sweep trial {trial.number} of study {name}"
+        config = {"study": name, "storage": masked(url), "trial": trial.number}
+        try:
+            result = recorded("trial", title, config, spec["dataset"],
+                              lambda p: _trial(ctx, trial, p, timing), progress, at_end=True)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                study.tell(trial, state=TrialState.FAIL)
+            raise
+        finally:
+            heart.stop()
+        overheads.append(timing["study"])
         if result.get("gain") is not None:
             completed += 1
         else:

@@ -4,7 +4,9 @@ Storyboard: pick a preset (its recipe in one sentence) → seeds, share of
 labels, a class to leave out → Run → live progress → teacher, distilled student
 and from-scratch baseline as bars with the seed spread as error bars, the gain
 and the share of the gap recovered in numbers, per-class accuracy when a class
-was left out → a sweep over T and alpha, drawn as a heatmap of the gain.
+was left out → a sweep over T and alpha, drawn as a heatmap of the gain → a sweep
+run as an Optuna study by workers on any machine: its trials, read live from the
+study's database, with the workers seen.
 """
 import pandas as pd
 import streamlit as st

@@ -77,16 +77,6 @@ def finish(proc: subprocess.Popen) -> dict:
     return json.loads(out)
 
 
-def trials_by_state(url: str, name: str) -> dict:
-    import optuna
-
-    study = optuna.load_study(study_name=name, storage=studies.open_storage(url))
-    out: dict = {}
-    for t in study.trials:
-        out.setdefault(t.state.name, []).append(t)
-    return out
-
-
 def assert_grid_done_once(url: str, name: str) -> list:
     """Exactly 6 complete trials, one per cell, each valued at its student's gain over the baseline."""
     import optuna
@@ -202,9 +192,10 @@ def test_a_killed_workers_trial_is_failed_by_heartbeat_and_retried(kd_home, slic
     shutil.copy(tiny_teacher, storage.models_dir() / tiny_teacher.name)
     victim, survivor = (start_worker("kill", url, kd_home, "--heartbeat", "1") for _ in range(2))
     victim_id = f"{socket.gethostname()}:{victim.pid}"
+    watch = optuna.load_study(study_name="kill", storage=studies.open_storage(url))
     deadline, killed_trial = time.monotonic() + 180, None
     while killed_trial is None and time.monotonic() < deadline:
-        running = [t for t in trials_by_state(url, "kill").get("RUNNING", [])
+        running = [t for t in watch.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
                    if t.user_attrs.get("worker") == victim_id]
         if running:
             victim.send_signal(signal.SIGKILL)
