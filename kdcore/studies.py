@@ -114,17 +114,30 @@ def _serialise_sqlite(engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_OPENED: dict[tuple[str, int], object] = {}
+_OPENED_LOCK = threading.Lock()
+
+
 def open_storage(url: str | None = None, heartbeat: int = HEARTBEAT_S):
     """An Optuna RDB storage for ``url`` (default :func:`default_storage`), with heartbeat and retry.
 
     Refuses, in one line that never shows a password: a URL that is not a
     database URL, a backend other than SQLite or PostgreSQL, and a database
-    that cannot be reached (PostgreSQL: within ``CONNECT_TIMEOUT_S``).
+    that cannot be reached (PostgreSQL: within ``CONNECT_TIMEOUT_S``). One
+    storage (one connection pool) per URL and process: the Experiments page
+    reads a study every two seconds.
     """
+    url = url or default_storage()
+    with _OPENED_LOCK:
+        if (url, heartbeat) not in _OPENED:
+            _OPENED[(url, heartbeat)] = _open(url, heartbeat)
+        return _OPENED[(url, heartbeat)]
+
+
+def _open(url: str, heartbeat: int):
     import optuna
     from sqlalchemy.engine import make_url
 
-    url = url or default_storage()
     try:
         parsed = make_url(url)
     except Exception:  # noqa: BLE001 - sqlalchemy's ArgumentError, or a value that is no string
