@@ -65,15 +65,20 @@ class Command:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], dict]
     text: Callable[[dict], str]
+    check: Callable[[argparse.Namespace], None] | None = None  # quick refusals, before TensorFlow loads
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, help: str, add_arguments, text):
-    """Register ``run(args) -> dict`` as subcommand ``name`` (see the module docstring)."""
+def command(name: str, help: str, add_arguments, text, check=None):
+    """Register ``run(args) -> dict`` as subcommand ``name`` (see the module docstring).
+
+    ``check(args)``, when given, runs before TensorFlow is imported (5 s or more), so a refusal that needs
+    no model, such as an unreachable database, comes at once.
+    """
     def register(run):
-        COMMANDS[name] = Command(help, add_arguments, run, text)
+        COMMANDS[name] = Command(help, add_arguments, run, text, check)
         return run
     return register
 
@@ -438,8 +443,19 @@ def _sweep_text(result: dict) -> str:
     return frame.to_string(index=False, float_format=lambda v: f"{v:.4f}") + f"\n{result['seconds']:.0f} s"
 
 
+def _study_check(args) -> None:
+    """The study database is reachable (and, for a worker, holds the study) before TensorFlow loads."""
+    from . import studies
+
+    if getattr(args, "study", None) is None and getattr(args, "storage", None) is None:
+        return  # a sweep in this process, no study
+    rdb = studies.open_storage(args.storage)
+    if args.command == "worker":
+        studies.check_study(rdb, args.study, args.storage)
+
+
 @command("sweep", "gain of distillation over a grid of temperatures, alphas and widths", _sweep_arguments,
-         _sweep_text)
+         _sweep_text, _study_check)
 def _sweep(args) -> dict:
     import time
 
@@ -486,7 +502,7 @@ def _worker_text(result: dict) -> str:
 
 
 @command("worker", "join an Optuna sweep study and run its trials until none is left", _worker_arguments,
-         _worker_text)
+         _worker_text, _study_check)
 def _worker(args) -> dict:
     from . import studies
 
@@ -579,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
     prog = f"python -m kdcore {args.command}"
     try:
         tasks.get(args.task)  # an unknown task is refused before anything loads
+        if COMMANDS[args.command].check:
+            COMMANDS[args.command].check(args)
         if args.command not in ("datasets", "tasks"):
             _import_tensorflow_quietly()
         with contextlib.redirect_stdout(sys.stderr):

@@ -196,12 +196,17 @@ def list_studies(url: str | None = None) -> list[str]:
     return study_names(open_storage(url))
 
 
+def check_study(rdb, name: str, url: str | None) -> None:
+    """Refuse, naming the studies there, a study name the database does not hold."""
+    if name not in study_names(rdb):
+        known = ", ".join(study_names(rdb)) or "none"
+        raise StudyError(f"no study named {name!r} in {masked(url or default_storage())} (studies there: {known})")
+
+
 def _load(rdb, name: str, url: str):
     import optuna
 
-    if name not in study_names(rdb):
-        known = ", ".join(study_names(rdb)) or "none"
-        raise StudyError(f"no study named {name!r} in {masked(url)} (studies there: {known})")
+    check_study(rdb, name, url)
     study = optuna.load_study(study_name=name, storage=rdb)
     spec = study.user_attrs.get(SPEC_KEY)
     if not spec:

@@ -113,7 +113,7 @@ def assert_run_records(home, complete) -> list[dict]:
 
 
 def test_two_workers_share_an_sqlite_grid_and_find_the_teacher_by_content(kd_home, slice_npz, tiny_teacher):
-    url = f"sqlite:///{kd_home / 'studies.db'}"
+    url = f"sqlite:///{storage.home() / 'studies.db'}"
     made = create(url, kd_home, slice_npz, tiny_teacher)
     assert made == {"study": "grid", "storage": url, "trials": 6, "teacher": str(tiny_teacher)}
     # The workers' machine has the teacher under another name: found by its SHA-256.
@@ -187,7 +187,7 @@ def test_two_workers_share_a_postgresql_grid_and_the_password_is_never_shown(kd_
 def test_a_killed_workers_trial_is_failed_by_heartbeat_and_retried(kd_home, slice_npz, tiny_teacher):
     import optuna
 
-    url = f"sqlite:///{kd_home / 'studies.db'}"
+    url = f"sqlite:///{storage.home() / 'studies.db'}"
     create(url, kd_home, slice_npz, tiny_teacher, study="kill")
     shutil.copy(tiny_teacher, storage.models_dir() / tiny_teacher.name)
     victim, survivor = (start_worker("kill", url, kd_home, "--heartbeat", "1") for _ in range(2))
@@ -268,7 +268,7 @@ def test_unreachable_storage_is_one_masked_line_within_ten_seconds(capsys):
 
 
 def test_a_study_that_does_not_exist_is_named(capsys, kd_home):
-    url = f"sqlite:///{kd_home / 'studies.db'}"
+    url = f"sqlite:///{storage.home() / 'studies.db'}"
     studies.open_storage(url)
     err = _one_line(capsys, ["worker", "--study", "nope", "--storage", url, "--json"])
     assert "no study named 'nope'" in err and "studies there: none" in err
