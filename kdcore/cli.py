@@ -483,7 +483,8 @@ def _sweep_study(args) -> dict:
                                            args.alphas, args.seeds, args.widths, args.epochs, args.dataset,
                                            args.teacher, progress)
     if args.workers:
-        result.update(studies.run_local_workers(args.study, args.storage, args.workers, args.task, args.heartbeat))
+        result.update(studies.run_local_workers(args.study, args.storage, args.workers, args.task, args.heartbeat,
+                                                result["teacher"]))
     return result
 
 

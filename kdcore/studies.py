@@ -521,16 +521,17 @@ def run_worker(name: str, url: str | None = None, trials: int | None = None, tea
 
 
 def run_local_workers(name: str, url: str | None, count: int, task: str = "digits",
-                      heartbeat: int = HEARTBEAT_S) -> dict:
+                      heartbeat: int = HEARTBEAT_S, teacher: str | None = None) -> dict:
     """Start ``count`` ``worker`` processes on this machine and wait for them.
 
-    The storage URL travels in ``$KDSTUDIO_STORAGE``, not on their command line.
+    The storage URL travels in ``$KDSTUDIO_STORAGE``, not on their command
+    line; ``teacher`` is the study's teacher file here, wherever it is.
     """
     import json
 
     env = dict(os.environ, **{STORAGE_ENV: url or default_storage()})
     argv = [sys.executable, "-m", "kdcore", "worker", "--study", name, "--task", task,
-            "--heartbeat", str(heartbeat), "--json"]
+            "--heartbeat", str(heartbeat), "--json"] + (["--teacher", str(teacher)] if teacher else [])
     t0 = time.perf_counter()
     procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) for _ in range(count)]
     outs = [proc.communicate()[0] for proc in procs]
