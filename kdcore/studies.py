@@ -106,12 +106,23 @@ def _reason(exc: BaseException, url: str) -> str:
 
 
 def _serialise_sqlite(engine) -> None:
-    """Start every transaction on this SQLite engine with BEGIN IMMEDIATE (see the module docstring)."""
+    """Start every transaction on this SQLite engine with BEGIN IMMEDIATE (see the module docstring).
+
+    Also WAL with ``synchronous = NORMAL``, as the run store: a trial makes about fifteen small commits
+    (parameters, attributes, heartbeat, tell), and an fsync each cost about 13 ms here.
+    """
     from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):  # noqa: ANN001
+        dbapi_connection.execute("PRAGMA journal_mode = WAL")
+        dbapi_connection.execute("PRAGMA synchronous = NORMAL")
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # noqa: ANN001
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # the connections Optuna opened while creating its tables get the pragmas too
 
 
 _OPENED: dict[tuple[str, int], object] = {}
