@@ -65,15 +65,20 @@ class Command:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], dict]
     text: Callable[[dict], str]
+    check: Callable[[argparse.Namespace], None] | None = None  # quick refusals, before TensorFlow loads
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, help: str, add_arguments, text):
-    """Register ``run(args) -> dict`` as subcommand ``name`` (see the module docstring)."""
+def command(name: str, help: str, add_arguments, text, check=None):
+    """Register ``run(args) -> dict`` as subcommand ``name`` (see the module docstring).
+
+    ``check(args)``, when given, runs before TensorFlow is imported (5 s or more), so a refusal that needs
+    no model, such as an unreachable database, comes at once.
+    """
     def register(run):
-        COMMANDS[name] = Command(help, add_arguments, run, text)
+        COMMANDS[name] = Command(help, add_arguments, run, text, check)
         return run
     return register
 
@@ -431,31 +436,111 @@ def _experiment(args) -> dict:
 def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     from . import presets
 
-    parser.add_argument("--preset", required=True, help=f"one of {', '.join(presets.names())}")
+    parser.add_argument("--preset", help=f"one of {', '.join(presets.names())} (with --study, default quick)")
     parser.add_argument("--temperatures", type=_number_list(float), required=True, help="e.g. 1,2,4,8")
     parser.add_argument("--alphas", type=_number_list(float), required=True, help="e.g. 0.5,0.9")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per cell (default 1)")
     parser.add_argument("--widths", type=_number_list(int), help="student hidden units, e.g. 32,128")
+    study = parser.add_argument_group("as an Optuna study that workers on any machine can join (README: "
+                                      "\"Sweeps across machines\")")
+    study.add_argument("--study", help="create the grid as the Optuna study of this name")
+    _storage_argument(study)
+    study.add_argument("--workers", type=int, default=1,
+                       help="worker processes to run here until the study is done (default 1; 0: only create it)")
+    study.add_argument("--epochs", type=int, help="student epochs per trial (default: the preset's)")
+    study.add_argument("--dataset", help="default: the preset's")
+    study.add_argument("--teacher", help="a saved teacher .keras file (default: the preset's, trained once and cached)")
+    study.add_argument("--heartbeat", type=int, default=10, help=argparse.SUPPRESS)
+
+
+def _storage_argument(parser) -> None:
+    parser.add_argument("--storage", help="the study database: sqlite:///PATH or postgresql://USER@HOST/DB "
+                                          "(default: $KDSTUDIO_STORAGE, else studies.db in the data folder)")
 
 
 def _sweep_text(result: dict) -> str:
     import pandas as pd
 
+    if "study" in result:
+        lines = [f"Study {result['study']} in {result['storage']}: {result['trials']} trials"]
+        if "completed" in result:
+            lines.append(f"{result['completed']} completed by {len(result['workers'])} local workers "
+                         f"in {result['seconds']:.0f} s")
+        return "\n".join(lines)
     frame = pd.DataFrame(result["cells"])
     return frame.to_string(index=False, float_format=lambda v: f"{v:.4f}") + f"\n{result['seconds']:.0f} s"
 
 
+def _study_check(args) -> None:
+    """The study database is reachable (and, for a worker, holds the study) before TensorFlow loads."""
+    from . import studies
+
+    if getattr(args, "study", None) is None and getattr(args, "storage", None) is None:
+        return  # a sweep in this process, no study
+    rdb = studies.open_storage(args.storage)
+    if args.command == "worker":
+        studies.check_study(rdb, args.study, args.storage)
+
+
 @command("sweep", "gain of distillation over a grid of temperatures, alphas and widths", _sweep_arguments,
-         _sweep_text)
+         _sweep_text, _study_check)
 def _sweep(args) -> dict:
     import time
 
     from . import experiments
 
+    if args.study is not None or args.storage is not None:
+        return _sweep_study(args)
+    if args.preset is None:
+        raise ValueError("sweep needs --preset (or --study to create an Optuna study)")
     t0 = time.perf_counter()
     with live_progress("sweep") as progress:
         frame = experiments.sweep(_preset_of_task(args.preset, args.task), args.temperatures, args.alphas, args.seeds, args.widths, progress)
     return {"preset": args.preset, "cells": frame.to_dict("records"), "seconds": time.perf_counter() - t0}
+
+
+def _sweep_study(args) -> dict:
+    from . import studies
+
+    if not args.study:
+        raise ValueError("--storage needs --study NAME: the name workers join")
+    if args.workers < 0:
+        raise ValueError(f"workers must be >= 0 (got {args.workers})")
+    with live_progress("sweep") as progress:
+        result = studies.create_grid_study(args.study, args.storage, args.preset or "quick", args.temperatures,
+                                           args.alphas, args.seeds, args.widths, args.epochs, args.dataset,
+                                           args.teacher, progress)
+    if args.workers:
+        result.update(studies.run_local_workers(args.study, args.storage, args.workers, args.task, args.heartbeat,
+                                                result["teacher"]))
+    return result
+
+
+def _worker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--study", required=True, help="the study to join (created by `sweep --study`)")
+    _storage_argument(parser)
+    parser.add_argument("--trials", type=int, help="stop after this many completed trials (default: until none is left)")
+    parser.add_argument("--teacher", help="the study's teacher file, if it is not in the models folder")
+    parser.add_argument("--heartbeat", type=int, default=10,
+                        help="seconds between heartbeats; a trial silent for 3 of them is failed and retried")
+
+
+def _worker_text(result: dict) -> str:
+    return (f"{result['worker']}: {result['completed']} trials completed ({result['failed']} failed) in "
+            f"{result['seconds']:.0f} s, study {result['study']} in {result['storage']}")
+
+
+@command("worker", "join an Optuna sweep study and run its trials until none is left", _worker_arguments,
+         _worker_text, _study_check)
+def _worker(args) -> dict:
+    from . import studies
+
+    if args.trials is not None and args.trials < 1:
+        raise ValueError(f"trials must be >= 1 (got {args.trials})")
+    if args.heartbeat < 1:
+        raise ValueError(f"heartbeat must be >= 1 second (got {args.heartbeat})")
+    with live_progress("worker") as progress:
+        return studies.run_worker(args.study, args.storage, args.trials, args.teacher, progress, args.heartbeat)
 
 
 # --- export (options, summary and work live in kdcore.export) --------------------------------------
@@ -539,6 +624,8 @@ def main(argv: list[str] | None = None) -> int:
     prog = f"python -m kdcore {args.command}"
     try:
         tasks.get(args.task)  # an unknown task is refused before anything loads
+        if COMMANDS[args.command].check:
+            COMMANDS[args.command].check(args)
         if args.command not in ("datasets", "tasks"):
             _import_tensorflow_quietly()
         with contextlib.redirect_stdout(sys.stderr):

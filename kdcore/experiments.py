@@ -25,7 +25,9 @@ Two experiments from Hinton, Vinyals & Dean (2015) are built in:
   :func:`class_bias`), never on the test set.
 
 :func:`sweep` repeats the student half over a grid of temperatures, alphas
-and widths. Every experiment and sweep is recorded in the run store.
+and widths. Every experiment and sweep is recorded in the run store. The same
+grid can also run as an Optuna study that workers on several machines share
+(:mod:`kdcore.studies`, built on :func:`grid` and :func:`cell_config`).
 
 A task scored by perplexity (the language model) runs the same way: its
 scores are named ``student_perplexity`` and so on, lower is better, and the
@@ -330,6 +332,23 @@ def _summarise(runs: list[dict], omit: int | None, ds: Dataset, metric=None) -> 
 
 
 # --- sweeps -------------------------------------------------------------------------------------------
+def cell_config(cfg: DistillConfig, units: int, temperature: float, alpha: float, seed: int) -> DistillConfig:
+    """The run of one sweep cell: ``cfg`` with this width, T, alpha and seed."""
+    return dataclasses.replace(cfg, seed=int(seed), temperature=float(temperature), alpha=float(alpha),
+                               student=dataclasses.replace(cfg.student, units=int(units)))
+
+
+def grid(cfg: DistillConfig, n_train: int, temperatures, alphas, widths) -> list[tuple[int, float, float]]:
+    """Every (width, T, alpha) cell, each checked before anything trains; an empty grid is refused."""
+    cells = [(int(w), float(t), float(a)) for w in widths for t in temperatures for a in alphas]
+    if not cells:
+        raise ValueError(f"the grid has no cells: give at least one temperature, one alpha and one width "
+                         f"(got temperatures {list(temperatures)}, alphas {list(alphas)}, widths {list(widths)})")
+    for w, t, a in cells:
+        cell_config(cfg, w, t, a, cfg.seed).validate(n_train)
+    return cells
+
+
 def sweep(preset, temperatures, alphas, seeds=1, widths=None, progress: Progress | None = None,
           data: Dataset | None = None, record: bool = True):
     """Mean test accuracy over seeds for every (width, T, alpha) cell, with the width's baseline beside it.
@@ -345,22 +364,19 @@ def sweep(preset, temperatures, alphas, seeds=1, widths=None, progress: Progress
     seeds = seed_list(seeds)
     name, spec, teacher_cfg, cfg, ds = _setup(preset, data, {})
     widths = list(widths) if widths else [cfg.student.units]
-    grid = [(w, float(t), float(a)) for w in widths for t in temperatures for a in alphas]
-    for w, t, a in grid:  # refuse a bad cell before training anything
-        dataclasses.replace(cfg, temperature=t, alpha=a,
-                            student=dataclasses.replace(cfg.student, units=int(w))).validate(len(ds.y_train))
+    cells = grid(cfg, len(ds.y_train), temperatures, alphas, widths)
     config = {"preset": name, "teacher": to_dict(teacher_cfg), "distill": to_dict(cfg), "seeds": seeds,
               "temperatures": list(temperatures), "alphas": list(alphas), "widths": widths}
 
     def work(progress: Progress) -> dict:
-        return _sweep(name, spec, teacher_cfg, cfg, ds, grid, widths, seeds, progress)
+        return _sweep(name, spec, teacher_cfg, cfg, ds, cells, widths, seeds, progress)
 
-    title = f"Sweep {name} on {ds.name}: {len(grid)} cells × {len(seeds)} seeds"
+    title = f"Sweep {name} on {ds.name}: {len(cells)} cells × {len(seeds)} seeds"
     results = recorded("sweep", title, config, ds.name, work, progress) if record else work(progress or Progress(name))
     return pd.DataFrame(results["cells"])
 
 
-def _sweep(name, spec, teacher_cfg, cfg, ds, grid, widths, seeds, progress: Progress) -> dict:
+def _sweep(name, spec, teacher_cfg, cfg, ds, cells, widths, seeds, progress: Progress) -> dict:
     t0 = time.perf_counter()
     task = tasks.get(spec.get("task"))
     results = {"preset": name, "dataset": ds.name, "status": "finished", "reason": "", "cells": []}
@@ -371,13 +387,12 @@ def _sweep(name, spec, teacher_cfg, cfg, ds, grid, widths, seeds, progress: Prog
         return results
     logits = task.teacher_targets(teacher["model"], ds)
     baselines: dict[tuple, float] = {}
-    total = len(grid) * len(seeds) + len(widths) * len(seeds)
+    total = len(cells) * len(seeds) + len(widths) * len(seeds)
     done = 0
-    for w, t, a in grid:
+    for w, t, a in cells:
         accs = []
         for seed in seeds:
-            cell_cfg = dataclasses.replace(cfg, seed=seed, temperature=t, alpha=a,
-                                           student=dataclasses.replace(cfg.student, units=int(w)))
+            cell_cfg = cell_config(cfg, w, t, a, seed)
             tagged = _Tagged(progress, f"w{w} T{t:g} a{a:g} s{seed}")
             if (w, seed) not in baselines:
                 base = task.train_baseline(cell_cfg, ds, _Tagged(progress, f"w{w} s{seed}"))

@@ -136,28 +136,47 @@ class JobRunner:
         return next((j for j in self.jobs() if j.run_id == run_id), None)
 
 
-def recorded(kind: str, title: str, config: dict, dataset: str, work, progress: Progress | None = None):
+def recorded(kind: str, title: str, config: dict, dataset: str, work, progress: Progress | None = None,
+             at_end: bool = False):
     """Run ``work(progress)`` here and now, with a row in the run store like a dashboard job's.
 
     For the command line: its runs appear on the Runs page too, with their
     epochs, how they ended and why. An exception is recorded as ``failed``
-    and raised again.
+    and raised again. With ``at_end`` the row and its epochs are written in
+    one transaction when the run ends, so a process killed mid-run leaves no
+    row at all (a sweep's trial: the study itself says it failed, and its
+    retry writes the record).
     """
     store = run_store()
     progress = progress or Progress(title)
-    run_id = store.create(kind, title, config, dataset, status="running")
-    store.update(run_id, started=time.time())
-    progress.on_epoch.append(lambda series, rec: store.add_epoch(run_id, series, rec))
+    epochs: list[tuple[str, dict]] = []
+    started = time.time()
+    if at_end:
+        listener = lambda series, rec: epochs.append((series, dict(rec)))  # noqa: E731
+    else:
+        run_id = store.create(kind, title, config, dataset, status="running")
+        store.update(run_id, started=started)
+        listener = lambda series, rec: store.add_epoch(run_id, series, rec)  # noqa: E731
+    progress.on_epoch.append(listener)
+
+    def finish(**fields) -> None:
+        if at_end:
+            store.add_run(kind, title, config, dataset, started=started, ended=time.time(), epochs=epochs, **fields)
+        else:
+            store.update(run_id, ended=time.time(), **fields)
+
     try:
         result = work(progress)
     except BaseException as exc:
         stopped = isinstance(exc, StopRequested)
-        store.update(run_id, status="stopped" if stopped else "failed", ended=time.time(),
-                     reason=str(exc) if stopped else f"{type(exc).__name__}: {_error_text(exc)}")
+        finish(status="stopped" if stopped else "failed",
+               reason=str(exc) if stopped else f"{type(exc).__name__}: {_error_text(exc)}")
         raise
+    finally:
+        progress.on_epoch.remove(listener)
     payload = _json(result)
-    store.update(run_id, status=str(payload.get("status", "finished")), reason=payload.get("reason", ""),
-                 results=payload, ended=time.time(), model_path=payload.get("model", ""))
+    finish(status=str(payload.get("status", "finished")), reason=payload.get("reason", ""), results=payload,
+           model_path=payload.get("model", ""))
     return result
 
 

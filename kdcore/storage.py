@@ -277,6 +277,21 @@ class RunStore:
                      _PROCESS_TOKEN, os.getpid()))
         return run_id
 
+    def add_run(self, kind: str, name: str, config: dict, dataset: str = "", *, status: str, reason: str = "",
+                results: dict | None = None, started: float | None = None, ended: float | None = None,
+                model_path: str = "", epochs: list[tuple[str, dict]] = ()) -> str:
+        """A whole ended run, its epochs included, in one transaction: all of it is stored or none."""
+        run_id = uuid.uuid4().hex[:12]
+        with self._lock, self._connect() as conn:
+            conn.execute("INSERT INTO runs (id, kind, name, status, reason, config, results, dataset, model_path,"
+                         " created, started, ended, owner, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (run_id, kind, name, status, reason, json.dumps(config, default=str),
+                          json.dumps(results or {}, default=str), dataset, model_path, started or time.time(),
+                          started, ended, _PROCESS_TOKEN, os.getpid()))
+            conn.executemany("INSERT OR REPLACE INTO epochs (run_id, series, epoch, metrics) VALUES (?, ?, ?, ?)",
+                             [(run_id, series, int(rec["epoch"]), json.dumps(rec)) for series, rec in epochs])
+        return run_id
+
     def update(self, run_id: str, **fields) -> None:
         allowed = {"status", "reason", "results", "device", "model_path", "started", "ended", "name"}
         bad = set(fields) - allowed

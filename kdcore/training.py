@@ -15,6 +15,7 @@ between batches (on epochs of 200 batches or more, every few batches: see
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import threading
@@ -42,6 +43,11 @@ def pick_device(gpu_names: list[str]) -> str:
     return "/GPU:0" if gpu_names else "/CPU:0"
 
 
+def replica_devices(gpu_names: list[str]) -> list[str]:
+    """The devices one run is mirrored over: every GPU when TensorFlow lists more than one, else none."""
+    return list(gpu_names) if len(gpu_names) > 1 else []
+
+
 def device_info() -> dict:
     """Which device jobs run on, from TensorFlow's own device listing.
 
@@ -60,7 +66,8 @@ def device_info() -> dict:
         label = f"GPU: {details.get('device_name', gpus[0].name)}"
     else:
         label = "CPU (no GPU listed by TensorFlow)"
-    return {"device": device, "label": label, "gpus": len(gpus)}
+    return {"device": device, "label": label, "gpus": len(gpus),
+            "replicas": replica_devices([d.name for d in tf.config.list_logical_devices("GPU")])}
 
 
 # --- the training step -----------------------------------------------------------------------
@@ -106,12 +113,17 @@ def _trainer_class():
 
         def train_step(self, data):
             x, labels, targets = self._unpack(data)
+            # Under MirroredStrategy each replica sees its share of the global batch and the optimizer SUMS the
+            # replicas' gradients, so each replica's loss is divided by their number (as Keras's own
+            # compute_loss does): the step then equals one device's on the whole batch. One device: / 1.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
             with tf.GradientTape() as tape:
                 logits = self.net(x, training=True)
                 total, soft, hard = terms_from_targets(labels, logits, targets, self.temperature,
                                                        self.alpha if targets is not None else 0.0, self.mode)
+                scaled = total / replicas if replicas > 1 else total
             variables = self.net.trainable_variables
-            self.optimizer.apply(tape.gradient(total, variables), variables)
+            self.optimizer.apply(tape.gradient(scaled, variables), variables)
             for name, value in zip(("loss", "soft", "hard"), (total, soft, hard)):
                 self.trackers[name].update_state(value)
             self._accuracy(labels, logits)
@@ -181,14 +193,19 @@ class RunResult:
     seconds: float = 0.0
     device: str = ""
     stages: dict = field(default_factory=dict)  # earlier stages' histories by name (FitNets' "hint"), kept in the record
+    replicas: int = 1  # devices the run was mirrored over (tf.distribute.MirroredStrategy); 1: one device
+    replica_batch: int = 0  # examples per replica per step when mirrored (the global batch is the config's)
 
     def __post_init__(self):
         self.status = Status(self.status)
 
     def to_json(self) -> dict:
         """The run without its model, as the run store keeps it (``test_accuracy`` is the task's test metric)."""
-        return {"status": str(self.status), "reason": self.reason, "test_accuracy": self.test_accuracy,
-                "seconds": round(self.seconds, 2), "device": self.device, "history": self.history}
+        out = {"status": str(self.status), "reason": self.reason, "test_accuracy": self.test_accuracy,
+               "seconds": round(self.seconds, 2), "device": self.device, "history": self.history}
+        if self.replicas > 1:
+            out.update(replicas=self.replicas, replica_batch=self.replica_batch)
+        return out
 
 
 def _dataset(x, target, batch_size, seed, shuffle=True):
@@ -231,8 +248,29 @@ def steps_per_execution(steps: int) -> int:
     return max(1, min(MAX_STEPS_PER_EXECUTION, steps // MIN_POINTS_PER_EPOCH))
 
 
+def mirrored(net, devices: list[str]):
+    """(strategy, the network to train) for data-parallel training over ``devices``, or (None, ``net``).
+
+    With two devices or more the run goes under ``tf.distribute.MirroredStrategy``
+    (the Keras distribution API's TensorFlow backend is a prototype): every
+    variable must be made inside its scope, so the network is cloned there with
+    the same weights, and :func:`fit` copies the trained weights back into ``net``.
+    The global batch stays the config's; each replica gets its share.
+    """
+    if len(devices) < 2:
+        return None, net
+    import keras
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(devices)
+    with strategy.scope():
+        twin = keras.models.clone_model(net)
+        twin.set_weights(net.get_weights())
+    return strategy, twin
+
+
 def fit(net, data: Dataset, cfg, *, labels=None, teacher_logits=None, temperature=1.0, alpha=0.0,
-        mode="kl", series="model", progress: Progress | None = None) -> RunResult:
+        mode="kl", series="model", progress: Progress | None = None, devices: list[str] | None = None) -> RunResult:
     """Train ``net`` (logits out) on ``data``: the one training loop of KD Studio.
 
     With ``teacher_logits`` and ``alpha > 0`` it distils; otherwise it learns
@@ -243,6 +281,9 @@ def fit(net, data: Dataset, cfg, *, labels=None, teacher_logits=None, temperatur
     once, here, for the whole training set: the step then gathers them with the
     images and never softens the teacher again (the measured effect is in the
     README's performance section).
+
+    When TensorFlow lists several GPUs (or ``devices`` names several devices)
+    the run is data-parallel over them (:func:`mirrored`); with one, nothing changes.
     """
     import keras
     import tensorflow as tf
@@ -253,9 +294,13 @@ def fit(net, data: Dataset, cfg, *, labels=None, teacher_logits=None, temperatur
     info = device_info()
     outcome: dict = {"status": "finished", "reason": ""}
     steps = math.ceil(len(labels) / cfg.batch_size)
-    trainer = _trainer_class()(net, temperature, alpha, mode)
-    trainer.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), steps_per_execution=steps_per_execution(steps),
-                    jit_compile=info["gpus"] > 0)  # XLA is 2-4x slower on CPU
+    strategy, model = mirrored(net, info["replicas"] if devices is None else list(devices))
+    replicas = strategy.num_replicas_in_sync if strategy else 1
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        trainer = _trainer_class()(model, temperature, alpha, mode)
+        trainer.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
+                        steps_per_execution=steps_per_execution(steps),
+                        jit_compile=info["gpus"] > 0)  # XLA is 2-4x slower on CPU
     target = (labels.astype("int64"), np.asarray(soft_targets(teacher_logits, temperature, mode))) if (
         teacher_logits is not None and alpha > 0) else labels.astype("int64")
     train = _dataset(data.x_train, target, cfg.batch_size, cfg.seed)
@@ -263,13 +308,18 @@ def fit(net, data: Dataset, cfg, *, labels=None, teacher_logits=None, temperatur
     if progress is not None:
         progress.phase(series, cfg.epochs, steps)
     t0 = time.perf_counter()
-    with tf.device(info["device"]):
+    with contextlib.nullcontext() if strategy else tf.device(info["device"]):
         trainer.fit(train, epochs=cfg.epochs, validation_data=test, verbose=0, shuffle=False,
                     callbacks=[_progress_callback(progress, series, outcome)])
     history = outcome.get("history", [])
     acc = history[-1].get("test_accuracy") if history else None
-    return RunResult(net, outcome["status"], outcome["reason"], history, acc,
-                     time.perf_counter() - t0, info["label"])
+    label = info["label"]
+    if strategy:
+        net.set_weights(model.get_weights())
+        label = (f"{replicas} devices (MirroredStrategy): batch {cfg.batch_size}, "
+                 f"{cfg.batch_size // replicas} per replica")
+    return RunResult(net, outcome["status"], outcome["reason"], history, acc, time.perf_counter() - t0, label,
+                     replicas, cfg.batch_size // replicas if strategy else 0)
 
 
 # --- baseline and distilled student ------------------------------------------------------------
@@ -460,5 +510,5 @@ def fit_hint(student, teacher, data: Dataset, cfg: DistillConfig, progress: Prog
                      time.perf_counter() - t0, info["label"])
 
 
-__all__ = ["RunResult", "fit", "fit_distilled", "fit_baseline", "teacher_logits", "predict_logits", "accuracy",
+__all__ = ["RunResult", "fit", "mirrored", "replica_devices", "fit_distilled", "fit_baseline", "teacher_logits", "predict_logits", "accuracy",
            "fit_hint", "hint_pair", "hint_regressor", "pick_device", "device_info"]

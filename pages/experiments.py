@@ -4,12 +4,14 @@ Storyboard: pick a preset (its recipe in one sentence) → seeds, share of
 labels, a class to leave out → Run → live progress → teacher, distilled student
 and from-scratch baseline as bars with the seed spread as error bars, the gain
 and the share of the gap recovered in numbers, per-class accuracy when a class
-was left out → a sweep over T and alpha, drawn as a heatmap of the gain.
+was left out → a sweep over T and alpha, drawn as a heatmap of the gain → a sweep
+run as an Optuna study by workers on any machine: its trials, read live from the
+study's database, with the workers seen.
 """
 import pandas as pd
 import streamlit as st
 
-from kdcore import experiments, figures, presets
+from kdcore import experiments, figures, presets, studies
 from pages import job_panel, state
 
 st.title("Experiments")
@@ -185,3 +187,61 @@ if sweep_job is not None:
         units = width.selectbox("Student width", sorted(frame["units"].unique()), key="experiments.sweep.units")
         st.plotly_chart(figures.sweep_heatmap(frame, value, int(units)), key="sweep_heatmap")
         st.dataframe(frame, hide_index=True)
+
+# --- sweeps as Optuna studies ---------------------------------------------------------------------
+st.subheader("Sweeps across machines (Optuna studies)")
+st.caption("`python -m kdcore sweep --study NAME ...` creates the grid as an Optuna study in a database; "
+           "`python -m kdcore worker --study NAME` on any machine with the data and the teacher joins it. "
+           "The trials below are read from that database, live.")
+other = st.text_input("Study database", key="experiments.study.storage", type="password",
+                      placeholder="empty: the default database",
+                      help="sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB. Empty: $KDSTUDIO_STORAGE, "
+                           "else studies.db in the data folder. The page never shows a password.")
+study_url = other.strip() or None
+st.caption(f"Database: `{studies.masked(study_url or studies.default_storage())}`")
+try:
+    study_list = studies.list_studies(study_url)
+except studies.StudyError as exc:
+    st.warning(str(exc), icon="⚠️")
+    study_list = None
+
+
+def study_panel(name: str, url: str | None) -> None:
+    """The study's trials, polled every two seconds while any is waiting or running."""
+    try:
+        first = studies.study_view(name, url)
+    except studies.StudyError as exc:
+        st.warning(str(exc), icon="⚠️")
+        return
+
+    @st.fragment(run_every=2.0 if not first["done"] else None)
+    def panel():
+        view = studies.study_view(name, url)
+        if not first["done"] and view["done"]:
+            st.rerun()
+        counts = view["states"]
+        a, b, c, d, e = st.columns(5)
+        a.metric("Complete", counts["complete"])
+        b.metric("Running", counts["running"])
+        c.metric("Waiting", counts["waiting"])
+        d.metric("Failed", counts["fail"], help="A trial whose worker died is failed by its missing "
+                                                "heartbeat and queued again (the retry shows 'retry of').")
+        e.metric("Workers seen", len(view["workers_seen"]),
+                 help="Distinct worker processes (host:pid) that ran a trial of this study; "
+                      f"running now: {', '.join(view['workers_active']) or 'none'}.")
+        if view["cells"]:
+            frame = pd.DataFrame(view["cells"])
+            units = sorted(frame["units"].unique())
+            shown = units[0] if len(units) == 1 else st.selectbox("Student width", units, key="experiments.study.units")
+            st.plotly_chart(figures.sweep_heatmap(frame, "gain", int(shown)), key="study_heatmap")
+        st.dataframe(pd.DataFrame(view["trials"]), hide_index=True, key="study_trials")
+
+    panel()
+
+
+if study_list == []:
+    st.info("No study in this database yet: create one with `python -m kdcore sweep --study NAME "
+            "--temperatures 2,4 --alphas 0.5,0.9`.", icon="ℹ️")
+elif study_list:
+    chosen = st.selectbox("Study", study_list, index=len(study_list) - 1, key="experiments.study.name")
+    study_panel(chosen, study_url)

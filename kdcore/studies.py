@@ -1,0 +1,590 @@
+"""Sweeps as Optuna studies: one database, any number of workers on any number of machines.
+
+A sweep's grid (student width × T × alpha × seed) is an Optuna study with a
+:class:`optuna.samplers.GridSampler`. The study lives in a database: by default
+an SQLite file under ``$KDSTUDIO_HOME`` (nothing to set up), or a PostgreSQL
+server that several machines share (``--storage postgresql://...``). Each
+trial distils one student for one cell; its value is the gain over the same
+student trained from scratch (the baseline of its width and seed, trained once
+per study and shared through the study's attributes), and its run record lands
+in the run store of the machine that ran it.
+
+Why every cell is queued when the study is created
+--------------------------------------------------
+Optuna's GridSampler hands a new trial the grid cell of the trial's number
+while numbers are below the grid's size, and after that a random cell not yet
+finished, so two workers asking at the same time near the end of a grid run
+one cell twice (Optuna's docs say so). Here :func:`create_grid_study` queues
+one ``WAITING`` trial per cell, carrying the cell's ``grid_id`` exactly as the
+GridSampler writes it, and a worker only ever *claims* a waiting trial
+(WAITING → RUNNING in one storage transaction, which refuses a trial another
+worker took first); it never creates one. The GridSampler still maps
+``grid_id`` to parameter values, and still says when the grid is exhausted.
+On SQLite the claim is made atomic by starting every transaction with
+``BEGIN IMMEDIATE``: Python's sqlite3 otherwise reads outside a transaction,
+and two workers could both read "waiting" and both take the trial.
+
+A worker that dies
+------------------
+While a trial runs, a thread records a heartbeat every ``heartbeat`` seconds.
+Any worker that finds a running trial whose heartbeat is older than three
+intervals marks it failed (Optuna's ``fail_stale_trials``), and Optuna's
+:class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` queues a copy with the
+same ``grid_id``, which the next free worker claims. A worker with nothing left
+to claim waits while other trials run (one may still die), and leaves when
+none is running or waiting. A trial's run record is written in one
+transaction after Optuna accepted its value, so a killed worker leaves no
+half-written record, and a worker whose trial was failed behind its back (it
+stalled past the grace period) has its value refused and keeps only a failed
+record: the retry is the one that counts.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+from . import storage, tasks
+from .config import DistillConfig, from_dict, to_dict
+from .progress import Progress
+
+STORAGE_ENV = "KDSTUDIO_STORAGE"  # a URL here keeps a password off the command line (and out of `ps`)
+CONNECT_TIMEOUT_S = 5  # an unreachable PostgreSQL server is reported within this, not after TCP's minutes
+HEARTBEAT_S = 10  # a dead worker's trial is failed and queued again after 3 intervals
+SPEC_KEY = "kdstudio"  # the study's user attribute that holds what a worker needs to run a trial
+PARAMS = ("units", "temperature", "alpha", "seed")
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class StudyError(ValueError):
+    """A study that cannot be created, found or joined, in one sentence (the CLI prints it and exits 2)."""
+
+
+# --- storage URLs ------------------------------------------------------------------------------------
+def default_storage() -> str:
+    """``$KDSTUDIO_STORAGE`` when set, else an SQLite file in the data directory."""
+    return os.environ.get(STORAGE_ENV) or f"sqlite:///{storage.home() / 'studies.db'}"
+
+
+def masked(url: str) -> str:
+    """The URL as it may be printed or shown: a password becomes ``***``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL at all: show nothing of it
+        return "(an unreadable storage URL)"
+
+
+def _password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    with contextlib.suppress(Exception):
+        return make_url(url).password or ""
+    return ""
+
+
+def _reason(exc: BaseException, url: str) -> str:
+    """The innermost database error's first line, with the URL's password (if any) blotted out."""
+    inner = exc
+    while True:
+        nxt = getattr(inner, "orig", None) or inner.__cause__
+        if nxt is None or nxt is inner:
+            break
+        inner = nxt
+    text = (str(inner).strip().splitlines() or [type(inner).__name__])[0]
+    secret = _password(url)
+    return text.replace(secret, "***") if secret else text
+
+
+def _serialise_sqlite(engine) -> None:
+    """Start every transaction on this SQLite engine with BEGIN IMMEDIATE (see the module docstring).
+
+    Also WAL with ``synchronous = NORMAL``, as the run store: a trial makes about fifteen small commits
+    (parameters, attributes, heartbeat, tell), and an fsync each cost about 13 ms here.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):  # noqa: ANN001
+        dbapi_connection.execute("PRAGMA journal_mode = WAL")
+        dbapi_connection.execute("PRAGMA synchronous = NORMAL")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # noqa: ANN001
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # the connections Optuna opened while creating its tables get the pragmas too
+
+
+_OPENED: dict[tuple[str, int], object] = {}
+_OPENED_LOCK = threading.Lock()
+
+
+def open_storage(url: str | None = None, heartbeat: int = HEARTBEAT_S):
+    """An Optuna RDB storage for ``url`` (default :func:`default_storage`), with heartbeat and retry.
+
+    Refuses, in one line that never shows a password: a URL that is not a
+    database URL, a backend other than SQLite or PostgreSQL, and a database
+    that cannot be reached (PostgreSQL: within ``CONNECT_TIMEOUT_S``). One
+    storage (one connection pool) per URL and process: the Experiments page
+    reads a study every two seconds.
+    """
+    url = url or default_storage()
+    with _OPENED_LOCK:
+        if (url, heartbeat) not in _OPENED:
+            _OPENED[(url, heartbeat)] = _open(url, heartbeat)
+        return _OPENED[(url, heartbeat)]
+
+
+def _open(url: str, heartbeat: int):
+    import optuna
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - sqlalchemy's ArgumentError, or a value that is no string
+        raise StudyError("storage must be a database URL such as sqlite:////path/studies.db or "
+                         "postgresql://user@host:5432/db (got something else)") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine_kwargs = {"connect_args": {"timeout": 60, "isolation_level": None}}
+        folder = Path(parsed.database or "").expanduser().parent
+        if parsed.database and not folder.is_dir():
+            raise StudyError(f"cannot reach the study storage {masked(url)}: no folder {folder}")
+    elif backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, pinned in requirements.txt
+        engine_kwargs = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
+    else:
+        raise StudyError(f"storage must be sqlite:///... or postgresql://... (got {masked(url)})")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            rdb = optuna.storages.RDBStorage(
+                parsed.render_as_string(hide_password=False), engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy/psycopg errors of every kind: one line
+        raise StudyError(f"cannot reach the study storage {masked(url)}: {_reason(exc, url)}") from None
+    if backend == "sqlite":
+        _serialise_sqlite(rdb.engine)
+    return rdb
+
+
+def _grid_sampler(space: dict):
+    """Optuna's GridSampler for ``space``, minus its end-of-grid ``study.stop()``.
+
+    After the last cell GridSampler stops the study, which raises outside
+    ``study.optimize`` (Optuna's docs note it for ask-and-tell), and it counts
+    a failed cell as visited, so it would stop while that cell's retry still
+    waits. Here the queue says when the study is done (:func:`run_worker`).
+    """
+    import optuna
+
+    class QueuedGridSampler(optuna.samplers.GridSampler):
+        def after_trial(self, study, trial, state, values) -> None:
+            pass
+
+    return QueuedGridSampler(space)
+
+
+def study_names(rdb) -> list[str]:
+    return sorted(s.study_name for s in rdb.get_all_studies())
+
+
+def list_studies(url: str | None = None) -> list[str]:
+    """The names of the studies in a database (default :func:`default_storage`), newest name last."""
+    return study_names(open_storage(url))
+
+
+def check_study(rdb, name: str, url: str | None) -> None:
+    """Refuse, naming the studies there, a study name the database does not hold."""
+    if name not in study_names(rdb):
+        known = ", ".join(study_names(rdb)) or "none"
+        raise StudyError(f"no study named {name!r} in {masked(url or default_storage())} (studies there: {known})")
+
+
+def _load(rdb, name: str, url: str):
+    import optuna
+
+    check_study(rdb, name, url)
+    study = optuna.load_study(study_name=name, storage=rdb)
+    spec = study.user_attrs.get(SPEC_KEY)
+    if not spec:
+        raise StudyError(f"study {name!r} was not created by KD Studio's sweep, so a worker cannot run it")
+    study.sampler = _grid_sampler(spec["space"])
+    return study, spec
+
+
+# --- the teacher, by content -------------------------------------------------------------------------
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_teacher(teacher: dict, given: str | None = None) -> Path:
+    """The study's teacher file on this machine, found by its SHA-256 (its name may differ).
+
+    ``given`` (``worker --teacher FILE``) is checked against the hash; else the
+    models folder is searched, the study's own file name first.
+    """
+    want = teacher["sha256"]
+    if given:
+        if not Path(given).is_file():
+            raise StudyError(f"no teacher file at {given}")
+        if file_sha256(given) != want:
+            raise StudyError(f"{given} is not this study's teacher (its SHA-256 differs from {want[:12]}…)")
+        return Path(given)
+    folder = storage.models_dir()
+    candidates = [folder / teacher["file"]] + sorted(folder.glob("*" + storage.MODEL_SUFFIX))
+    for path in candidates:
+        if path.is_file() and not path.name.startswith(".") and file_sha256(path) == want:
+            return path
+    raise StudyError(f"this machine has no copy of the study's teacher {teacher['file']} (SHA-256 {want[:12]}…) "
+                     f"in {folder}: copy it there from the machine that created the study, or pass --teacher FILE")
+
+
+# --- creating a grid study -----------------------------------------------------------------------------
+def search_space(widths, temperatures, alphas, seeds) -> dict:
+    """The grid as Optuna's GridSampler stores it: parameter names sorted, values as given."""
+    space = {"units": [int(w) for w in widths], "temperature": [float(t) for t in temperatures],
+             "alpha": [float(a) for a in alphas], "seed": [int(s) for s in seeds]}
+    return dict(sorted(space.items()))
+
+
+def create_grid_study(name: str, url: str | None, preset, temperatures, alphas, seeds=1, widths=None,
+                      epochs: int | None = None, dataset: str | None = None, teacher: str | None = None,
+                      progress: Progress | None = None) -> dict:
+    """Create the study, queue one trial per grid cell, and say where it lives.
+
+    The teacher is ``teacher`` (a saved .keras file) or the preset's recipe,
+    trained once and cached in the models folder (:func:`kdcore.experiments.cached_teacher`).
+    Everything is refused before the teacher is trained or the study written:
+    an empty grid, a bad cell, an unreachable storage, a name already taken.
+    """
+    import optuna
+
+    from . import experiments, training
+
+    if not name or not str(name).strip():
+        raise StudyError("study must be a name such as sweep-1 (got an empty one)")
+    seeds = experiments.seed_list(seeds)
+    overrides = {} if epochs is None else {"epochs": epochs}
+    preset_name, spec = experiments.resolve(preset)
+    task = tasks.get(spec.get("task"))
+    source = dataset or spec["dataset"]
+    ds = task.load(source)
+    _, spec, teacher_cfg, cfg, ds = experiments._setup(preset, ds, overrides)
+    widths = list(widths) if widths else [cfg.student.units]
+    cells = experiments.grid(cfg, len(ds.y_train), temperatures, alphas, widths)
+    url = url or default_storage()
+    rdb = open_storage(url)
+    if name in study_names(rdb):
+        raise StudyError(f"a study named {name!r} already exists in {masked(url)}: join it with "
+                         f"`python -m kdcore worker --study {name}`, or pick another name")
+    if teacher:
+        model = storage.load_model(teacher, task)  # refuses a file that is no model of this task
+        teacher_path, teacher_acc = Path(teacher), task.score(model, ds)
+    else:
+        made = experiments.cached_teacher(teacher_cfg, ds, progress, task.name)
+        if made["status"] != "finished":
+            raise StudyError(f"the teacher did not finish: {made['reason']}")
+        teacher_path, teacher_acc = Path(made["path"]), made["accuracy"]
+    space = search_space(widths, temperatures, alphas, seeds)
+    study_spec = {"task": task.name, "preset": preset_name, "dataset": str(source),
+                  "data_fingerprint": training.dataset_fingerprint(ds), "distill": to_dict(cfg), "space": space,
+                  "teacher": {"file": teacher_path.name, "sha256": file_sha256(teacher_path),
+                              "accuracy": teacher_acc}}
+    study = optuna.create_study(study_name=name, storage=rdb, sampler=_grid_sampler(space), direction="maximize")
+    study.set_user_attr(SPEC_KEY, study_spec)
+    n_cells = len(cells) * len(seeds)
+    for grid_id in range(n_cells):  # one queued trial per cell: see the module docstring
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING,
+                                                  system_attrs={"grid_id": grid_id, "search_space": space}))
+    return {"study": name, "storage": masked(url), "trials": n_cells, "teacher": str(teacher_path)}
+
+
+# --- a worker ------------------------------------------------------------------------------------------
+class _Heartbeat:
+    """Records the trial's heartbeat now and every ``interval`` seconds until the trial ends."""
+
+    def __init__(self, rdb, trial_id: int, interval: int):
+        self._rdb, self._id, self._interval = rdb, trial_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="kdcore-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            with contextlib.suppress(Exception):  # a missed beat: the grace period covers a few
+                self._rdb.record_heartbeat(self._id)
+
+    def start(self) -> None:
+        self._rdb.record_heartbeat(self._id)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextlib.contextmanager
+def _study_time(timing: dict):
+    """Adds the time spent inside the block to ``timing["study"]``: the study machinery's share of a trial."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        timing["study"] = timing.get("study", 0.0) + time.perf_counter() - t0
+
+
+def _fail_stale(study) -> None:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _claim(rdb, study) -> int | None:
+    """Take one waiting trial (WAITING → RUNNING, refused if another worker took it first), or None.
+
+    The waiting trials are listed through the study, whose storage cache must
+    know a trial before its parameters can be set; the claim goes to the database.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        try:
+            if rdb.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
+                return frozen._trial_id
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return None
+
+
+def _unfinished(rdb, study_id: int) -> int:
+    from optuna.trial import TrialState
+
+    return len(rdb.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)))
+
+
+@dataclasses.dataclass
+class _Context:
+    """What every trial of a study needs, loaded once per worker."""
+
+    study: object
+    spec: dict
+    task: object
+    ds: object
+    cfg: DistillConfig
+    teacher: object
+    teacher_path: Path
+    teacher_accuracy: float
+    logits: object
+
+
+def _prepare(study, spec: dict, teacher: str | None, progress: Progress) -> _Context:
+    from . import training
+
+    task = tasks.get(spec["task"])
+    teacher_path = find_teacher(spec["teacher"], teacher)
+    ds = task.load(spec["dataset"])
+    if training.dataset_fingerprint(ds) != spec["data_fingerprint"]:
+        raise StudyError(f"the dataset {spec['dataset']} on this machine differs from the one the study was "
+                         "created with; copy that file here")
+    cfg = from_dict(task.distill_class(), spec["distill"], task.name).validate(len(ds.y_train))
+    model = storage.load_model(teacher_path, task)
+    progress.phase("teacher logits")
+    accuracy = task.score(model, ds)
+    return _Context(study, spec, task, ds, cfg, model, teacher_path, accuracy,
+                    training.teacher_logits(model, ds))
+
+
+def _baseline(ctx: _Context, cfg, key: str, progress, timing: dict) -> tuple[float, list, bool]:
+    """The from-scratch accuracy for this width and seed: from the study if a worker trained it, else trained here."""
+    with _study_time(timing):
+        shared = ctx.study.user_attrs.get(key)
+    if shared is not None:
+        return shared, [], False
+    from .experiments import _Tagged
+
+    base = ctx.task.train_baseline(cfg, ctx.ds, _Tagged(progress, key))
+    if base.status != "finished":
+        raise RuntimeError(f"the baseline {base.status}: {base.reason}")
+    with _study_time(timing):
+        shared = ctx.study.user_attrs.get(key)  # another worker may have finished the same one meanwhile: theirs wins
+        if shared is None:
+            ctx.study.set_user_attr(key, base.test_accuracy)
+            shared = base.test_accuracy
+    return shared, base.history, True
+
+
+def _trial(ctx: _Context, trial, progress: Progress, timing: dict) -> dict:
+    """Distil one cell's student, tell Optuna the gain, and return the run record's results."""
+    from optuna.trial import TrialState
+
+    from .experiments import _Tagged, cell_config
+
+    space = ctx.spec["space"]
+    with _study_time(timing):
+        p = {name: trial.suggest_categorical(name, space[name]) for name in PARAMS}
+    cfg = cell_config(ctx.cfg, p["units"], p["temperature"], p["alpha"], p["seed"])
+    tag = f"w{p['units']} T{p['temperature']:g} a{p['alpha']:g} s{p['seed']}"
+    baseline, base_history, trained = _baseline(ctx, cfg, f"baseline w{p['units']} s{p['seed']}", progress,
+                                                timing)
+    student = ctx.task.distill_student(cfg, ctx.teacher, ctx.ds, _Tagged(progress, tag), logits=ctx.logits)
+    results = {"study": trial.study.study_name, "trial": trial.number, **p, "worker": WORKER_ID,
+               "teacher_model": str(ctx.teacher_path), "teacher_accuracy": ctx.teacher_accuracy,
+               "student_accuracy": student.test_accuracy, "baseline_accuracy": baseline,
+               "history": {"student": student.history, **({"baseline": base_history} if trained else {})},
+               "status": str(student.status), "reason": student.reason, "seconds": round(student.seconds, 2)}
+    if student.status != "finished":
+        with _study_time(timing):
+            trial.set_user_attr("reason", student.reason)
+            ctx.study.tell(trial, state=TrialState.FAIL)
+        return results
+    gain = student.test_accuracy - baseline
+    with _study_time(timing):
+        for key, value in (("student", student.test_accuracy), ("baseline", baseline),
+                           ("teacher", ctx.teacher_accuracy), ("seconds", round(student.seconds, 2))):
+            trial.set_user_attr(key, value)
+        try:
+            ctx.study.tell(trial, gain)
+        except ValueError:  # the trial was failed (stale heartbeat) while it ran: its retry counts instead
+            results.update(status="failed", reason=f"trial {trial.number} was marked failed by the heartbeat "
+                                                   "check while it ran (this worker stalled); its retry counts instead")
+        else:
+            results["gain"] = gain
+    return results
+
+
+def run_worker(name: str, url: str | None = None, trials: int | None = None, teacher: str | None = None,
+               progress: Progress | None = None, heartbeat: int = HEARTBEAT_S) -> dict:
+    """Join study ``name`` and run its queued trials until none is left (or ``trials`` are done).
+
+    Returns ``{"study", "storage", "worker", "completed", "failed", "seconds", "overhead_s"}``:
+    ``completed`` counts the trials whose gain Optuna accepted from this
+    worker; ``overhead_s`` is the mean time per trial spent in the study
+    machinery (stale check, claim, parameters, attributes, first heartbeat,
+    tell: every storage call in the trial's path), not in training.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from .jobs import recorded
+
+    url = url or default_storage()
+    progress = progress or Progress(name)
+    rdb = open_storage(url, heartbeat)
+    study, spec = _load(rdb, name, url)
+    study_id = rdb.get_study_id_from_name(name)
+    ctx = _prepare(study, spec, teacher, progress)
+    t_start, completed, failed, overheads = time.perf_counter(), 0, 0, []
+    while trials is None or completed < trials:
+        timing: dict = {}
+        with _study_time(timing):
+            _fail_stale(study)
+            trial_id = _claim(rdb, study)
+            if trial_id is not None:
+                rdb.set_trial_user_attr(trial_id, "worker", WORKER_ID)
+                trial = optuna.trial.Trial(study, trial_id)
+        if trial_id is None:
+            if not _unfinished(rdb, study_id):
+                break  # every trial ended: the study is done
+            time.sleep(min(heartbeat, 2))  # others still run one; it may die and come back as a retry
+            continue
+        heart = _Heartbeat(rdb, trial_id, heartbeat)
+        with _study_time(timing):
+            heart.start()
+        title = f"Sweep trial {trial.number} of study {name}"
+        config = {"study": name, "storage": masked(url), "trial": trial.number}
+        try:
+            result = recorded("trial", title, config, spec["dataset"],
+                              lambda p: _trial(ctx, trial, p, timing), progress, at_end=True)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                study.tell(trial, state=TrialState.FAIL)
+            raise
+        finally:
+            heart.stop()
+        overheads.append(timing["study"])
+        if result.get("gain") is not None:
+            completed += 1
+        else:
+            failed += 1
+    return {"study": name, "storage": masked(url), "worker": WORKER_ID, "completed": completed, "failed": failed,
+            "seconds": round(time.perf_counter() - t_start, 2),
+            "overhead_s": round(sum(overheads) / len(overheads), 4) if overheads else None}
+
+
+def run_local_workers(name: str, url: str | None, count: int, task: str = "digits",
+                      heartbeat: int = HEARTBEAT_S, teacher: str | None = None) -> dict:
+    """Start ``count`` ``worker`` processes on this machine and wait for them.
+
+    The storage URL travels in ``$KDSTUDIO_STORAGE``, not on their command
+    line; ``teacher`` is the study's teacher file here, wherever it is.
+    """
+    import json
+
+    env = dict(os.environ, **{STORAGE_ENV: url or default_storage()})
+    argv = [sys.executable, "-m", "kdcore", "worker", "--study", name, "--task", task,
+            "--heartbeat", str(heartbeat), "--json"] + (["--teacher", str(teacher)] if teacher else [])
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) for _ in range(count)]
+    outs = [proc.communicate()[0] for proc in procs]
+    seconds = time.perf_counter() - t0
+    answers = []
+    for proc, out in zip(procs, outs):
+        if proc.returncode != 0:
+            raise StudyError(f"a local worker exited with code {proc.returncode} (its error is above)")
+        answers.append(json.loads(out))
+    return {"completed": sum(a["completed"] for a in answers), "workers": answers, "seconds": round(seconds, 2)}
+
+
+# --- what the Experiments page shows -------------------------------------------------------------------
+def study_view(name: str, url: str | None = None) -> dict:
+    """A study's trials as rows, counts by state, the workers seen, and the finished cells (averaged over seeds).
+
+    Read straight from the database on every call, so a page polling it sees
+    trials that any machine runs.
+    """
+    import pandas as pd
+
+    url = url or default_storage()
+    rdb = open_storage(url)
+    study, spec = _load(rdb, name, url)
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        params = t.params or {}
+        row = {"trial": t.number, "state": t.state.name.lower(), **{k: params.get(k) for k in PARAMS},
+               "gain": t.value, "student": t.user_attrs.get("student"), "baseline": t.user_attrs.get("baseline"),
+               "worker": t.user_attrs.get("worker", ""),
+               "retry of": t.system_attrs.get("failed_trial"),
+               "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
+               if t.datetime_complete and t.datetime_start else None}
+        rows.append(row)
+    states = {s: sum(r["state"] == s for r in rows) for s in ("waiting", "running", "complete", "fail")}
+    done = [r for r in rows if r["state"] == "complete"]
+    cells = (pd.DataFrame(done).groupby(["units", "temperature", "alpha"], as_index=False)
+             [["student", "baseline", "gain"]].mean().to_dict("records") if done else [])
+    for cell in cells:
+        cell["teacher"] = spec["teacher"].get("accuracy")
+    workers = sorted({r["worker"] for r in rows if r["worker"]})
+    active = sorted({r["worker"] for r in rows if r["worker"] and r["state"] == "running"})
+    return {"study": name, "storage": masked(url), "spec": spec, "trials": rows, "states": states,
+            "workers_seen": workers, "workers_active": active, "cells": cells,
+            "done": states["waiting"] == 0 and states["running"] == 0}

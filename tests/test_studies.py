@@ -1,0 +1,339 @@
+"""Sweeps as Optuna studies: real worker processes, real SQLite and a real PostgreSQL 15 server, a real SIGKILL.
+
+Every trial is a 1-epoch distillation of a 16-unit student on a 600-image
+slice of mnist-5k, from a 1-epoch teacher, so a 6-trial grid takes a few
+seconds of training; most of each test is the workers' TensorFlow import.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from kdcore import cli, storage, studies
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+GRID = ["--temperatures", "1,2,4", "--alphas", "0.5,0.9", "--seeds", "1", "--widths", "16", "--epochs", "1"]
+
+
+@pytest.fixture(scope="module")
+def slice_npz(tmp_path_factory, mnist5k):
+    path = tmp_path_factory.mktemp("slice") / "mnist-slice.npz"
+    part = mnist5k.subset(600, 200, seed=3)
+    np.savez(path, x_train=part.x_train, y_train=part.y_train, x_test=part.x_test, y_test=part.y_test)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory, slice_npz):
+    """A 1-epoch teacher on the slice, saved as KD Studio saves one."""
+    from kdcore import data
+    from kdcore.tasks.digits import DIGITS, TeacherConfig
+
+    ds = data.load(str(slice_npz))
+    result = DIGITS.train_teacher(TeacherConfig(epochs=1, seed=0), ds)
+    path = tmp_path_factory.mktemp("teacher") / "tiny-teacher.keras"
+    storage.save_model(result.model, path, {"kind": "teacher", "dataset": ds.name,
+                                            "test_accuracy": result.test_accuracy})
+    return path
+
+
+def cli_env(home, **extra) -> dict:
+    return dict(os.environ, KDSTUDIO_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="3", **extra)
+
+
+def run_cli(*args, home, timeout=240, **extra) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kdcore", *map(str, args)], cwd=ROOT, env=cli_env(home, **extra),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_worker(study: str, url: str, home, *more) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "kdcore", "worker", "--study", study, "--storage", url,
+                             "--json", *map(str, more)], cwd=ROOT, env=cli_env(home),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def create(url: str, home, slice_npz, teacher, study="grid") -> dict:
+    proc = run_cli("sweep", "--storage", url, "--study", study, *GRID, "--dataset", slice_npz,
+                   "--teacher", teacher, "--workers", "0", "--json", home=home)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+def finish(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=480)
+    assert proc.returncode == 0, err[-2000:]
+    return json.loads(out)
+
+
+def assert_grid_done_once(url: str, name: str) -> list:
+    """Exactly 6 complete trials, one per cell, each valued at its student's gain over the baseline."""
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=studies.open_storage(url))
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    cells = sorted((t.params["units"], t.params["temperature"], t.params["alpha"], t.params["seed"])
+                   for t in complete)
+    assert cells == sorted((16, t, a, 0) for t in (1.0, 2.0, 4.0) for a in (0.5, 0.9))
+    for t in complete:
+        assert t.value == pytest.approx(t.user_attrs["student"] - t.user_attrs["baseline"])
+        assert 0.1 < t.user_attrs["student"] <= 1.0
+    assert not [t for t in study.trials if t.state in (optuna.trial.TrialState.RUNNING,
+                                                       optuna.trial.TrialState.WAITING)]
+    return complete
+
+
+def assert_run_records(home, complete) -> list[dict]:
+    """One finished run record per complete trial, its figures equal to the study's; none half-written."""
+    assert storage.home() == Path(home)  # the workers wrote into this test's own data folder
+    rows = storage.run_store().runs("trial")
+    finished = [r for r in rows if r["status"] == "finished"]
+    assert len(finished) == len(complete) == 6
+    by_trial = {r["results"]["trial"]: r for r in finished}
+    for t in complete:
+        results = by_trial[t.number]["results"]
+        assert results["gain"] == pytest.approx(t.value)
+        assert results["student_accuracy"] == pytest.approx(t.user_attrs["student"])
+        assert results["history"]["student"][0]["epoch"] == 1
+        assert storage.run_store().epochs(by_trial[t.number]["id"])["student w16 T" + f"{t.params['temperature']:g}"
+                                                                   f" a{t.params['alpha']:g} s0"]
+    assert all(r["status"] in ("finished", "failed") and r["ended"] for r in rows)
+    return rows
+
+
+def test_two_workers_share_an_sqlite_grid_and_find_the_teacher_by_content(kd_home, slice_npz, tiny_teacher):
+    url = f"sqlite:///{storage.home() / 'studies.db'}"
+    made = create(url, kd_home, slice_npz, tiny_teacher)
+    assert made == {"study": "grid", "storage": url, "trials": 6, "teacher": str(tiny_teacher)}
+    # The workers' machine has the teacher under another name: found by its SHA-256.
+    shutil.copy(tiny_teacher, storage.models_dir() / "copied-from-elsewhere.keras")
+    workers = [start_worker("grid", url, kd_home) for _ in range(2)]
+    answers = [finish(w) for w in workers]
+    assert sum(a["completed"] for a in answers) == 6 and all(a["failed"] == 0 for a in answers)
+    assert len({a["worker"] for a in answers}) == 2
+    complete = assert_grid_done_once(url, "grid")
+    assert {t.user_attrs["worker"] for t in complete} <= {a["worker"] for a in answers}
+    assert_run_records(kd_home, complete)
+    view = studies.study_view("grid", url)
+    assert view["done"] and view["states"]["complete"] == 6 and len(view["cells"]) == 6
+    assert sorted(view["workers_seen"]) == sorted(a["worker"] for a in answers)
+
+
+# --- PostgreSQL 15, started and stopped by the test ------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL 15 cluster on a free port, its socket in its own folder; yields a URL base."""
+    if not (PG_BIN / "initdb").is_file():
+        pytest.skip(f"PostgreSQL 15 is not installed here ({PG_BIN} has no initdb); "
+                    "scripts/test installs it with apt-get")
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="kd-pg-"))
+    if as_pg:
+        shutil.chown(folder, "postgres", "postgres")
+    data, port = folder / "data", _free_port()
+    run = lambda *cmd: subprocess.run([*as_pg, *map(str, cmd)], check=True, capture_output=True,  # noqa: E731
+                                      text=True, timeout=120)
+    run(PG_BIN / "initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+    run(PG_BIN / "pg_ctl", "-D", data, "-l", folder / "log", "-w", "-o",
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    try:
+        run(PG_BIN / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "kd")
+        yield f"127.0.0.1:{port}/kd"
+    finally:
+        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_workers_share_a_postgresql_grid_and_the_password_is_never_shown(kd_home, slice_npz, tiny_teacher,
+                                                                              postgres):
+    """``sweep --workers 2`` creates the study and runs two worker processes on it until it is done."""
+    secret = "s3cret-Pw"
+    url = f"postgresql://postgres:{secret}@{postgres}"  # trust authentication: any password is let in
+    # The URL goes in $KDSTUDIO_STORAGE, as the README advises, so not even a failing test's log shows it.
+    proc = run_cli("sweep", "--study", "pg-grid", *GRID, "--dataset", slice_npz, "--teacher", tiny_teacher,
+                   "--workers", "2", "--json", home=kd_home, timeout=600, KDSTUDIO_STORAGE=url)
+    assert proc.returncode == 0, proc.stderr[-2000:].replace(secret, "***")
+    made = json.loads(proc.stdout)
+    assert made["trials"] == 6 and made["storage"] == f"postgresql://postgres:***@{postgres}"
+    assert made["completed"] == 6 and len({w["worker"] for w in made["workers"]}) == 2
+    assert all(w["storage"] == made["storage"] for w in made["workers"])
+    complete = assert_grid_done_once(url, "pg-grid")
+    rows = assert_run_records(kd_home, complete)
+    assert secret not in proc.stdout + proc.stderr and secret not in json.dumps(rows)
+
+
+# --- a worker killed in the middle of a trial --------------------------------------------------------------
+def test_a_killed_workers_trial_is_failed_by_heartbeat_and_retried(kd_home, slice_npz, tiny_teacher):
+    import optuna
+
+    url = f"sqlite:///{storage.home() / 'studies.db'}"
+    create(url, kd_home, slice_npz, tiny_teacher, study="kill")
+    shutil.copy(tiny_teacher, storage.models_dir() / tiny_teacher.name)
+    victim, survivor = (start_worker("kill", url, kd_home, "--heartbeat", "1") for _ in range(2))
+    victim_id = f"{socket.gethostname()}:{victim.pid}"
+    watch = optuna.load_study(study_name="kill", storage=studies.open_storage(url))
+    deadline, killed_trial = time.monotonic() + 180, None
+    while killed_trial is None and time.monotonic() < deadline:
+        running = [t for t in watch.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                   if t.user_attrs.get("worker") == victim_id]
+        if running:
+            victim.send_signal(signal.SIGKILL)
+            killed_trial = running[0].number
+        else:
+            time.sleep(0.05)
+    assert killed_trial is not None, "the victim never started a trial"
+    victim.wait(30)
+    answer = finish(survivor)
+    assert answer["completed"] >= 1
+    complete = assert_grid_done_once(url, "kill")
+    study = optuna.load_study(study_name="kill", storage=url)
+    killed = study.trials[killed_trial]
+    assert killed.state == optuna.trial.TrialState.FAIL
+    retry = [t for t in complete if t.system_attrs.get("failed_trial") == killed_trial]
+    assert len(retry) == 1 and retry[0].params == killed.params and retry[0].user_attrs["worker"] != victim_id
+    rows = assert_run_records(kd_home, complete)
+    assert not [r for r in rows if r["results"].get("trial") == killed_trial]  # the killed trial left no record
+
+
+# --- data-parallel training on two logical devices ----------------------------------------------------------
+TWO_DEVICES = """
+import json, sys
+import keras, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+from kdcore import data, training
+from kdcore.config import TrainConfig
+from kdcore.tasks.digits import StudentConfig, build_student
+ds = data.load("mnist-5k").subset(1024, 300, seed=0)
+cfg = TrainConfig(epochs=1, batch_size=64, learning_rate=1e-3, seed=0)
+strategy, _ = training.mirrored(build_student(StudentConfig(units=32), 0), devices)
+two = training.fit(build_student(StudentConfig(units=32), 0), ds, cfg, series="two", devices=devices)
+one = training.fit(build_student(StudentConfig(units=32), 0), ds, cfg, series="one", devices=devices[:1])
+print(json.dumps({"devices": devices, "in_sync": strategy.num_replicas_in_sync, "replicas": two.replicas,
+                  "replica_batch": two.replica_batch, "label": two.device, "loss": [one.history[0]["loss"],
+                  two.history[0]["loss"]], "acc": [one.test_accuracy, two.test_accuracy],
+                  "one_replicas": one.replicas}))
+"""
+
+
+def test_two_logical_devices_train_one_epoch_under_mirrored_strategy(kd_home):
+    proc = subprocess.run([sys.executable, "-c", TWO_DEVICES], cwd=ROOT, env=cli_env(kd_home), capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(out["devices"]) == 2 and out["in_sync"] == 2
+    assert out["replicas"] == 2 and out["replica_batch"] == 32 and "32 per replica" in out["label"]
+    assert out["one_replicas"] == 1
+    one, two = out["loss"]
+    assert two == pytest.approx(one, rel=0.05), out  # same global batch, same start: the same epoch
+    assert abs(out["acc"][0] - out["acc"][1]) < 0.05, out
+
+
+# --- bad input: one line each --------------------------------------------------------------------------------
+def _one_line(capsys, argv) -> str:
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_unreachable_storage_is_one_masked_line_within_ten_seconds(capsys):
+    url = f"postgresql://kd:pw-never-shown@127.0.0.1:{_free_port()}/kd"
+    t0 = time.monotonic()
+    err = _one_line(capsys, ["worker", "--study", "s", "--storage", url, "--json"])
+    assert time.monotonic() - t0 < 10
+    assert "cannot reach the study storage postgresql://kd:***@127.0.0.1" in err and "pw-never-shown" not in err
+
+
+def test_a_study_that_does_not_exist_is_named(capsys, kd_home):
+    url = f"sqlite:///{storage.home() / 'studies.db'}"
+    studies.open_storage(url)
+    err = _one_line(capsys, ["worker", "--study", "nope", "--storage", url, "--json"])
+    assert "no study named 'nope'" in err and "studies there: none" in err
+
+
+def test_an_empty_grid_is_refused(capsys, kd_home):
+    err = _one_line(capsys, ["sweep", "--study", "s", "--temperatures", "", "--alphas", "0.5", "--workers", "0",
+                             "--dataset", "mnist-5k", "--json"])
+    assert "the grid has no cells" in err
+
+
+def test_a_worker_without_the_teacher_says_how_to_get_it(capsys, kd_home, tmp_path, slice_npz, tiny_teacher,
+                                                         monkeypatch):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    studies.create_grid_study("t", url, "quick", [2.0], [0.5], 1, [16], 1, str(slice_npz), str(tiny_teacher))
+    monkeypatch.setenv("KDSTUDIO_HOME", str(tmp_path / "second-machine"))
+    err = _one_line(capsys, ["worker", "--study", "t", "--storage", url, "--json"])
+    assert "has no copy of the study's teacher tiny-teacher.keras" in err and "--teacher FILE" in err
+    err = _one_line(capsys, ["worker", "--study", "t", "--storage", url, "--teacher", str(tmp_path / "x.keras")])
+    assert "no teacher file at" in err
+
+
+# --- the Experiments page's study view -----------------------------------------------------------------------
+def test_experiments_page_shows_a_running_study_live_with_its_workers(kd_home, monkeypatch):
+    """A study as workers leave it mid-way (two complete, one running): the page reads it from the database."""
+    import optuna
+    from optuna.trial import TrialState
+    from streamlit.testing.v1 import AppTest
+
+    space = studies.search_space([16], [1.0, 2.0], [0.5, 0.9], [0])
+    rdb = studies.open_storage()
+    study = optuna.create_study(study_name="live", storage=rdb, direction="maximize")
+    study.set_user_attr(studies.SPEC_KEY, {"space": space, "teacher": {"accuracy": 0.9}})
+    for grid_id in range(4):
+        study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING,
+                                                  system_attrs={"grid_id": grid_id, "search_space": space}))
+    study, _ = studies._load(rdb, "live", studies.default_storage())
+    for worker, value in (("hostA:1", 0.02), ("hostB:2", -0.01), ("hostB:2", None)):
+        trial_id = studies._claim(rdb, study)
+        rdb.set_trial_user_attr(trial_id, "worker", worker)
+        trial = optuna.trial.Trial(study, trial_id)
+        for name in studies.PARAMS:
+            trial.suggest_categorical(name, space[name])
+        if value is not None:
+            trial.set_user_attr("student", 0.9 + value)
+            trial.set_user_attr("baseline", 0.9)
+            study.tell(trial, value)
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/experiments.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="experiments.study.name").value == "live"
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Complete"], metrics["Running"], metrics["Waiting"], metrics["Workers seen"]) == ("2", "1", "1", "2")
+    trials = at.dataframe[-1].value
+    assert list(trials["state"]) == ["complete", "complete", "running", "waiting"]
+    assert "gain over the baseline" in at.get("plotly_chart")[-1].proto.spec
+
+    # A worker on another machine finishes the running trial: the next poll shows it.
+    running = study.get_trials(states=(TrialState.RUNNING,))[0]
+    study.tell(running.number, 0.0)
+    at.run()
+    assert {m.label: m.value for m in at.metric}["Complete"] == "3"
+
+    # Another database, typed with a password that the page never shows back.
+    at.text_input(key="experiments.study.storage").input(
+        f"postgresql://kd:page-secret@127.0.0.1:{_free_port()}/kd").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = " ".join(str(x.value) for x in [*at.warning, *at.caption, *at.markdown])
+    assert "postgresql://kd:***@127.0.0.1" in shown and "page-secret" not in shown
