@@ -180,6 +180,7 @@ class RunResult:
     test_accuracy: float | None = None
     seconds: float = 0.0
     device: str = ""
+    stages: dict = field(default_factory=dict)  # earlier stages' histories by series (TinyBERT's intermediate one)
 
     def __post_init__(self):
         self.status = Status(self.status)
