@@ -176,7 +176,7 @@ def _setup(preset, data: Dataset | None, overrides: dict) -> tuple[str, dict, ob
     t = tasks.get(spec.get("task"))
     ds = data if data is not None else t.load(spec["dataset"])
     teacher_cfg = from_dict(t.teacher_config, spec["teacher"], t.name).validate(len(ds.y_train))
-    cfg = from_dict(DistillConfig, {**spec["distill"], **overrides}, t.name).validate(len(ds.y_train))
+    cfg = from_dict(t.distill_class(), {**spec["distill"], **overrides}, t.name).validate(len(ds.y_train))
     return name, spec, teacher_cfg, cfg, ds
 
 
@@ -273,6 +273,11 @@ def _summarise(runs: list[dict], omit: int | None, ds: Dataset) -> dict:
 
 
 # --- sweeps -------------------------------------------------------------------------------------------
+def _width(student) -> str:
+    """The field that sets a student's width: ``units`` (digits' MLP, LSTMs) or ``hidden`` (transformers)."""
+    return "units" if hasattr(student, "units") else "hidden"
+
+
 def sweep(preset, temperatures, alphas, seeds=1, widths=None, progress: Progress | None = None,
           data: Dataset | None = None, record: bool = True):
     """Mean test accuracy over seeds for every (width, T, alpha) cell, with the width's baseline beside it.
@@ -287,11 +292,11 @@ def sweep(preset, temperatures, alphas, seeds=1, widths=None, progress: Progress
 
     seeds = seed_list(seeds)
     name, spec, teacher_cfg, cfg, ds = _setup(preset, data, {})
-    widths = list(widths) if widths else [cfg.student.units]
+    widths = list(widths) if widths else [getattr(cfg.student, _width(cfg.student))]
     grid = [(w, float(t), float(a)) for w in widths for t in temperatures for a in alphas]
     for w, t, a in grid:  # refuse a bad cell before training anything
         dataclasses.replace(cfg, temperature=t, alpha=a,
-                            student=dataclasses.replace(cfg.student, units=int(w))).validate(len(ds.y_train))
+                            student=dataclasses.replace(cfg.student, **{_width(cfg.student): int(w)})).validate(len(ds.y_train))
     config = {"preset": name, "teacher": to_dict(teacher_cfg), "distill": to_dict(cfg), "seeds": seeds,
               "temperatures": list(temperatures), "alphas": list(alphas), "widths": widths}
 
@@ -320,7 +325,7 @@ def _sweep(name, spec, teacher_cfg, cfg, ds, grid, widths, seeds, progress: Prog
         accs = []
         for seed in seeds:
             cell_cfg = dataclasses.replace(cfg, seed=seed, temperature=t, alpha=a,
-                                           student=dataclasses.replace(cfg.student, units=int(w)))
+                                           student=dataclasses.replace(cfg.student, **{_width(cfg.student): int(w)}))
             tagged = _Tagged(progress, f"w{w} T{t:g} a{a:g} s{seed}")
             if (w, seed) not in baselines:
                 base = task.train_baseline(cell_cfg, ds, _Tagged(progress, f"w{w} s{seed}"))

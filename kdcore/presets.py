@@ -35,6 +35,7 @@ from .config import DistillConfig, from_dict
 
 # The mnist-5k presets share one teacher recipe, so experiments train that teacher once and reuse it.
 REGULARISED_TEACHER = {"epochs": 15, "dropout": 0.3, "augment": True}
+TEXT_TEACHER = {"epochs": 4}  # the text task's default encoder (4 layers, hidden 128, 4 heads)
 
 PRESETS: dict[str, dict] = {
     "quick": {
@@ -82,6 +83,36 @@ PRESETS: dict[str, dict] = {
         "distill": {"student": {"filters": 0, "units": 128, "layers": 1}, "temperature": 2.0, "alpha": 0.5,
                     "epochs": 20},
     },
+    # Text (TinyBERT, issue #11): one teacher recipe; the students differ only in the intermediate stage, so
+    # text-logits and text-tinybert are the two arms of the README's comparison (same seeds, same baselines).
+    "text-quick": {
+        "task": "text", "demo": True,
+        "description": "A few minutes on 2 CPU cores: a 2-epoch BERT-style teacher, then a 2-layer student with "
+                       "one epoch of layer-wise distillation and two of prediction-layer distillation, and its "
+                       "baseline.",
+        "dataset": "rotten-tomatoes",
+        "teacher": {"epochs": 2},
+        "distill": {"student": {"layers": 2, "hidden": 64, "heads": 4}, "intermediate_epochs": 1, "epochs": 2,
+                    "temperature": 2.0, "alpha": 0.9},
+    },
+    "text-tinybert": {
+        "task": "text",
+        "description": "TinyBERT's recipe: intermediate-layer epochs (embeddings, hidden states, attention), "
+                       "then prediction-layer epochs at T.",
+        "dataset": "rotten-tomatoes",
+        "teacher": TEXT_TEACHER,
+        "distill": {"student": {"layers": 2, "hidden": 64, "heads": 4}, "intermediate_epochs": 3, "epochs": 3,
+                    "temperature": 2.0, "alpha": 0.9},
+    },
+    "text-logits": {
+        "task": "text",
+        "description": "The same student and teacher, logits-only distillation (no intermediate stage): what "
+                       "the layer-wise terms are measured against.",
+        "dataset": "rotten-tomatoes",
+        "teacher": TEXT_TEACHER,
+        "distill": {"student": {"layers": 2, "hidden": 64, "heads": 4}, "intermediate_epochs": 0, "epochs": 3,
+                    "temperature": 2.0, "alpha": 0.9},
+    },
 }
 
 
@@ -106,5 +137,5 @@ def configs(name: str, **overrides) -> tuple[object, DistillConfig]:
     preset = get(name)
     task = tasks.get(preset.get("task"))
     teacher = from_dict(task.teacher_config, preset["teacher"], task.name)
-    distill = from_dict(DistillConfig, {**preset["distill"], **overrides}, task.name)
+    distill = from_dict(task.distill_class(), {**preset["distill"], **overrides}, task.name)
     return teacher, distill

@@ -9,7 +9,7 @@ was left out → a sweep over T and alpha, drawn as a heatmap of the gain.
 import pandas as pd
 import streamlit as st
 
-from kdcore import experiments, figures, presets
+from kdcore import experiments, figures, presets, tasks
 from pages import job_panel, state
 
 st.title("Experiments")
@@ -22,7 +22,11 @@ st.caption("One distillation run proves little: two seeds of the same student di
 def _recipe(spec: dict) -> str:
     t, d = spec["teacher"], spec["distill"]
     student = d["student"]
-    shape = f"{student['units']}-unit MLP" if not student.get("filters") else f"CNN ({student['filters']} filters)"
+    task = tasks.get(spec.get("task"))
+    if task.name == "digits":
+        shape = f"{student['units']}-unit MLP" if not student.get("filters") else f"CNN ({student['filters']} filters)"
+    else:
+        shape = task.describe_student(task.student_config(**student))
     extras = [f"labels for {d['labels_fraction']:.1%} of the images"] if d.get("labels_fraction", 1) < 1 else []
     extras += [f"no {spec['omit_class']} in the transfer set"] if spec.get("omit_class") is not None else []
     return (f"{spec['dataset']} · teacher {t.get('variant', 'cnn')}, {t['epochs']} epochs"
@@ -78,7 +82,15 @@ def live(job, done_label: str, total_label: str, noun: str) -> None:
 
 # --- one experiment --------------------------------------------------------------------------------
 st.subheader("Run an experiment")
-name = state.kept(st.selectbox, "Preset", "experiments.preset", "default", options=presets.names(state.task().name))
+recipes = presets.names(state.task().name)
+if not recipes:
+    st.info(f"{state.task().title} has no experiment recipe yet.", icon=":material/info:")
+    st.stop()
+first = "default" if "default" in recipes else recipes[0]
+if st.session_state.get("kept", {}).get("experiments.preset", first) not in recipes:  # another task's recipe
+    st.session_state["kept"]["experiments.preset"] = first
+    st.session_state.pop("experiments.preset", None)
+name = state.kept(st.selectbox, "Preset", "experiments.preset", first, options=recipes)
 spec = presets.get(name)
 st.markdown(f"{spec['description']}  \n`{_recipe(spec)}`")
 left, middle, right = st.columns(3)
@@ -88,12 +100,12 @@ fraction = state.kept(middle.slider, "Share of images with labels", f"experiment
                         float(spec["distill"].get("labels_fraction", 1.0)), min_value=0.05, max_value=1.0,
                         step=0.025, help="The student learns the unlabelled rest from the teacher alone; the "
                                          "baseline learns from the labelled part only.")
-omit_options = ["none", *range(10)]
+omit_options = ["none", *range(len(state.current_dataset().classes))]
 omit = state.kept(right.selectbox, "Leave out of the transfer set", f"experiments.{name}.omit",
                     "none" if spec.get("omit_class") is None else spec["omit_class"], options=omit_options,
                     help="Hinton et al. (2015): a student that never saw this class learns it from the "
                          "teacher's soft targets on the other digits.")
-if spec["dataset"] != "mnist-5k":
+if spec["dataset"] == "fashion-mnist":
     st.info(f"{spec['dataset']} has 60,000 training images: on two CPU cores this takes tens of minutes.", icon="⏱️")
 
 job = job_panel.current_job("experiment")
