@@ -56,9 +56,9 @@ def teacher_file(tmp_path_factory, mnist5k):
 # Markers, in one place: whole modules whose tests train for real, run subprocesses or start a browser are
 # ``slow``; a few slow tests elsewhere carry ``@pytest.mark.slow`` themselves. ``-m "not slow"`` is the
 # edit-test loop (about a minute); the README's full command runs everything.
-SLOW_MODULES = {"test_e2e", "test_pages_training", "test_experiments", "test_cli", "test_jobs", "test_bench",
+SLOW_MODULES = {"test_e2e", "test_e2e_text", "test_pages_training", "test_experiments", "test_cli", "test_jobs", "test_bench",
                 "test_reliability", "test_export"}
-BROWSER_MODULES = {"test_e2e"}
+BROWSER_MODULES = {"test_e2e", "test_e2e_text"}
 
 
 def pytest_collection_modifyitems(items):

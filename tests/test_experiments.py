@@ -45,7 +45,7 @@ def test_every_preset_is_a_valid_config(name):
     teacher, distill = presets.configs(name)
     teacher.validate()
     distill.validate()
-    assert spec["description"] and spec["dataset"] in ("mnist-5k", "fashion-mnist")
+    assert spec["description"] and spec["dataset"] in ("mnist-5k", "fashion-mnist", "rotten-tomatoes")
     assert spec.get("omit_class") is None or 0 <= spec["omit_class"] <= 9
 
 
@@ -151,7 +151,7 @@ def test_page_runs_an_experiment_in_the_background_and_draws_the_seed_spread(mon
     at.switch_page("pages/experiments.py").run()
     assert not at.exception, [e.value for e in at.exception]
     preset = at.selectbox(key="experiments.preset")
-    assert preset.options == presets.names() and preset.value == "default"
+    assert preset.options == presets.names("digits") and preset.value == "default"
     preset.select("omit-3").run()
     assert "no 3 in the transfer set" in " ".join(str(m.value) for m in at.markdown)
     assert at.selectbox(key="experiments.omit-3.omit").value == 3
