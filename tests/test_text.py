@@ -126,7 +126,7 @@ def test_settings_sizes_and_heads():
     assert "hint_epochs" not in task.distill_params()
     assert task.student_params() == ["student_layers", "student_hidden", "student_heads"]
     with pytest.raises(ValueError, match="student_hidden must divide by student_heads"):
-        text.StudentConfig(hidden=96, heads=4).validate()
+        text.StudentConfig(hidden=64, heads=3).validate()
     with pytest.raises(ValueError, match=r"student_layers must be <= 4"):
         text.StudentConfig(layers=5).validate()
     net = text.build(500, 64, 2, 4, 0.0, 2, "student")
