@@ -318,3 +318,23 @@ def test_cli_contract_and_sentence_screens(toy_csv, toy, tmp_path, capsys):
     assert at.text_input(key="distill.layer_map").value == "uniform"
     assert {s.label for s in at.slider} >= {"Embedding term weight", "Hidden-state term weight",
                                             "Attention term weight"}
+
+
+def test_home_teacher_experiments_and_runs_pages_draw_the_text_task(toy_csv):
+    """With no model yet: each page draws from the settings table and the presets, with no error."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    for name in ("home", "teacher", "experiments", "runs", "sentence"):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.session_state["task"], at.session_state["dataset"] = "text", str(toy_csv)
+        at.switch_page(f"pages/{name}.py").run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        if name == "teacher":
+            assert {s.label for s in at.slider} >= {"Teacher layers", "Teacher hidden size", "Teacher heads"}
+        if name == "experiments":
+            assert at.selectbox(key="experiments.preset").options == ["text-quick", "text-tinybert", "text-logits"]
+            assert "2-layer transformer (hidden 64, 4 heads)" in " ".join(m.value for m in at.markdown)
+        if name == "home":
+            assert at.button[0].label == "Run quick demo"
