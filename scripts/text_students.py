@@ -43,6 +43,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--teacher", required=True)
     parser.add_argument("--dataset", default="rotten-tomatoes")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed … first-seed + seeds − 1")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--intermediate-epochs", type=int, default=1)
     parser.add_argument("--temperature", type=float, default=2.0)
@@ -57,7 +58,7 @@ def main(argv=None) -> dict:
     print(f"teacher {teacher_acc:.4f}", file=sys.stderr, flush=True)
     arms = {"scratch": [], "logits": [], "tinybert": []}
     cost = {"scratch_epoch": [], "prediction_epoch": [], "intermediate_epoch": []}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         cfg = task.distill_from({"seed": seed, "epochs": args.epochs, "intermediate_epochs": 0,
                                  "temperature": args.temperature, "alpha": args.alpha}).validate(len(ds.y_train))
         tiny_cfg = dataclasses.replace(cfg, intermediate_epochs=args.intermediate_epochs)
@@ -76,7 +77,8 @@ def main(argv=None) -> dict:
         for name, run in (("scratch", base), ("logits", logit), ("tinybert", tiny)):
             assert run.status == "finished", (name, run.reason)
             arms[name].append(run.test_accuracy)
-        print(f"seed {seed}: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in arms.items()), file=sys.stderr, flush=True)
+        print(f"seed {seed}: " + json.dumps({"accuracy": {k: v[-1] for k, v in arms.items()},
+                                             "cost": {k: v[-1] for k, v in cost.items()}}), file=sys.stderr, flush=True)
 
     def verdict(a, b):
         gains = [x - y for x, y in zip(arms[a], arms[b])]
