@@ -77,7 +77,7 @@ def test_a_typed_sentence_shows_both_models_probabilities_and_an_attention_map(p
     nav.filter(has_text="Temperature").click()
     expect(page.get_by_role("heading", name="Temperature").first).to_be_visible()
 
-    box = page.get_by_label("Sentence")
+    box = page.get_by_label("Sentence", exact=True)
     box.fill(SENTENCE)
     box.press("Enter")
     expect(page.get_by_text("Read as:")).to_contain_text("gripping")
