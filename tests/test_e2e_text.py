@@ -66,6 +66,7 @@ CHART_JS = """() => { const g = document.querySelector('[data-testid=stPlotlyCha
     return g && g.data ? g.data.map(t => [t.type || 'bar', t.name, Array.from(t.y || [])]) : null; }"""
 
 
+@pytest.mark.timeout(900)  # the module's tiny teacher and student train first; minutes when the cores are shared
 def test_a_typed_sentence_shows_both_models_probabilities_and_an_attention_map(page, dashboard):
     page.goto(dashboard.url)
     expect(page.get_by_role("heading", name="KD Studio").first).to_be_visible()
