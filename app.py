@@ -25,6 +25,9 @@ EXAMPLE_PAGES = {  # input kind (Task.example) -> the screens that can show it
               st.Page("pages/upload.py", title="Upload", icon=":material/upload:")],
     "prompt": [st.Page("pages/prompt.py", title="Next word", icon=":material/text_fields:"),
                st.Page("pages/surprisal.py", title="Predictions", icon=":material/grid_view:")],
+    "sentence": [st.Page("pages/sentence.py", title="Temperature", icon=":material/thermostat:"),
+                 st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
+                 st.Page("pages/sentence_predictions.py", title="Predictions", icon=":material/grid_view:")],
 }
 REPORT_PAGES = [
     st.Page("pages/experiments.py", title="Experiments", icon=":material/biotech:"),

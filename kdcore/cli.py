@@ -273,7 +273,8 @@ def _distill(args) -> dict:
     from . import pipeline
     from .jobs import recorded
 
-    for note in pipeline.notes(cfg, storage.read_sidecar(args.teacher).get("params"), task.name):
+    side = storage.read_sidecar(args.teacher)
+    for note in pipeline.notes(cfg, side.get("params"), task.name, side.get("config")):
         print(f"note: {note}", file=sys.stderr)
     title = (f"Distil {task.describe_student(cfg.student)} (T={cfg.temperature:g}, alpha={cfg.alpha:g}) "
              "(command line)")
@@ -290,6 +291,7 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", required=True, help="a saved .keras model; repeat for more")
     parser.add_argument("--image", help="an image file (PNG, JPEG, ...) of one digit (tasks that classify images)")
     parser.add_argument("--prompt", help="the start of a sentence (tasks that predict the next word)")
+    parser.add_argument("--text", help="a sentence to classify (tasks that classify text)")
     parser.add_argument("--temperature", type=float, default=1.0, help="soften the probabilities (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled continuation (default 0)")
 
@@ -314,6 +316,19 @@ def _predict(args) -> dict:
             raise ValueError(f"task {task.name!r} needs --prompt \"some words\"")
         return {"predictions": [dict(model=path, **task.prompt(path, args.prompt, args.temperature, args.seed))
                                 for path in args.model]}
+    if task.example == "sentence":  # a text classifier: each model's class and probabilities at T
+        if args.text is None:
+            raise ValueError(f"task {task.name!r} needs --text \"a sentence\"")
+        if not args.text.strip():  # refused before any model or dataset loads
+            raise ValueError("--text is empty: give a sentence, e.g. --text \"a gripping, funny film\"")
+        predictions = []
+        for path in args.model:
+            model = storage.load_model(path, task)
+            predictions.append(dict(model=path, **task.classify(model, task.dataset_of(path), args.text,
+                                                                args.temperature)))
+        for note in dict.fromkeys(p["note"] for p in predictions if p["note"]):
+            print(f"note: {note}", file=sys.stderr)
+        return {"predictions": predictions}
     if args.image is None:
         raise ValueError(f"task {task.name!r} needs --image FILE")
     from . import images, inference

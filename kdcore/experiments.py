@@ -332,10 +332,15 @@ def _summarise(runs: list[dict], omit: int | None, ds: Dataset, metric=None) -> 
 
 
 # --- sweeps -------------------------------------------------------------------------------------------
+def _width(student) -> str:
+    """The field that sets a student's width: ``units`` (digits' MLP, LSTMs) or ``hidden`` (transformers)."""
+    return "units" if hasattr(student, "units") else "hidden"
+
+
 def cell_config(cfg: DistillConfig, units: int, temperature: float, alpha: float, seed: int) -> DistillConfig:
     """The run of one sweep cell: ``cfg`` with this width, T, alpha and seed."""
     return dataclasses.replace(cfg, seed=int(seed), temperature=float(temperature), alpha=float(alpha),
-                               student=dataclasses.replace(cfg.student, units=int(units)))
+                               student=dataclasses.replace(cfg.student, **{_width(cfg.student): int(units)}))
 
 
 def grid(cfg: DistillConfig, n_train: int, temperatures, alphas, widths) -> list[tuple[int, float, float]]:
@@ -363,7 +368,7 @@ def sweep(preset, temperatures, alphas, seeds=1, widths=None, progress: Progress
 
     seeds = seed_list(seeds)
     name, spec, teacher_cfg, cfg, ds = _setup(preset, data, {})
-    widths = list(widths) if widths else [cfg.student.units]
+    widths = list(widths) if widths else [getattr(cfg.student, _width(cfg.student))]
     cells = grid(cfg, len(ds.y_train), temperatures, alphas, widths)
     config = {"preset": name, "teacher": to_dict(teacher_cfg), "distill": to_dict(cfg), "seeds": seeds,
               "temperatures": list(temperatures), "alphas": list(alphas), "widths": widths}

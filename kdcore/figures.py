@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-COLOURS = {"teacher": "#2563eb", "student": "#f97316", "baseline": "#64748b"}
+COLOURS = {"teacher": "#2563eb", "student": "#f97316", "baseline": "#64748b", "intermediate": "#a855f7"}
 
 
 def _colour(name: str) -> str | None:
@@ -81,7 +81,9 @@ def enlarged(image: np.ndarray, scale: int = 5) -> np.ndarray:
 # --- training curves --------------------------------------------------------------------------
 # Inputs are what kdcore already produces: a Progress snapshot's ``series`` ({name: [epoch records]})
 # and ``batches`` ({name: [(step, loss)]}), or the run store's ``epochs(run_id)``.
-_LOSS_TERMS = (("loss", "total", "solid"), ("soft", "soft", "dash"), ("hard", "hard", "dot"))
+_LOSS_TERMS = (("loss", "total", "solid"), ("soft", "soft", "dash"), ("hard", "hard", "dot"),
+               ("embedding", "embedding", "dashdot"), ("hidden", "hidden states", "longdash"),
+               ("attention", "attention", "longdashdot"))  # the last three: TinyBERT's intermediate stage
 
 
 def _curve_layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
@@ -399,4 +401,37 @@ def deployment_map(points: list[dict], front: list[dict], metric: str = "accurac
         fig.update_yaxes(title="test accuracy", tickformat=".1%")
     else:
         fig.update_yaxes(title=f"test {metric} (lower is better, log scale)", type="log")
+    return fig
+
+
+# --- attention over a sentence (task text) ----------------------------------------------------------
+def attention_heatmaps(maps: dict[str, np.ndarray], tokens: list[str], title: str = "",
+                       softmax: bool = True) -> go.Figure:
+    """Side-by-side heatmaps, one per model (``{"Teacher · layer 4": (n, n)}``): row = the token that
+    attends, column = the token attended to.
+
+    Tokens are placed by position with the words as tick labels, so a word
+    that occurs twice keeps two rows (a categorical axis would merge them).
+    The panels are laid out by hand on domains, as :func:`loss_curves` does.
+    Values go in as plain lists (the browser tests read them back).
+    """
+    fig = go.Figure()
+    n, k = len(tokens), max(len(maps), 1)
+    gap = 0.08
+    width = (1 - gap * (k - 1)) / k
+    ticks = dict(tickmode="array", tickvals=list(range(n)), ticktext=list(tokens), tickangle=-60)
+    layout = {}
+    for i, (name, matrix) in enumerate(maps.items()):
+        suffix = "" if i == 0 else str(i + 1)
+        lo = i * (width + gap)
+        fig.add_trace(go.Heatmap(z=np.asarray(matrix, dtype=float).round(4).tolist(), x=list(range(n)),
+                                 y=list(range(n)), colorscale="Blues", zmin=0 if softmax else None,
+                                 zmax=1 if softmax else None, showscale=i == k - 1, name=name,
+                                 xaxis=f"x{suffix}", yaxis=f"y{suffix}",
+                                 hovertemplate=name + "<br>%{y} → %{x}: %{z:.3f}<extra></extra>"))
+        layout[f"xaxis{suffix}"] = dict(domain=[lo, lo + width], anchor=f"y{suffix}", **ticks)
+        layout[f"yaxis{suffix}"] = dict(anchor=f"x{suffix}", autorange="reversed", **ticks)
+        fig.add_annotation(text=name, x=lo + width / 2, y=1.0, xref="paper", yref="paper", yanchor="bottom",
+                           showarrow=False, font=dict(color=_colour(name) or "#334155"))
+    fig.update_layout(title=title or None, height=260 + 14 * n, margin=dict(l=10, r=10, t=70, b=10), **layout)
     return fig

@@ -100,7 +100,8 @@ def soft_target_loss(teacher_logits, student_logits, temperature: float, mode: s
 
     - ``kl``:        T² · mean_batch KL(softmax(t/T) ‖ softmax(s/T))   (Hinton et al. 2015)
     - ``soft-ce``:   T² · mean_batch −Σ softmax(t/T) · log softmax(s/T)
-      (same gradient as ``kl``; its value also holds the teacher's entropy)
+      (same gradient as ``kl``; its value also holds the teacher's entropy);
+      TinyBERT's prediction-layer loss L_pred = CE(z^T/t, z^S/t) (Jiao et al. 2020, eq. 6)
     - ``prob-mse``:  T² · mean over batch and classes of (softmax(s/T) − softmax(t/T))² / 2
     - ``logit-mse``: mean over batch and classes of (s − t)²; the high-T limit of
       ``kl`` (Hinton §2.1) and Caruana's logit matching, so T plays no part.
@@ -163,3 +164,58 @@ def distillation_loss(labels, student_logits, teacher_logits, temperature: float
                       mode: str = "kl"):
     """alpha · soft_target_loss + (1 − alpha) · cross-entropy(labels, student_logits)."""
     return distillation_terms(labels, student_logits, teacher_logits, temperature, alpha, mode)[0]
+
+
+# --- TinyBERT's layer-wise terms (Jiao et al. 2020), used by kdcore.tasks.text -------------------
+def token_mse(teacher, student, mask):
+    """TinyBERT's embedding-layer and hidden-state loss: MSE(H^S W, H^T) over the real tokens of a batch.
+
+    Jiao et al. (2020) write the hidden-state term L_hidn = MSE(H^S W_h, H^T)
+    (eq. 4) and the embedding term L_embd = MSE(E^S W_e, E^T) (eq. 5): the
+    student's (batch, tokens, d') states, multiplied by a learned d' × d matrix
+    W so that a narrower student can be compared with the teacher at all, are
+    pulled towards the teacher's (batch, tokens, d). ``student`` arrives
+    projected already (the projections are layers that train with the
+    student). Why match hidden states at all? The logits say only what the
+    teacher concluded; its layers show how it got there, and a small student
+    trained on 10k sentences learns the route faster than the answer.
+
+    ``mask`` (batch, tokens) is True on real tokens: padding positions are left
+    out of the mean (their states say nothing about the sentence, and short
+    sentences would otherwise be mostly padding). The mean is over real
+    tokens and the d features, so the term's size does not depend on d or
+    on sentence length.
+    """
+    m = ops.cast(mask, "float32")[..., None]
+    sq = ops.square(ops.cast(student, "float32") - ops.cast(teacher, "float32")) * m
+    return ops.sum(sq) / ops.maximum(ops.sum(m) * ops.cast(ops.shape(teacher)[-1], "float32"), 1.0)
+
+
+def attention_score_loss(teacher_scores, student_scores, mask):
+    """TinyBERT's attention loss: L_attn = (1/h) Σ_i MSE(A_i^S, A_i^T) (Jiao et al. 2020, eq. 3).
+
+    A_i = Q_i K_iᵀ / √d_k is head i's attention matrix (batch, heads, tokens,
+    tokens) **before the softmax**: the paper uses the unnormalised scores
+    because they converged faster and better than the softmax outputs in
+    its experiments (the softmax squashes differences among the small weights).
+    Why attention at all? Clark et al. (2019) found BERT's heads encode much
+    of its linguistic knowledge (syntax, coreference); matching them hands
+    that structure to the student directly.
+
+    Only pairs of real tokens count (``mask``: (batch, tokens), True on real
+    tokens): padded keys are masked to −∞ in the model, so their raw scores
+    mean nothing. When the student has fewer heads than the teacher (h_T a
+    multiple of h_S), student head j learns the mean of teacher heads
+    j·k … j·k + k − 1, k = h_T / h_S: a choice of ours, the paper keeps equal
+    head counts. The mean over heads and real pairs keeps the term's scale
+    independent of both.
+    """
+    t = ops.cast(teacher_scores, "float32")
+    s = ops.cast(student_scores, "float32")
+    heads_t, heads_s, n = t.shape[1], s.shape[1], t.shape[-1]
+    if heads_t != heads_s:
+        t = ops.mean(ops.reshape(t, (-1, heads_s, heads_t // heads_s, n, n)), axis=2)
+    m = ops.cast(mask, "float32")
+    pairs = (m[:, :, None] * m[:, None, :])[:, None]  # (batch, 1, tokens, tokens)
+    total = ops.sum(ops.square(s - t) * pairs)
+    return total / ops.maximum(ops.sum(pairs) * heads_s, 1.0)

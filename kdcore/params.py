@@ -188,13 +188,16 @@ def given(args: argparse.Namespace, names, task: str) -> dict:
 def widget_spec(name: str, task: str = "digits") -> tuple[str, dict]:
     """(widget kind, keyword arguments) for a Streamlit input of this setting; pages call ``st.<kind>``.
 
-    The keyword arguments hold ``label``, ``help`` and the bounds, all from the table.
+    The keyword arguments hold ``label``, ``help`` and the bounds, all from the table; free text
+    (a layer mapping) is a text box.
     """
     p = get(name, task)
     if p.kind is bool:
         return "checkbox", {"label": p.title, "help": p.help}
     if p.choices:
         return "selectbox", {"label": p.title, "options": list(p.choices), "help": p.help}
+    if p.kind is str:
+        return "text_input", {"label": p.title, "help": p.help}
     lo, hi = p.ui_range or (p.low, p.high)
     if p.low_open and lo == p.low:  # a slider cannot exclude its end: start one step above it
         lo = lo + (p.step or 0.01)

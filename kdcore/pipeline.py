@@ -80,7 +80,7 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
     result = DistillResult("", ds.name, len(ds.y_test), str(teacher_path), teacher_score, student.test_accuracy,
                            params={"teacher": int(teacher.count_params()),
                                    "student": t.student_size(cfg.student, ds)["params"]},
-                           history={"student": student.history, **student.stages}, device=student.device, status=student.status,
+                           history={**student.stages, "student": student.history}, device=student.device, status=student.status,
                            reason=student.reason, seconds=student.seconds, metric=t.metric.name,
                            higher_is_better=t.metric.higher_is_better, task=t.name, note=note)
     if cfg.baseline and student.status == Status.FINISHED:
@@ -101,9 +101,10 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
     return result
 
 
-def notes(cfg: DistillConfig, teacher_params: int | None, task: str = "digits") -> list[str]:
-    """Things that are allowed but worth saying before a run starts."""
-    out = []
+def notes(cfg: DistillConfig, teacher_params: int | None, task: str = "digits",
+          teacher_config: dict | None = None) -> list[str]:
+    """Things that are allowed but worth saying before a run starts (and the task's own, see ``distill_notes``)."""
+    out = list(tasks.get(task).distill_notes(cfg, teacher_config))
     student = tasks.get(task).student_size(cfg.student)["params"]
     if teacher_params and student >= teacher_params:
         out.append(f"The student ({student:,} parameters) is not smaller than the teacher ({teacher_params:,}); "

@@ -53,6 +53,7 @@ REGULARISED_TEACHER = {"epochs": 15, "dropout": 0.3, "augment": True}
 IMAGES_TEACHER = {"variant": "vgg11", "width": 0.25, "dropout": 0.3, "epochs": 4}
 IMAGES_STUDENT = {"student": {"filters": 4, "depth": 3, "blocks": 3, "guided": 2, "hint": 2}, "temperature": 4.0,
                   "alpha": 0.9, "epochs": 4, "batch_size": 64, "learning_rate": 0.001}
+TEXT_TEACHER = {"epochs": 4}  # the text task's default encoder (4 layers, hidden 128, 4 heads)
 
 PRESETS: dict[str, dict] = {
     "quick": {
@@ -138,6 +139,36 @@ PRESETS: dict[str, dict] = {
                     "learning_rate": 0.003, "lr_decay": 0.6},
         "distill": {"student": {"units": 64, "layers": 1}, "temperature": 1.0, "alpha": 0.5, "epochs": 2,
                     "batch_size": 64, "learning_rate": 0.003},
+    },
+    # Text (TinyBERT, issue #11): one teacher recipe; the students differ only in the intermediate stage, so
+    # text-logits and text-tinybert are the two arms of the README's comparison (same seeds, same baselines).
+    "text-quick": {
+        "task": "text", "demo": True,
+        "description": "A few minutes on 2 CPU cores: a 2-epoch BERT-style teacher, then a 2-layer student with "
+                       "one epoch of layer-wise distillation and two of prediction-layer distillation, and its "
+                       "baseline.",
+        "dataset": "rotten-tomatoes",
+        "teacher": {"epochs": 2},
+        "distill": {"student": {"layers": 2, "hidden": 64, "heads": 4}, "intermediate_epochs": 1, "epochs": 2,
+                    "temperature": 2.0, "alpha": 0.9},
+    },
+    "text-tinybert": {
+        "task": "text",
+        "description": "TinyBERT's recipe: intermediate-layer epochs (embeddings, hidden states, attention), "
+                       "then prediction-layer epochs at T.",
+        "dataset": "rotten-tomatoes",
+        "teacher": TEXT_TEACHER,
+        "distill": {"student": {"layers": 2, "hidden": 64, "heads": 4}, "intermediate_epochs": 3, "epochs": 3,
+                    "temperature": 2.0, "alpha": 0.9},
+    },
+    "text-logits": {
+        "task": "text",
+        "description": "The same student and teacher, logits-only distillation (no intermediate stage): what "
+                       "the layer-wise terms are measured against.",
+        "dataset": "rotten-tomatoes",
+        "teacher": TEXT_TEACHER,
+        "distill": {"student": {"layers": 2, "hidden": 64, "heads": 4}, "intermediate_epochs": 0, "epochs": 3,
+                    "temperature": 2.0, "alpha": 0.9},
     },
 }
 

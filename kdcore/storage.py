@@ -158,8 +158,9 @@ def load_model(path: str | Path, task=None):
         raise StorageError(f"{path.name} is not a .keras model file; KD Studio saves and loads .keras files only")
     if not zipfile.is_zipfile(path):  # else Keras answers "File not found", which misleads
         raise StorageError(f"{path.name} is damaged or not a Keras model (a .keras file is a zip archive)")
+    known = {k: v for name in tasks.names() for k, v in tasks.get(name).custom_objects().items()}
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        model = keras.saving.load_model(path, compile=False, safe_mode=True, custom_objects=known)
     except Exception as exc:  # zip/h5 errors, truncated files, lambdas, a class from someone else's code (TypeError)
         text = str(exc)
         if "safe_mode" in text or "lambda" in text.lower() or "custom" in text.lower():

@@ -113,7 +113,7 @@ with table:
         st.metric("Compression", f"{teacher_size['params'] / student_size['params']:.1f}×",
                   help="Teacher parameters ÷ student parameters")
 
-for note in pipeline.notes(cfg, teacher_size.get("params"), task.name):
+for note in pipeline.notes(cfg, teacher_size.get("params"), task.name, teacher.get("config")):
     st.warning(note, icon=":material/lightbulb:")
 
 job = job_panel.current_job("distill")

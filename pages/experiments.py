@@ -11,7 +11,7 @@ study's database, with the workers seen.
 import pandas as pd
 import streamlit as st
 
-from kdcore import experiments, figures, presets, studies
+from kdcore import experiments, figures, presets, studies, tasks
 from pages import job_panel, state
 
 st.title("Experiments")
@@ -24,11 +24,15 @@ st.caption("One distillation run proves little: two seeds of the same student di
 def _recipe(spec: dict) -> str:
     t, d = spec["teacher"], spec["distill"]
     student = d["student"]
-    if spec.get("task") == "lm":
+    task = tasks.get(spec.get("task"))
+    if task.name == "lm":
         return (f"{spec['dataset']} · teacher {t.get('layers', 2)}×{t['units']} LSTM, {t['epochs']} epochs · student "
                 f"{student.get('layers', 1)}×{student['units']} LSTM, {d['epochs']} epochs, T = {d['temperature']:g}, "
                 f"alpha = {d['alpha']:g}")
-    shape = f"{student['units']}-unit MLP" if not student.get("filters") else f"CNN ({student['filters']} filters)"
+    if task.name == "digits":
+        shape = f"{student['units']}-unit MLP" if not student.get("filters") else f"CNN ({student['filters']} filters)"
+    else:
+        shape = task.describe_student(task.student_config(**student))
     extras = [f"labels for {d['labels_fraction']:.1%} of the images"] if d.get("labels_fraction", 1) < 1 else []
     extras += [f"no {spec['omit_class']} in the transfer set"] if spec.get("omit_class") is not None else []
     return (f"{spec['dataset']} · teacher {t.get('variant', 'cnn')}, {t['epochs']} epochs"
@@ -111,7 +115,7 @@ if "labels_fraction" in task.distill_params():
                           step=0.025, help="The student learns the unlabelled rest from the teacher alone; the "
                                            "baseline learns from the labelled part only.")
 if ACCURACY:
-    omit_options = ["none", *range(10)]
+    omit_options = ["none", *range(len(state.current_dataset().classes))]
     omit = state.kept(right.selectbox, "Leave out of the transfer set", f"experiments.{name}.omit",
                       "none" if spec.get("omit_class") is None else spec["omit_class"], options=omit_options,
                       help="Hinton et al. (2015): a student that never saw this class learns it from the "

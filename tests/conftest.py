@@ -71,9 +71,9 @@ def toy_text(tmp_path_factory):
 # Markers, in one place: whole modules whose tests train for real, run subprocesses or start a browser are
 # ``slow``; a few slow tests elsewhere carry ``@pytest.mark.slow`` themselves. ``-m "not slow"`` is the
 # edit-test loop (about a minute); the README's full command runs everything.
-SLOW_MODULES = {"test_e2e", "test_e2e_lm", "test_pages_training", "test_experiments", "test_cli", "test_jobs",
-                "test_bench", "test_reliability", "test_export", "test_studies"}
-BROWSER_MODULES = {"test_e2e", "test_e2e_lm"}
+SLOW_MODULES = {"test_e2e", "test_e2e_lm", "test_e2e_text", "test_pages_training", "test_experiments", "test_cli",
+                "test_jobs", "test_bench", "test_reliability", "test_export", "test_studies"}
+BROWSER_MODULES = {"test_e2e", "test_e2e_lm", "test_e2e_text"}
 
 
 def pytest_collection_modifyitems(items):

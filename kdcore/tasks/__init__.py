@@ -154,6 +154,14 @@ class Task:
     def describe_student(self, cfg) -> str:
         return "student"
 
+    def custom_objects(self) -> dict:
+        """Keras layer classes of KD Studio's own that this task's saved models use (none: standard layers only)."""
+        return {}
+
+    def distill_notes(self, cfg, teacher_config: dict | None) -> list[str]:
+        """Sentences about a distillation run that depend on its teacher (a layer mapping, say); default none."""
+        return []
+
     def check_model(self, model, name: str) -> None:
         """Raise a one-line ``ValueError`` if ``model`` is not one of this task's (wrong shapes)."""
 
@@ -204,7 +212,7 @@ class Task:
 
         predicted = inference.test_logits(model, data).argmax(-1)
         return {"test_size": int(len(data.y_test)), "test_accuracy": float((predicted == data.y_test).mean()),
-                "confusion": inference.confusion(data.y_test, predicted).tolist()}
+                "confusion": inference.confusion(data.y_test, predicted, len(data.classes)).tolist()}
 
     def score(self, model, data) -> float:
         """The metric on the test split."""
@@ -250,7 +258,7 @@ def unregister(name: str) -> None:
 
 
 def _builtin() -> None:
-    from . import digits, images, lm  # noqa: F401 - each registers itself
+    from . import digits, images, lm, text  # noqa: F401 - each registers itself
 
 
 def names() -> list[str]:

