@@ -192,9 +192,9 @@ class RunResult:
     test_accuracy: float | None = None
     seconds: float = 0.0
     device: str = ""
-    stages: dict = field(default_factory=dict)  # earlier stages' histories (FitNets' "hint", TinyBERT's intermediate stage)
     replicas: int = 1  # devices the run was mirrored over (tf.distribute.MirroredStrategy); 1: one device
     replica_batch: int = 0  # examples per replica per step when mirrored (the global batch is the config's)
+    stages: dict = field(default_factory=dict)  # earlier stages' histories (FitNets' "hint", TinyBERT's intermediate stage)
 
     def __post_init__(self):
         self.status = Status(self.status)

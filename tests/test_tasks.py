@@ -82,10 +82,10 @@ class Toy(tasks.Task):
     def build_student(self, cfg, seed=0):
         return _mlp(cfg.hidden, seed, "student")
 
-    def teacher_size(self, cfg):
+    def teacher_size(self, cfg, data=None):
         return _size(cfg.toy_hidden)
 
-    def student_size(self, cfg):
+    def student_size(self, cfg, data=None):
         return _size(cfg.hidden)
 
     def check_model(self, model, name):

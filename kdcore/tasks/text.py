@@ -730,11 +730,11 @@ class Text(Task):
                       classes: int = SIZE_CLASSES):
         return build(vocab, cfg.hidden, cfg.layers, cfg.heads, 0.0, classes, "student", seed)
 
-    def teacher_size(self, cfg: TeacherConfig) -> dict:
-        return stats(SIZE_VOCAB, cfg.hidden, cfg.layers)
+    def teacher_size(self, cfg: TeacherConfig, data=None) -> dict:
+        return stats(SIZE_VOCAB, cfg.hidden, cfg.layers, len(data.classes) if data is not None else SIZE_CLASSES)
 
-    def student_size(self, cfg: StudentConfig) -> dict:
-        return stats(SIZE_VOCAB, cfg.hidden, cfg.layers)
+    def student_size(self, cfg: StudentConfig, data=None) -> dict:
+        return stats(SIZE_VOCAB, cfg.hidden, cfg.layers, len(data.classes) if data is not None else SIZE_CLASSES)
 
     def describe_student(self, cfg: StudentConfig) -> str:
         return f"{cfg.layers}-layer transformer (hidden {cfg.hidden}, {cfg.heads} heads)"
