@@ -210,6 +210,9 @@ except studies.StudyError as exc:
     study_list = None
 
 
+STUDY_EVERY_S = 2.0  # a study's table is read from its database: every 2 s, not at the live panels' 1 s
+
+
 def study_panel(name: str, url: str | None) -> None:
     """The study's trials, polled every two seconds while any is waiting or running."""
     try:
@@ -218,7 +221,7 @@ def study_panel(name: str, url: str | None) -> None:
         st.warning(str(exc), icon="⚠️")
         return
 
-    @st.fragment(run_every=2.0 if not first["done"] else None)
+    @st.fragment(run_every=STUDY_EVERY_S if not first["done"] else None)
     def panel():
         view = studies.study_view(name, url)
         if not first["done"] and view["done"]:
