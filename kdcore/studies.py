@@ -541,8 +541,8 @@ def run_local_workers(name: str, url: str | None, count: int, task: str = "digit
     import json
 
     env = dict(os.environ, **{STORAGE_ENV: url or default_storage()})
-    argv = [sys.executable, "-m", "kdcore", "worker", "--study", name, "--task", task,
-            "--heartbeat", str(heartbeat), "--json"] + (["--teacher", str(teacher)] if teacher else [])
+    argv = ([sys.executable, "-m", "kdcore", "worker", "--study", name, "--heartbeat", str(heartbeat), "--json"]
+            + (["--task", task] if task else []) + (["--teacher", str(teacher)] if teacher else []))
     t0 = time.perf_counter()
     procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) for _ in range(count)]
     outs = [proc.communicate()[0] for proc in procs]

@@ -97,7 +97,7 @@ def test_a_typed_sentence_shows_both_models_probabilities_and_an_attention_map(p
     traces = maps.json_value()
     assert traces[0][1].startswith("Teacher") and traces[1][1].startswith("Student")
     assert len(traces[0][2]) == len(SENTENCE.replace(" ,", "").split()) + 1  # [CLS] and each word
-    ticks = page.locator("[data-testid=stPlotlyChart] .xtick text").all_inner_texts()
+    ticks = page.locator("[data-testid=stPlotlyChart] .xtick text").all_text_contents()  # SVG: no innerText
     assert "gripping" in ticks
     page.screenshot(path=str(ARTIFACTS / "e2e-text-attention.png"), full_page=True)
     body = page.locator("body").inner_text()
