@@ -208,7 +208,9 @@ def test_a_killed_workers_trial_is_failed_by_heartbeat_and_retried(kd_home, slic
     killed = study.trials[killed_trial]
     assert killed.state == optuna.trial.TrialState.FAIL
     retry = [t for t in complete if t.system_attrs.get("failed_trial") == killed_trial]
-    assert len(retry) == 1 and retry[0].params == killed.params and retry[0].user_attrs["worker"] != victim_id
+    assert len(retry) == 1 and retry[0].user_attrs["worker"] != victim_id
+    # A kill before the trial's suggestions leaves it without params; its cell is still run once (checked above).
+    assert not killed.params or retry[0].params == killed.params
     rows = assert_run_records(kd_home, complete)
     assert not [r for r in rows if r["results"].get("trial") == killed_trial]  # the killed trial left no record
 
