@@ -897,8 +897,6 @@ class LanguageModel(Task):
 
     def _model_and_vocab(self, model_path):
         """A saved model and the vocabulary of the data it learnt from, kept while the file is unchanged."""
-        from .. import storage
-
         path = Path(model_path)
         return _loaded(str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0, self)
 
