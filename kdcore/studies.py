@@ -30,7 +30,10 @@ While a trial runs, a thread records a heartbeat every ``heartbeat`` seconds.
 Any worker that finds a running trial whose heartbeat is older than three
 intervals marks it failed (Optuna's ``fail_stale_trials``), and Optuna's
 :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` queues a copy with the
-same ``grid_id``, which the next free worker claims. A worker with nothing left
+same ``grid_id``, which the next free worker claims. The first heartbeat is
+recorded right after the claim; a worker killed between the two leaves a
+running trial with no heartbeat at all, which Optuna never calls stale, so such
+a trial older than the grace period is failed and retried the same way. A worker with nothing left
 to claim waits while other trials run (one may still die), and leaves when
 none is running or waiting. A trial's run record is written in one
 transaction after Optuna accepted its value, so a killed worker leaves no
@@ -350,12 +353,41 @@ def _study_time(timing: dict):
         timing["study"] = timing.get("study", 0.0) + time.perf_counter() - t0
 
 
-def _fail_stale(study) -> None:
+def _fail_stale(rdb, study, study_id: int) -> None:
+    """Fail (and queue a retry of) every trial whose worker died: a stale heartbeat, or none past the grace period."""
     import optuna
+    from optuna.trial import TrialState
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+        retry = rdb.get_heartbeat_stale_trial_callback()
+    for trial_id in _never_beaten(rdb, study_id):
+        try:
+            failed = rdb.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker failed it first
+        if failed and retry is not None:
+            retry(study, rdb.get_trial(trial_id))
+
+
+def _never_beaten(rdb, study_id: int) -> list[int]:
+    """Running trials claimed longer than the grace period ago that never recorded a heartbeat.
+
+    Optuna's stale check skips a trial without a heartbeat row; a worker
+    killed between its claim and its first heartbeat leaves exactly that.
+    Read from Optuna's own tables (``trials``, ``trial_heartbeats``).
+    """
+    import datetime
+
+    from sqlalchemy import text
+
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=rdb.grace_period)  # Optuna stores local time
+    query = text("SELECT t.trial_id FROM trials t LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+                 "WHERE t.study_id = :study AND t.state = 'RUNNING' AND h.trial_id IS NULL "
+                 "AND t.datetime_start < :cutoff")
+    with rdb.engine.connect() as conn:
+        return [row[0] for row in conn.execute(query, {"study": study_id, "cutoff": cutoff})]
 
 
 def _claim(rdb, study) -> int | None:
@@ -497,9 +529,11 @@ def run_worker(name: str, url: str | None = None, trials: int | None = None, tea
     while trials is None or completed < trials:
         timing: dict = {}
         with _study_time(timing):
-            _fail_stale(study)
+            _fail_stale(rdb, study, study_id)
             trial_id = _claim(rdb, study)
             if trial_id is not None:
+                heart = _Heartbeat(rdb, trial_id, heartbeat)
+                heart.start()  # first, so that from here on a death of this worker shows as a stale heartbeat
                 rdb.set_trial_user_attr(trial_id, "worker", WORKER_ID)
                 trial = optuna.trial.Trial(study, trial_id)
         if trial_id is None:
@@ -507,9 +541,6 @@ def run_worker(name: str, url: str | None = None, trials: int | None = None, tea
                 break  # every trial ended: the study is done
             time.sleep(min(heartbeat, 2))  # others still run one; it may die and come back as a retry
             continue
-        heart = _Heartbeat(rdb, trial_id, heartbeat)
-        with _study_time(timing):
-            heart.start()
         title = f"Sweep trial {trial.number} of study {name}"
         config = {"study": name, "storage": masked(url), "trial": trial.number}
         try:
