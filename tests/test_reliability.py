@@ -498,9 +498,14 @@ def test_sigkill_mid_save_and_mid_run_loses_nothing(tmp_path, kd_home, small_npz
         end = time.monotonic() + DEADLINE_S
         while len(killed_mid_save) < len(workers):
             assert time.monotonic() < end, "the workers never reached a save: " + \
+                f"models {sorted(os.listdir(models)) if models.is_dir() else None}, epochs {_epochs_recorded(db)}, " + \
                 " | ".join((tmp_path / f"{n}.log").read_text()[-300:] for n in workers)
             for name, proc in workers.items():
-                if name in killed_mid_save or not (models / f"{name}.keras").exists():
+                if name in killed_mid_save:
+                    continue
+                assert proc.poll() is None, f"{name} exited ({proc.returncode}) before it was killed: " + \
+                    (tmp_path / f"{name}.log").read_text()[-1500:]
+                if not (models / f"{name}.keras").exists():
                     continue
                 if name == "trainer" and not _epochs_recorded(db):
                     continue
