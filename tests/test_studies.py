@@ -185,7 +185,9 @@ def test_a_killed_workers_trial_is_failed_by_heartbeat_and_retried(kd_home, slic
     import optuna
 
     url = f"sqlite:///{storage.home() / 'studies.db'}"
-    create(url, kd_home, slice_npz, tiny_teacher, study="kill")
+    # Created in this process (the CLI's create is the SQLite test's): one TensorFlow start fewer.
+    studies.create_grid_study("kill", url, "quick", [1.0, 2.0, 4.0], [0.5, 0.9], 1, [16], 1, str(slice_npz),
+                              str(tiny_teacher))
     shutil.copy(tiny_teacher, storage.models_dir() / tiny_teacher.name)
     victim, survivor = (start_worker("kill", url, kd_home, "--heartbeat", "1") for _ in range(2))
     victim_id = f"{socket.gethostname()}:{victim.pid}"
