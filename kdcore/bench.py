@@ -442,7 +442,7 @@ def _lm_fit(task, cfg, ds, teacher=None, soft_targets="cache") -> list:
     from .tasks import lm
 
     clock = _Clock()
-    net = task.build_student(cfg.student, cfg.seed, len(ds.classes))
+    net = lm.unigram_bias(task.build_student(cfg.student, cfg.seed, len(ds.classes)), ds.y_train)
     result = lm.fit(net, ds, cfg, series="student", progress=clock, teacher=teacher,
                     temperature=cfg.temperature, alpha=cfg.alpha if teacher is not None else 0.0,
                     soft_targets=soft_targets, top_k=cfg.top_k)

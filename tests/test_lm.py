@@ -52,6 +52,18 @@ def test_the_state_carries_from_one_chunk_to_the_next():
     assert not np.allclose(restarted, whole[:, 5:], atol=1e-3)  # a zero state would give other logits
 
 
+def test_a_new_network_starts_at_the_unigram_model_not_the_uniform_one():
+    rng = np.random.default_rng(0)
+    y = rng.choice(50, 2000, p=np.r_[0.6, np.full(49, 0.4 / 49)]).astype("int32")  # one word is 60 % of the text
+    x = np.concatenate([[0], y[:-1]]).astype("int32")
+    freq = (np.bincount(y, minlength=50) + 1.0) / (len(y) + 50)
+    unigram = math.exp(-np.mean(np.log(freq[y])))
+    plain = lm.perplexity(lm.build(50, 8, 1, 0.0, "plain", 0), x, y, n=4)
+    started = lm.perplexity(lm.unigram_bias(lm.build(50, 8, 1, 0.0, "started", 0), y), x, y, n=4)
+    assert plain > 40  # about uniform over 50 words
+    assert started == pytest.approx(unigram, rel=0.1) and started < plain / 3
+
+
 def test_streams_continue_across_chunks_and_scoring_counts_every_word_once():
     x, y = np.arange(100, dtype="int32"), np.arange(1, 101, dtype="int32")
     xs, ys = lm.streams(x, y, 3, 4)

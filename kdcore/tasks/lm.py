@@ -17,6 +17,13 @@ stateful Keras layer fixes the batch size in the saved file, while this way
 one saved model trains on 32 streams, scores on 16 and completes a prompt
 on 1, and built from standard layers only, it loads in safe mode.
 
+**Start.** A new network's output bias is set to the log of each word's
+frequency in the training text (:func:`unigram_bias`), so it starts at the
+unigram model instead of the uniform one. Without that, a 2 × 256 LSTM under
+Adam spent its first epochs learning word frequencies through the bias and
+stayed at or above the unigram level (valid perplexity 1,330 after 300 steps
+at 5e-3; 279 with the bias set, the same run otherwise).
+
 **Training** is truncated back-propagation through time: the training text is
 cut into ``batch_size`` contiguous streams, read ``seq_len`` words at a time,
 and the state left by one batch is the starting state of the next (gradients
@@ -297,6 +304,24 @@ def build(vocab: int, units: int, layers: int, dropout: float, name: str, seed: 
         x = kl.Dropout(dropout, seed=seed + layers)(x)
     logits = kl.Dense(vocab, name="logits")(x)
     return keras.Model([words, *state_in], [logits, *state_out], name=name)
+
+
+def unigram_bias(net, y_train: np.ndarray):
+    """Set ``net``'s output bias to log(word frequency in ``y_train``), add-one smoothed; returns ``net``.
+
+    A softmax over 10,000 words with zero bias starts uniform (9.2 nats a word
+    where the unigram model has 6.5). Adam then spends the first hundreds of
+    steps moving the bias, and the LSTM weights with it, towards the word
+    frequencies: a 2-layer LSTM sat at or above the unigram level for two
+    full-PTB epochs that way. Starting at the unigram model, every step goes
+    to context. Teacher, student and baseline all start so, so the comparison
+    stays fair.
+    """
+    counts = np.bincount(np.asarray(y_train), minlength=vocab_size(net)).astype("float64") + 1.0
+    layer = net.get_layer("logits")
+    kernel, _ = layer.get_weights()
+    layer.set_weights([kernel, np.log(counts / counts.sum()).astype(kernel.dtype)])
+    return net
 
 
 def zero_state(model, batch: int) -> list:
@@ -865,18 +890,18 @@ class LanguageModel(Task):
 
     def train_teacher(self, cfg: TeacherConfig, data: Dataset, progress=None):
         cfg.validate(len(data.y_train))
-        net = self.build_teacher(cfg, len(data.classes))
+        net = unigram_bias(self.build_teacher(cfg, len(data.classes)), data.y_train)
         return fit(net, data, cfg, series="teacher", progress=progress)
 
     def train_baseline(self, cfg: LMDistillConfig, data: Dataset, progress=None):
         cfg.validate(len(data.y_train))
-        net = self.build_student(cfg.student, cfg.seed, len(data.classes))
+        net = unigram_bias(self.build_student(cfg.student, cfg.seed, len(data.classes)), data.y_train)
         return fit(net, data, cfg, series="baseline", progress=progress)
 
     def distill_student(self, cfg: LMDistillConfig, teacher, data: Dataset, progress=None, logits=None):
         cfg.validate(len(data.y_train))
         self._check_vocab(teacher, data, "teacher")
-        net = self.build_student(cfg.student, cfg.seed, len(data.classes))
+        net = unigram_bias(self.build_student(cfg.student, cfg.seed, len(data.classes)), data.y_train)
         return fit(net, data, cfg, series="student", progress=progress, teacher=teacher,
                    temperature=cfg.temperature, alpha=cfg.alpha, soft_targets=cfg.soft_targets, top_k=cfg.top_k,
                    cache_rest=cfg.cache_rest)
