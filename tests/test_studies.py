@@ -449,3 +449,33 @@ def test_a_search_needs_a_study(capsys, kd_home):
     err = _one_line(capsys, ["sweep", "--preset", "quick", "--search", "4", "--temperatures", "1,8",
                              "--alphas", "0.1,0.9", "--json"])
     assert "--search needs --study NAME" in err
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test asks outside a worker's own heartbeat
+def test_experiments_page_shows_a_search_with_its_pruned_trials(kd_home):
+    import optuna
+    from optuna.trial import TrialState
+    from streamlit.testing.v1 import AppTest
+
+    space = studies.search_space([16], [1.0, 8.0], [0.1, 0.9], [0])
+    rdb = studies.open_storage()
+    study = optuna.create_study(study_name="hunt", storage=rdb, direction="maximize")
+    study.set_user_attr(studies.SPEC_KEY, {"mode": "search", "space": space, "teacher": {"accuracy": 0.9},
+                                           "search": {"trials": 3, "seed": 0,
+                                                      "pruner": {"n_startup_trials": 1, "n_warmup_steps": 0}}})
+    study, spec = studies._load(rdb, "hunt", studies.default_storage())
+    assert isinstance(study.sampler, optuna.samplers.TPESampler)
+    assert isinstance(study.pruner, optuna.pruners.MedianPruner)
+    for value in (0.02, None):
+        trial = study.ask()
+        studies._suggest(trial, spec)
+        trial.report(value if value is not None else -0.3, 0)
+        study.tell(trial, value) if value is not None else study.tell(trial, state=TrialState.PRUNED)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/experiments.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Complete"], metrics["Pruned"], metrics["Running"]) == ("1", "1", "0")
+    assert list(at.dataframe[-1].value["state"]) == ["complete", "pruned"]
+    assert any("best so far: trial 0, gain +0.0200" in c.value for c in at.caption)
