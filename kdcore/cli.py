@@ -473,7 +473,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
         "scale), --widths and --seeds the choices; a median pruner stops hopeless trials after an epoch.")
     search.add_argument("--search", type=int, metavar="N", help="run a search of N trials instead of the grid")
     search.add_argument("--prune-startup", type=int, default=3, metavar="K",
-                        help="trials finished before any is pruned (default 3)")
+                        help="complete trials before any is pruned (default 3)")
     search.add_argument("--prune-warmup", type=int, default=1, metavar="E",
                         help="epochs of every trial never pruned (default 1)")
 

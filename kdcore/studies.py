@@ -56,8 +56,9 @@ instant may run one trial beyond N.
 
 While the student trains, every epoch reports the gain so far (the student's
 test accuracy after that epoch minus the baseline's final test accuracy) at
-step ``epoch - 1``; when the study's pruner (a ``MedianPruner``) says the
-trial is hopeless, training stops at the next batch and the trial is told
+step ``epoch - 1``; when the study's pruner (a ``MedianPruner``: the
+trial's best gain so far is below the median of the complete trials' at that
+step) says the trial is hopeless, training stops at the next batch and the trial is told
 ``PRUNED``. Its run record is ``stopped``, with a reason that says it was pruned.
 """
 from __future__ import annotations
@@ -84,7 +85,7 @@ HEARTBEAT_S = 10  # a dead worker's trial is failed and queued again after 3 int
 SPEC_KEY = "kdstudio"  # the study's user attribute that holds what a worker needs to run a trial
 PARAMS = ("units", "temperature", "alpha", "seed")
 SEARCH_SEED = 0  # the TPE sampler's seed before the trial count is added (see the module docstring)
-PRUNE_STARTUP = 3  # trials finished before the median pruner prunes any
+PRUNE_STARTUP = 3  # complete trials before the median pruner prunes any
 PRUNE_WARMUP = 1  # a trial's epochs (steps 0..PRUNE_WARMUP-1) never pruned: the first epoch is noisy
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
