@@ -562,7 +562,8 @@ def _sweep_study(args) -> dict:
 def _worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", required=True, help="the study to join (created by `sweep --study`)")
     _storage_argument(parser)
-    parser.add_argument("--trials", type=int, help="stop after this many completed trials (default: until none is left)")
+    parser.add_argument("--trials", type=int, help="stop after this many completed (or, in a search, pruned) trials "
+                                                  "(default: until none is left)")
     parser.add_argument("--teacher", help="the study's teacher file, if it is not in the models folder")
     parser.add_argument("--heartbeat", type=int, default=10,
                         help="seconds between heartbeats; a trial silent for 3 of them is failed and retried")
@@ -575,7 +576,8 @@ def _worker_text(result: dict) -> str:
     return text + (f"\n{_best_text(result['best'])}" if result.get("best") else "")
 
 
-@command("worker", "join an Optuna sweep study and run its trials until none is left", _worker_arguments,
+@command("worker", "join an Optuna sweep study and run its trials until none is left (a search: until N are "
+                   "finished)", _worker_arguments,
          _worker_text, _study_check)
 def _worker(args) -> dict:
     from . import studies

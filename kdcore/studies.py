@@ -705,7 +705,8 @@ def best_of(study) -> dict | None:
 
 def best_text(best: dict) -> str:
     """A best trial in words: ``trial 3, gain +0.0123 (alpha 0.52, seed 0, temperature 2.4, units 16)``."""
-    params = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(best["params"].items()))
+    params = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                       for k, v in sorted(best["params"].items()))
     return f"trial {best['trial']}, gain {best['value']:+.4f} ({params})"
 
 

@@ -435,7 +435,8 @@ def test_a_search_reports_every_epoch_and_a_pruned_trial_stops_early(kd_home, sl
     (["--search", "0", "--temperatures", "1,8", "--alphas", "0.1,0.9"], "a search needs at least 1 trial (got 0)"),
     (["--search", "4", "--temperatures", "8,1", "--alphas", "0.1,0.9"],
      "the temperature range's low 8 is above its high 1"),
-    (["--search", "4", "--temperatures", "1,8", "--alphas", "0.9,0.1"], "the alpha range's low 0.9 is above its high 0.1"),
+    (["--search", "4", "--temperatures", "1,8", "--alphas", "0.9,0.1"],
+     "the alpha range's low 0.9 is above its high 0.1"),
     (["--search", "4", "--temperatures", "0,8", "--alphas", "0.1,0.9"], "temperature must be > 0 (got 0)"),
     (["--search", "4", "--temperatures", "1,2,4", "--alphas", "0.1,0.9"], "as a range LOW,HIGH"),
 ])
