@@ -480,3 +480,29 @@ def test_experiments_page_shows_a_search_with_its_pruned_trials(kd_home):
     assert (metrics["Complete"], metrics["Pruned"], metrics["Running"]) == ("1", "1", "0")
     assert list(at.dataframe[-1].value["state"]) == ["complete", "pruned"]
     assert any("best so far: trial 0, gain +0.0200" in c.value for c in at.caption)
+
+
+def test_a_search_repeats_with_one_worker_and_stops_asking_at_its_budget(kd_home):
+    """No training: the same spec draws the same recipes; a full budget waits for the running trial, then ends."""
+    import optuna
+    from optuna.trial import TrialState
+
+    spec = {"mode": "search", "space": studies.search_space([16, 64], [1.0, 8.0], [0.1, 0.9], [0]),
+            "search": {"trials": 2, "seed": 0, "pruner": {"n_startup_trials": 1, "n_warmup_steps": 0}}}
+    rdb = studies.open_storage()
+    drawn = []
+    for name in ("a", "b"):
+        optuna.create_study(study_name=name, storage=rdb, direction="maximize").set_user_attr(studies.SPEC_KEY, spec)
+        study, _ = studies._load(rdb, name, studies.default_storage())
+        study_id = rdb.get_study_id_from_name(name)
+        first = optuna.trial.Trial(study, studies._ask(rdb, study, spec, study_id))
+        drawn.append([studies._suggest(first, spec)])
+        second = optuna.trial.Trial(study, studies._ask(rdb, study, spec, study_id))
+        drawn[-1].append(studies._suggest(second, spec))
+        assert studies._ask(rdb, study, spec, study_id) is None  # two running fill the budget: wait
+        study.tell(first, 0.01)
+        study.tell(second, state=TrialState.PRUNED)
+        assert studies._ask(rdb, study, spec, study_id) is studies._DONE
+    assert drawn[0] == drawn[1] and drawn[0][0] != drawn[0][1]
+    for p in drawn[0]:
+        assert p["units"] in (16, 64) and 1.0 <= p["temperature"] <= 8.0 and 0.1 <= p["alpha"] <= 0.9
