@@ -466,6 +466,16 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     study.add_argument("--dataset", help="default: the preset's")
     study.add_argument("--teacher", help="a saved teacher .keras file (default: the preset's, trained once and cached)")
     study.add_argument("--heartbeat", type=int, default=10, help=argparse.SUPPRESS)
+    search = parser.add_argument_group(
+        "as a search for the best recipe instead of a grid (with --study)",
+        "--search N runs N trials chosen by Optuna's default sampler (TPE, seeded), maximising the gain over the "
+        "from-scratch baseline: --temperatures LOW,HIGH and --alphas LOW,HIGH become ranges (T drawn on a log "
+        "scale), --widths and --seeds the choices; a median pruner stops hopeless trials after an epoch.")
+    search.add_argument("--search", type=int, metavar="N", help="run a search of N trials instead of the grid")
+    search.add_argument("--prune-startup", type=int, default=3, metavar="K",
+                        help="complete trials before any is pruned (default 3)")
+    search.add_argument("--prune-warmup", type=int, default=1, metavar="E",
+                        help="epochs of every trial never pruned (default 1)")
 
 
 def _storage_argument(parser) -> None:
@@ -477,13 +487,23 @@ def _sweep_text(result: dict) -> str:
     import pandas as pd
 
     if "study" in result:
-        lines = [f"Study {result['study']} in {result['storage']}: {result['trials']} trials"]
+        kind = "a search of " if result.get("mode") == "search" else ""
+        lines = [f"Study {result['study']} in {result['storage']}: {kind}{result['trials']} trials"]
         if "completed" in result:
-            lines.append(f"{result['completed']} completed by {len(result['workers'])} local workers "
+            pruned = f" ({result['pruned']} more pruned)" if "pruned" in result else ""
+            lines.append(f"{result['completed']} completed{pruned} by {len(result['workers'])} local workers "
                          f"in {result['seconds']:.0f} s")
+        if result.get("best"):
+            lines.append(_best_text(result["best"]))
         return "\n".join(lines)
     frame = pd.DataFrame(result["cells"])
     return frame.to_string(index=False, float_format=lambda v: f"{v:.4f}") + f"\n{result['seconds']:.0f} s"
+
+
+def _best_text(best: dict) -> str:
+    from .studies import best_text
+
+    return f"best: {best_text(best)}"
 
 
 def _study_check(args) -> None:
@@ -504,6 +524,8 @@ def _sweep(args) -> dict:
 
     from . import experiments
 
+    if args.search is not None and not args.study:
+        raise ValueError("--search needs --study NAME: a search runs as an Optuna study")
     if args.study is not None or args.storage is not None:
         return _sweep_study(args)
     if args.preset is None:
@@ -522,9 +544,15 @@ def _sweep_study(args) -> dict:
     if args.workers < 0:
         raise ValueError(f"workers must be >= 0 (got {args.workers})")
     with live_progress("sweep") as progress:
-        result = studies.create_grid_study(args.study, args.storage, args.preset or "quick", args.temperatures,
-                                           args.alphas, args.seeds, args.widths, args.epochs, args.dataset,
-                                           args.teacher, progress)
+        if args.search is not None:
+            result = studies.create_search_study(args.study, args.storage, args.preset or "quick", args.temperatures,
+                                                 args.alphas, args.search, args.seeds, args.widths, args.epochs,
+                                                 args.dataset, args.teacher, progress, args.prune_startup,
+                                                 args.prune_warmup)
+        else:
+            result = studies.create_grid_study(args.study, args.storage, args.preset or "quick", args.temperatures,
+                                               args.alphas, args.seeds, args.widths, args.epochs, args.dataset,
+                                               args.teacher, progress)
     if args.workers:
         result.update(studies.run_local_workers(args.study, args.storage, args.workers, args.task, args.heartbeat,
                                                 result["teacher"]))
@@ -534,18 +562,22 @@ def _sweep_study(args) -> dict:
 def _worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", required=True, help="the study to join (created by `sweep --study`)")
     _storage_argument(parser)
-    parser.add_argument("--trials", type=int, help="stop after this many completed trials (default: until none is left)")
+    parser.add_argument("--trials", type=int, help="stop after this many completed (or, in a search, pruned) trials "
+                                                  "(default: until none is left)")
     parser.add_argument("--teacher", help="the study's teacher file, if it is not in the models folder")
     parser.add_argument("--heartbeat", type=int, default=10,
                         help="seconds between heartbeats; a trial silent for 3 of them is failed and retried")
 
 
 def _worker_text(result: dict) -> str:
-    return (f"{result['worker']}: {result['completed']} trials completed ({result['failed']} failed) in "
+    pruned = f", {result['pruned']} pruned" if "pruned" in result else ""
+    text = (f"{result['worker']}: {result['completed']} trials completed ({result['failed']} failed{pruned}) in "
             f"{result['seconds']:.0f} s, study {result['study']} in {result['storage']}")
+    return text + (f"\n{_best_text(result['best'])}" if result.get("best") else "")
 
 
-@command("worker", "join an Optuna sweep study and run its trials until none is left", _worker_arguments,
+@command("worker", "join an Optuna sweep study and run its trials until none is left (a search: until N are "
+                   "finished)", _worker_arguments,
          _worker_text, _study_check)
 def _worker(args) -> dict:
     from . import studies

@@ -40,6 +40,26 @@ transaction after Optuna accepted its value, so a killed worker leaves no
 half-written record, and a worker whose trial was failed behind its back (it
 stalled past the grace period) has its value refused and keeps only a failed
 record: the retry is the one that counts.
+
+A search for the best recipe
+----------------------------
+``sweep --search N`` makes a study of another kind (``mode: "search"`` in its
+spec, with ``N``): Optuna's default sampler (TPE; its seed is the spec's seed
+plus the number of trials so far, so one worker's search is reproducible)
+picks T on a log scale and alpha within the given [low, high] ranges and a
+width among the given ones; the study maximises the gain over the baseline.
+Nothing is queued: a worker asks Optuna for a new trial (``study.ask()``,
+which first takes a waiting retry, so heartbeat and retry work as above)
+while fewer than N trials are finished (complete or pruned) or running, and
+leaves once N are finished. Two workers asking for the last slot in the same
+instant may run one trial beyond N.
+
+While the student trains, every epoch reports the gain so far (the student's
+test accuracy after that epoch minus the baseline's final test accuracy) at
+step ``epoch - 1``; when the study's pruner (a ``MedianPruner``: the
+trial's best gain so far is below the median of the complete trials' at that
+step) says the trial is hopeless, training stops at the next batch and the trial is told
+``PRUNED``. Its run record is ``stopped``, with a reason that says it was pruned.
 """
 from __future__ import annotations
 
@@ -64,6 +84,9 @@ CONNECT_TIMEOUT_S = 5  # an unreachable PostgreSQL server is reported within thi
 HEARTBEAT_S = 10  # a dead worker's trial is failed and queued again after 3 intervals
 SPEC_KEY = "kdstudio"  # the study's user attribute that holds what a worker needs to run a trial
 PARAMS = ("units", "temperature", "alpha", "seed")
+SEARCH_SEED = 0  # the TPE sampler's seed before the trial count is added (see the module docstring)
+PRUNE_STARTUP = 3  # complete trials before the median pruner prunes any
+PRUNE_WARMUP = 1  # a trial's epochs (steps 0..PRUNE_WARMUP-1) never pruned: the first epoch is noisy
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -225,8 +248,24 @@ def _load(rdb, name: str, url: str):
     spec = study.user_attrs.get(SPEC_KEY)
     if not spec:
         raise StudyError(f"study {name!r} was not created by KD Studio's sweep, so a worker cannot run it")
-    study.sampler = _grid_sampler(spec["space"])
+    if is_search(spec):
+        study.sampler = _search_sampler(study, spec)
+        study.pruner = optuna.pruners.MedianPruner(**spec["search"]["pruner"])
+    else:
+        study.sampler = _grid_sampler(spec["space"])
     return study, spec
+
+
+def is_search(spec: dict) -> bool:
+    """A study made by ``sweep --search`` (a spec without a mode is a grid: studies made before the search)."""
+    return spec.get("mode", "grid") == "search"
+
+
+def _search_sampler(study, spec: dict):
+    """Optuna's default sampler (TPE), seeded by the spec's seed plus the trials so far (see the module docstring)."""
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=spec["search"]["seed"] + len(study.get_trials(deepcopy=False)))
 
 
 # --- the teacher, by content -------------------------------------------------------------------------
@@ -280,44 +319,109 @@ def create_grid_study(name: str, url: str | None, preset, temperatures, alphas, 
     """
     import optuna
 
-    from . import experiments, training
+    from . import experiments
 
-    if not name or not str(name).strip():
-        raise StudyError("study must be a name such as sweep-1 (got an empty one)")
-    seeds = experiments.seed_list(seeds)
-    overrides = {} if epochs is None else {"epochs": epochs}
-    preset_name, spec = experiments.resolve(preset)
-    task = tasks.get(spec.get("task"))
-    source = dataset or spec["dataset"]
-    ds = task.load(source)
-    _, spec, teacher_cfg, cfg, ds = experiments._setup(preset, ds, overrides)
-    widths = list(widths) if widths else [cfg.student.units]
-    cells = experiments.grid(cfg, len(ds.y_train), temperatures, alphas, widths)
-    url = url or default_storage()
-    rdb = open_storage(url)
-    if name in study_names(rdb):
-        raise StudyError(f"a study named {name!r} already exists in {masked(url)}: join it with "
-                         f"`python -m kdcore worker --study {name}`, or pick another name")
-    if teacher:
-        model = storage.load_model(teacher, task)  # refuses a file that is no model of this task
-        teacher_path, teacher_acc = Path(teacher), task.score(model, ds)
-    else:
-        made = experiments.cached_teacher(teacher_cfg, ds, progress, task.name)
-        if made["status"] != "finished":
-            raise StudyError(f"the teacher did not finish: {made['reason']}")
-        teacher_path, teacher_acc = Path(made["path"]), made["accuracy"]
-    space = search_space(widths, temperatures, alphas, seeds)
-    study_spec = {"task": task.name, "preset": preset_name, "dataset": str(source),
-                  "data_fingerprint": training.dataset_fingerprint(ds), "distill": to_dict(cfg), "space": space,
-                  "teacher": {"file": teacher_path.name, "sha256": file_sha256(teacher_path),
-                              "accuracy": teacher_acc}}
-    study = optuna.create_study(study_name=name, storage=rdb, sampler=_grid_sampler(space), direction="maximize")
-    study.set_user_attr(SPEC_KEY, study_spec)
-    n_cells = len(cells) * len(seeds)
+    new = _NewStudy(name, url, preset, seeds, widths, epochs, dataset)
+    cells = experiments.grid(new.cfg, len(new.ds.y_train), temperatures, alphas, new.widths)
+    space = search_space(new.widths, temperatures, alphas, new.seeds)
+    study = new.create(teacher, progress, {"mode": "grid", "space": space}, _grid_sampler(space))
+    n_cells = len(cells) * len(new.seeds)
     for grid_id in range(n_cells):  # one queued trial per cell: see the module docstring
         study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING,
                                                   system_attrs={"grid_id": grid_id, "search_space": space}))
-    return {"study": name, "storage": masked(url), "trials": n_cells, "teacher": str(teacher_path)}
+    return {"study": name, "storage": masked(new.url), "trials": n_cells, "teacher": str(new.teacher_path)}
+
+
+def search_ranges(temperatures, alphas) -> tuple[list[float], list[float]]:
+    """``[low, high]`` of T and of alpha for a search, each refused in one line; one value is a range of one."""
+    ranges = []
+    for what, values in (("temperature", temperatures), ("alpha", alphas)):
+        values = [float(v) for v in values]
+        if len(values) not in (1, 2):
+            raise StudyError(f"a search takes the {what} as a range LOW,HIGH such as "
+                             f"{'1,8' if what == 'temperature' else '0.1,0.9'} (got {values})")
+        low, high = values[0], values[-1]
+        if low > high:
+            raise StudyError(f"the {what} range's low {low:g} is above its high {high:g}: give it as LOW,HIGH")
+        ranges.append([low, high])
+    if ranges[0][0] <= 0:
+        raise StudyError(f"temperature must be > 0 (got {ranges[0][0]:g}); a search draws it on a log scale")
+    return ranges[0], ranges[1]
+
+
+def create_search_study(name: str, url: str | None, preset, temperatures, alphas, trials: int, seeds=1,
+                        widths=None, epochs: int | None = None, dataset: str | None = None,
+                        teacher: str | None = None, progress: Progress | None = None,
+                        prune_startup: int = PRUNE_STARTUP, prune_warmup: int = PRUNE_WARMUP) -> dict:
+    """Create a search for the recipe with the best gain: ``trials`` trials, none queued (see the module docstring).
+
+    ``temperatures`` and ``alphas`` are ``[low, high]`` ranges (T drawn on a
+    log scale), ``widths`` and seeds the choices. The pruner is a
+    ``MedianPruner(n_startup_trials=prune_startup, n_warmup_steps=prune_warmup)``.
+    Refused as :func:`create_grid_study`'s grid, plus fewer than one trial,
+    a range whose low is above its high and a T at or below 0.
+    """
+    from . import experiments
+
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise StudyError(f"a search needs at least 1 trial (got {trials!r})")
+    for what, value in (("prune_startup", prune_startup), ("prune_warmup", prune_warmup)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise StudyError(f"{what} must be a whole number >= 0 (got {value!r})")
+    t_range, a_range = search_ranges(temperatures, alphas)
+    new = _NewStudy(name, url, preset, seeds, widths, epochs, dataset)
+    experiments.grid(new.cfg, len(new.ds.y_train), t_range, a_range, new.widths)  # every corner is a valid run
+    space = search_space(new.widths, t_range, a_range, new.seeds)
+    search = {"trials": trials, "seed": SEARCH_SEED,
+              "pruner": {"n_startup_trials": prune_startup, "n_warmup_steps": prune_warmup}}
+    new.create(teacher, progress, {"mode": "search", "space": space, "search": search}, None)
+    return {"study": name, "storage": masked(new.url), "mode": "search", "trials": trials,
+            "teacher": str(new.teacher_path)}
+
+
+class _NewStudy:
+    """What creating a grid or a search shares: the preset's run, checked, then the teacher and the study."""
+
+    def __init__(self, name, url, preset, seeds, widths, epochs, dataset):
+        from . import experiments
+
+        if not name or not str(name).strip():
+            raise StudyError("study must be a name such as sweep-1 (got an empty one)")
+        self.name, self.seeds = name, experiments.seed_list(seeds)
+        overrides = {} if epochs is None else {"epochs": epochs}
+        self.preset_name, spec = experiments.resolve(preset)
+        self.task = tasks.get(spec.get("task"))
+        self.source = dataset or spec["dataset"]
+        ds = self.task.load(self.source)
+        _, spec, self.teacher_cfg, self.cfg, self.ds = experiments._setup(preset, ds, overrides)
+        self.widths = list(widths) if widths else [self.cfg.student.units]
+        self.url = url or default_storage()
+
+    def create(self, teacher: str | None, progress, mode: dict, sampler):
+        """Check the name is free, get the teacher, then write the study and its spec (``mode`` joins the spec)."""
+        import optuna
+
+        from . import experiments, training
+
+        rdb = open_storage(self.url)
+        if self.name in study_names(rdb):
+            raise StudyError(f"a study named {self.name!r} already exists in {masked(self.url)}: join it with "
+                             f"`python -m kdcore worker --study {self.name}`, or pick another name")
+        if teacher:
+            model = storage.load_model(teacher, self.task)  # refuses a file that is no model of this task
+            self.teacher_path, teacher_acc = Path(teacher), self.task.score(model, self.ds)
+        else:
+            made = experiments.cached_teacher(self.teacher_cfg, self.ds, progress, self.task.name)
+            if made["status"] != "finished":
+                raise StudyError(f"the teacher did not finish: {made['reason']}")
+            self.teacher_path, teacher_acc = Path(made["path"]), made["accuracy"]
+        study_spec = {"task": self.task.name, "preset": self.preset_name, "dataset": str(self.source),
+                      "data_fingerprint": training.dataset_fingerprint(self.ds), "distill": to_dict(self.cfg),
+                      **mode, "teacher": {"file": self.teacher_path.name, "sha256": file_sha256(self.teacher_path),
+                                          "accuracy": teacher_acc}}
+        study = optuna.create_study(study_name=self.name, storage=rdb, sampler=sampler, direction="maximize")
+        study.set_user_attr(SPEC_KEY, study_spec)
+        return study
 
 
 # --- a worker ------------------------------------------------------------------------------------------
@@ -465,54 +569,161 @@ def _baseline(ctx: _Context, cfg, key: str, progress, timing: dict) -> tuple[flo
     return shared, base.history, True
 
 
+class _Pruning:
+    """The student's Progress, seen by the study: each epoch reports the gain so far, and a pruned trial stops.
+
+    The value at step ``epoch - 1`` is the student's test accuracy after that
+    epoch minus the baseline's final test accuracy. When the pruner says
+    prune, ``stop_requested`` turns true, so the training loop stops at the
+    next batch (as for a user's stop) and the cut-short epoch is not kept;
+    after the last epoch there is nothing left to stop, and the trial is
+    pruned all the same, as in Optuna's own examples.
+    """
+
+    def __init__(self, progress, trial, baseline: float, timing: dict):
+        self._progress, self._trial, self._baseline, self._timing = progress, trial, baseline, timing
+        self.pruned_at: int | None = None  # the epoch after which the pruner said prune
+        self.value: float | None = None
+
+    def __getattr__(self, name):
+        return getattr(self._progress, name)
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.pruned_at is not None or self._progress.stop_requested
+
+    def epoch(self, series: str, record: dict) -> None:
+        self._progress.epoch(series, record)
+        if series != "student" or record.get("test_accuracy") is None or self.pruned_at is not None:
+            return  # a FitNets hint stage, or a task whose epochs carry no test accuracy: nothing to judge by
+        self.value = record["test_accuracy"] - self._baseline
+        with _study_time(self._timing):
+            self._trial.report(self.value, record["epoch"] - 1)
+            if self._trial.should_prune():
+                self.pruned_at = record["epoch"]
+
+
+def _suggest(trial, spec: dict) -> dict:
+    """The trial's parameters: the grid's cell, or a search's draw (T on a log scale; see the module docstring)."""
+    space = spec["space"]
+    if not is_search(spec):
+        return {name: trial.suggest_categorical(name, space[name]) for name in PARAMS}
+    return {"units": trial.suggest_categorical("units", space["units"]),
+            "temperature": trial.suggest_float("temperature", *space["temperature"], log=True),
+            "alpha": trial.suggest_float("alpha", *space["alpha"]),
+            "seed": trial.suggest_categorical("seed", space["seed"])}
+
+
 def _trial(ctx: _Context, trial, progress: Progress, timing: dict) -> dict:
-    """Distil one cell's student, tell Optuna the gain, and return the run record's results."""
+    """Distil one trial's student, tell Optuna the gain (or that it was pruned), and return the run record's results."""
     from optuna.trial import TrialState
 
     from .experiments import _Tagged, cell_config
 
-    space = ctx.spec["space"]
     with _study_time(timing):
-        p = {name: trial.suggest_categorical(name, space[name]) for name in PARAMS}
+        p = _suggest(trial, ctx.spec)
     cfg = cell_config(ctx.cfg, p["units"], p["temperature"], p["alpha"], p["seed"])
     tag = f"w{p['units']} T{p['temperature']:g} a{p['alpha']:g} s{p['seed']}"
     baseline, base_history, trained = _baseline(ctx, cfg, f"baseline w{p['units']} s{p['seed']}", progress,
                                                 timing)
-    student = ctx.task.distill_student(cfg, ctx.teacher, ctx.ds, _Tagged(progress, tag), logits=ctx.logits)
+    watch = _Pruning(_Tagged(progress, tag), trial, baseline, timing) if is_search(ctx.spec) else None
+    student = ctx.task.distill_student(cfg, ctx.teacher, ctx.ds, watch or _Tagged(progress, tag), logits=ctx.logits)
     results = {"study": trial.study.study_name, "trial": trial.number, **p, "worker": WORKER_ID,
                "teacher_model": str(ctx.teacher_path), "teacher_accuracy": ctx.teacher_accuracy,
                "student_accuracy": student.test_accuracy, "baseline_accuracy": baseline,
                "history": {"student": student.history, **({"baseline": base_history} if trained else {})},
                "status": str(student.status), "reason": student.reason, "seconds": round(student.seconds, 2)}
-    if student.status != "finished":
+    pruned = watch is not None and watch.pruned_at is not None
+    if pruned and student.status in ("finished", "stopped"):
+        results.update(status="stopped", pruned=True, reason=f"pruned by the study after epoch {watch.pruned_at} of "
+                                                             f"{cfg.epochs}: gain so far {watch.value:+.4f}")
+        state, value = TrialState.PRUNED, None
+    elif student.status != "finished":
         with _study_time(timing):
             trial.set_user_attr("reason", student.reason)
             ctx.study.tell(trial, state=TrialState.FAIL)
         return results
-    gain = student.test_accuracy - baseline
+    else:
+        state, value = TrialState.COMPLETE, student.test_accuracy - baseline
     with _study_time(timing):
-        for key, value in (("student", student.test_accuracy), ("baseline", baseline),
-                           ("teacher", ctx.teacher_accuracy), ("seconds", round(student.seconds, 2))):
-            trial.set_user_attr(key, value)
+        for key, attr in (("student", student.test_accuracy), ("baseline", baseline),
+                          ("teacher", ctx.teacher_accuracy), ("seconds", round(student.seconds, 2))):
+            trial.set_user_attr(key, attr)
         try:
-            ctx.study.tell(trial, gain)
+            ctx.study.tell(trial, value) if state == TrialState.COMPLETE else ctx.study.tell(trial, state=state)
         except ValueError:  # the trial was failed (stale heartbeat) while it ran: its retry counts instead
-            results.update(status="failed", reason=f"trial {trial.number} was marked failed by the heartbeat "
-                                                   "check while it ran (this worker stalled); its retry counts instead")
+            results.update(status="failed", pruned=False,
+                           reason=f"trial {trial.number} was marked failed by the heartbeat "
+                                  "check while it ran (this worker stalled); its retry counts instead")
         else:
-            results["gain"] = gain
+            if value is not None:
+                results["gain"] = value
     return results
 
 
-def run_worker(name: str, url: str | None = None, trials: int | None = None, teacher: str | None = None,
-               progress: Progress | None = None, heartbeat: int = HEARTBEAT_S) -> dict:
-    """Join study ``name`` and run its queued trials until none is left (or ``trials`` are done).
+def _counts(rdb, study_id: int) -> dict:
+    """The study's trials by state, lower-cased (``complete``, ``pruned``, ``running``, ``waiting``, ``fail``)."""
+    counts: dict = {}
+    for t in rdb.get_all_trials(study_id, deepcopy=False):
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    return counts
 
-    Returns ``{"study", "storage", "worker", "completed", "failed", "seconds", "overhead_s"}``:
+
+_DONE = object()  # what _ask returns when a search's budget is finished
+
+
+def _ask(rdb, study, spec: dict, study_id: int):
+    """A search's next trial id: a waiting retry or a new one from the sampler; None to wait, ``_DONE`` when done.
+
+    Done once ``trials`` are finished (complete or pruned); wait while the
+    running ones would finish the budget (one may die and come back as a retry).
+    """
+    import optuna
+
+    counts = _counts(rdb, study_id)
+    finished = counts.get("complete", 0) + counts.get("pruned", 0)
+    budget = spec["search"]["trials"]
+    if finished >= budget:
+        return _DONE
+    if not counts.get("waiting") and finished + counts.get("running", 0) >= budget:
+        return None
+    study.sampler = _search_sampler(study, spec)
+    with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": here we beat ourselves
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        return study.ask()._trial_id
+
+
+def best_of(study) -> dict | None:
+    """The complete trial with the highest gain: ``{"trial", "value", "params"}``, or None before any."""
+    try:
+        best = study.best_trial
+    except ValueError:  # no complete trial yet
+        return None
+    return {"trial": best.number, "value": best.value, "params": dict(best.params)}
+
+
+def best_text(best: dict) -> str:
+    """A best trial in words: ``trial 3, gain +0.0123 (alpha 0.52, seed 0, temperature 2.4, units 16)``."""
+    params = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                       for k, v in sorted(best["params"].items()))
+    return f"trial {best['trial']}, gain {best['value']:+.4f} ({params})"
+
+
+def run_worker(name: str, url: str | None = None, trials: int | None = None, teacher: str | None = None,
+               progress: Progress | None = None, heartbeat: int = HEARTBEAT_S, pruner=None) -> dict:
+    """Join study ``name`` and run its trials until none is left (or ``trials`` are done).
+
+    A grid's worker claims queued trials; a search's asks Optuna for new ones
+    until the study holds its N finished trials (see the module docstring).
+    Returns ``{"study", "storage", "worker", "completed", "failed", "seconds", "overhead_s"}``,
+    and for a search also ``pruned`` and the study's ``best`` so far:
     ``completed`` counts the trials whose gain Optuna accepted from this
-    worker; ``overhead_s`` is the mean time per trial spent in the study
-    machinery (stale check, claim, parameters, attributes, first heartbeat,
-    tell: every storage call in the trial's path), not in training.
+    worker (``trials`` counts completed and pruned ones); ``overhead_s`` is
+    the mean time per trial spent in the study machinery (stale check,
+    claim, parameters, attributes, first heartbeat, reports, tell: every
+    storage call in the trial's path), not in training. ``pruner``, an
+    Optuna pruner, replaces the study's (in-process callers and tests).
     """
     import optuna
     from optuna.trial import TrialState
@@ -523,22 +734,25 @@ def run_worker(name: str, url: str | None = None, trials: int | None = None, tea
     progress = progress or Progress(name)
     rdb = open_storage(url, heartbeat)
     study, spec = _load(rdb, name, url)
+    search = is_search(spec)
+    if pruner is not None:
+        study.pruner = pruner
     study_id = rdb.get_study_id_from_name(name)
     ctx = _prepare(study, spec, teacher, progress)
-    t_start, completed, failed, overheads = time.perf_counter(), 0, 0, []
-    while trials is None or completed < trials:
+    t_start, completed, pruned, failed, overheads = time.perf_counter(), 0, 0, 0, []
+    while trials is None or completed + pruned < trials:
         timing: dict = {}
         with _study_time(timing):
             _fail_stale(rdb, study, study_id)
-            trial_id = _claim(rdb, study)
-            if trial_id is not None:
+            trial_id = _ask(rdb, study, spec, study_id) if search else _claim(rdb, study)
+            if trial_id is not None and trial_id is not _DONE:
                 heart = _Heartbeat(rdb, trial_id, heartbeat)
                 heart.start()  # first, so that from here on a death of this worker shows as a stale heartbeat
                 rdb.set_trial_user_attr(trial_id, "worker", WORKER_ID)
                 trial = optuna.trial.Trial(study, trial_id)
+        if trial_id is _DONE or (trial_id is None and not search and not _unfinished(rdb, study_id)):
+            break  # every trial ended (a search: its budget is finished): the study is done
         if trial_id is None:
-            if not _unfinished(rdb, study_id):
-                break  # every trial ended: the study is done
             time.sleep(min(heartbeat, 2))  # others still run one; it may die and come back as a retry
             continue
         title = f"Sweep trial {trial.number} of study {name}"
@@ -555,11 +769,16 @@ def run_worker(name: str, url: str | None = None, trials: int | None = None, tea
         overheads.append(timing["study"])
         if result.get("gain") is not None:
             completed += 1
+        elif result.get("pruned"):
+            pruned += 1
         else:
             failed += 1
-    return {"study": name, "storage": masked(url), "worker": WORKER_ID, "completed": completed, "failed": failed,
-            "seconds": round(time.perf_counter() - t_start, 2),
-            "overhead_s": round(sum(overheads) / len(overheads), 4) if overheads else None}
+    answer = {"study": name, "storage": masked(url), "worker": WORKER_ID, "completed": completed, "failed": failed,
+              "seconds": round(time.perf_counter() - t_start, 2),
+              "overhead_s": round(sum(overheads) / len(overheads), 4) if overheads else None}
+    if search:
+        answer.update(pruned=pruned, best=best_of(study))
+    return answer
 
 
 def run_local_workers(name: str, url: str | None, count: int, task: str = "digits",
@@ -583,12 +802,25 @@ def run_local_workers(name: str, url: str | None, count: int, task: str = "digit
         if proc.returncode != 0:
             raise StudyError(f"a local worker exited with code {proc.returncode} (its error is above)")
         answers.append(json.loads(out))
-    return {"completed": sum(a["completed"] for a in answers), "workers": answers, "seconds": round(seconds, 2)}
+    total = {"completed": sum(a["completed"] for a in answers), "workers": answers, "seconds": round(seconds, 2)}
+    if any("pruned" in a for a in answers):  # a search: its pruned trials, and the best recipe the study found
+        total.update(pruned=sum(a.get("pruned", 0) for a in answers), best=study_best(name, url))
+    return total
+
+
+def study_best(name: str, url: str | None = None) -> dict | None:
+    """The best complete trial of study ``name`` (see :func:`best_of`)."""
+    url = url or default_storage()
+    study, _ = _load(open_storage(url), name, url)
+    return best_of(study)
 
 
 # --- what the Experiments page shows -------------------------------------------------------------------
 def study_view(name: str, url: str | None = None) -> dict:
     """A study's trials as rows, counts by state, the workers seen, and the finished cells (averaged over seeds).
+
+    For a search, ``cells`` is empty (its T and alpha are drawn, not a grid),
+    ``best`` is its best trial and ``done`` means its N trials are finished.
 
     Read straight from the database on every call, so a page polling it sees
     trials that any machine runs.
@@ -608,14 +840,17 @@ def study_view(name: str, url: str | None = None) -> dict:
                "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
                if t.datetime_complete and t.datetime_start else None}
         rows.append(row)
-    states = {s: sum(r["state"] == s for r in rows) for s in ("waiting", "running", "complete", "fail")}
-    done = [r for r in rows if r["state"] == "complete"]
+    states = {s: sum(r["state"] == s for r in rows) for s in ("waiting", "running", "complete", "pruned", "fail")}
+    search = is_search(spec)
+    done = [r for r in rows if r["state"] == "complete"] if not search else []
     cells = (pd.DataFrame(done).groupby(["units", "temperature", "alpha"], as_index=False)
              [["student", "baseline", "gain"]].mean().to_dict("records") if done else [])
     for cell in cells:
         cell["teacher"] = spec["teacher"].get("accuracy")
     workers = sorted({r["worker"] for r in rows if r["worker"]})
     active = sorted({r["worker"] for r in rows if r["worker"] and r["state"] == "running"})
+    idle = states["waiting"] == 0 and states["running"] == 0
     return {"study": name, "storage": masked(url), "spec": spec, "trials": rows, "states": states,
             "workers_seen": workers, "workers_active": active, "cells": cells,
-            "done": states["waiting"] == 0 and states["running"] == 0}
+            "mode": "search" if search else "grid", "best": best_of(study) if search else None,
+            "done": idle and (not search or states["complete"] + states["pruned"] >= spec["search"]["trials"])}

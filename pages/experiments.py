@@ -227,7 +227,8 @@ def study_panel(name: str, url: str | None) -> None:
         if not first["done"] and view["done"]:
             st.rerun()
         counts = view["states"]
-        a, b, c, d, e = st.columns(5)
+        search = view["mode"] == "search"
+        a, b, c, d, e, *f = st.columns(6 if search else 5)
         a.metric("Complete", counts["complete"])
         b.metric("Running", counts["running"])
         c.metric("Waiting", counts["waiting"])
@@ -236,6 +237,12 @@ def study_panel(name: str, url: str | None) -> None:
         e.metric("Workers seen", len(view["workers_seen"]),
                  help="Distinct worker processes (host:pid) that ran a trial of this study; "
                       f"running now: {', '.join(view['workers_active']) or 'none'}.")
+        if search:
+            f[0].metric("Pruned", counts["pruned"], help="Trials the median pruner stopped after an epoch, "
+                                                         "their gain so far below the other trials' median.")
+            best = view["best"]
+            st.caption(f"A search of {view['spec']['search']['trials']} trials for the best gain over the baseline; "
+                       + (f"best so far: {studies.best_text(best)}." if best else "none complete yet."))
         if view["cells"]:
             frame = pd.DataFrame(view["cells"])
             units = sorted(frame["units"].unique())

@@ -375,3 +375,134 @@ def test_experiments_page_shows_a_running_study_live_with_its_workers(kd_home, m
     assert not at.exception, [e.value for e in at.exception]
     shown = " ".join(str(x.value) for x in [*at.warning, *at.caption, *at.markdown])
     assert "postgresql://kd:***@127.0.0.1" in shown and "page-secret" not in shown
+
+
+# --- a search for the best recipe, pruned by epoch ---------------------------------------------------------
+@pytest.mark.slow
+def test_a_search_reports_every_epoch_and_a_pruned_trial_stops_early(kd_home, slice_npz, tiny_teacher):
+    """Four 2-epoch trials in this process: two under a pruner that never prunes, two under one that always does.
+
+    ``ThresholdPruner`` decides on the reported values alone, so the test fails
+    if the epochs are not reported (nothing pruned), reported late (both
+    epochs run) or the stop is ignored (two epochs in the pruned records).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    url = f"sqlite:///{storage.home() / 'studies.db'}"
+    made = studies.create_search_study("search", url, "quick", [1.0, 8.0], [0.1, 0.9], 4, 1, [16], 2,
+                                       str(slice_npz), str(tiny_teacher))
+    assert made == {"study": "search", "storage": url, "mode": "search", "trials": 4, "teacher": str(tiny_teacher)}
+    never = optuna.pruners.ThresholdPruner(lower=-1.0)  # a gain is never below -1
+    first = studies.run_worker("search", url, trials=2, teacher=str(tiny_teacher), pruner=never)
+    assert (first["completed"], first["pruned"], first["failed"]) == (2, 0, 0)
+    always = optuna.pruners.ThresholdPruner(lower=1.0)  # every gain is below +1: pruned at its first report
+    rest = studies.run_worker("search", url, teacher=str(tiny_teacher), pruner=always)
+    assert (rest["completed"], rest["pruned"], rest["failed"]) == (0, 2, 0)  # and it left at the budget of 4
+
+    trials = optuna.load_study(study_name="search", storage=studies.open_storage(url)).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 + [TrialState.PRUNED] * 2
+    for t in trials:
+        assert 1.0 <= t.params["temperature"] <= 8.0 and 0.1 <= t.params["alpha"] <= 0.9
+        assert (t.params["units"], t.params["seed"]) == (16, 0)
+    assert len({t.params["temperature"] for t in trials}) == 4  # drawn, not a grid
+    for t in trials[:2]:  # one report per epoch, the last equal to the trial's value
+        assert sorted(t.intermediate_values) == [0, 1]
+        assert t.value == pytest.approx(t.intermediate_values[1])
+        assert t.value == pytest.approx(t.user_attrs["student"] - t.user_attrs["baseline"])
+    for t in trials[2:]:
+        assert sorted(t.intermediate_values) == [0]
+    best = max(trials[:2], key=lambda t: t.value)
+    assert rest["best"] == {"trial": best.number, "value": best.value, "params": best.params}
+
+    rows = {r["results"]["trial"]: r for r in storage.run_store().runs("trial")}
+    assert sorted(rows) == [0, 1, 2, 3]
+    for n in (0, 1):
+        assert rows[n]["status"] == "finished" and len(rows[n]["results"]["history"]["student"]) == 2
+    for n in (2, 3):
+        assert rows[n]["status"] == "stopped" and rows[n]["results"]["pruned"] is True
+        assert rows[n]["reason"].startswith("pruned by the study after epoch 1 of 2")
+        assert len(rows[n]["results"]["history"]["student"]) == 1  # the second epoch never ran to its end
+
+    view = studies.study_view("search", url)
+    assert view["mode"] == "search" and view["done"] and view["cells"] == []
+    assert (view["states"]["complete"], view["states"]["pruned"]) == (2, 2)
+    assert [r["state"] for r in view["trials"]] == ["complete", "complete", "pruned", "pruned"]
+    assert view["best"] == rest["best"]
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--search", "0", "--temperatures", "1,8", "--alphas", "0.1,0.9"], "a search needs at least 1 trial (got 0)"),
+    (["--search", "4", "--temperatures", "8,1", "--alphas", "0.1,0.9"],
+     "the temperature range's low 8 is above its high 1"),
+    (["--search", "4", "--temperatures", "1,8", "--alphas", "0.9,0.1"],
+     "the alpha range's low 0.9 is above its high 0.1"),
+    (["--search", "4", "--temperatures", "0,8", "--alphas", "0.1,0.9"], "temperature must be > 0 (got 0)"),
+    (["--search", "4", "--temperatures", "1,2,4", "--alphas", "0.1,0.9"], "as a range LOW,HIGH"),
+])
+def test_a_bad_search_is_one_line(capsys, kd_home, flags, says):
+    err = _one_line(capsys, ["sweep", "--study", "s", *flags, "--workers", "0", "--dataset", "mnist-5k", "--json"])
+    assert says in err
+    assert studies.list_studies() == []  # refused before the study was written
+
+
+def test_a_search_needs_a_study(capsys, kd_home):
+    err = _one_line(capsys, ["sweep", "--preset", "quick", "--search", "4", "--temperatures", "1,8",
+                             "--alphas", "0.1,0.9", "--json"])
+    assert "--search needs --study NAME" in err
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test asks outside a worker's own heartbeat
+def test_experiments_page_shows_a_search_with_its_pruned_trials(kd_home):
+    import optuna
+    from optuna.trial import TrialState
+    from streamlit.testing.v1 import AppTest
+
+    space = studies.search_space([16], [1.0, 8.0], [0.1, 0.9], [0])
+    rdb = studies.open_storage()
+    study = optuna.create_study(study_name="hunt", storage=rdb, direction="maximize")
+    study.set_user_attr(studies.SPEC_KEY, {"mode": "search", "space": space, "teacher": {"accuracy": 0.9},
+                                           "search": {"trials": 3, "seed": 0,
+                                                      "pruner": {"n_startup_trials": 1, "n_warmup_steps": 0}}})
+    study, spec = studies._load(rdb, "hunt", studies.default_storage())
+    assert isinstance(study.sampler, optuna.samplers.TPESampler)
+    assert isinstance(study.pruner, optuna.pruners.MedianPruner)
+    for value in (0.02, None):
+        trial = study.ask()
+        studies._suggest(trial, spec)
+        trial.report(value if value is not None else -0.3, 0)
+        study.tell(trial, value) if value is not None else study.tell(trial, state=TrialState.PRUNED)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/experiments.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Complete"], metrics["Pruned"], metrics["Running"]) == ("1", "1", "0")
+    assert list(at.dataframe[-1].value["state"]) == ["complete", "pruned"]
+    assert any("best so far: trial 0, gain +0.0200" in c.value for c in at.caption)
+
+
+def test_a_search_repeats_with_one_worker_and_stops_asking_at_its_budget(kd_home):
+    """No training: the same spec draws the same recipes; a full budget waits for the running trial, then ends."""
+    import optuna
+    from optuna.trial import TrialState
+
+    spec = {"mode": "search", "space": studies.search_space([16, 64], [1.0, 8.0], [0.1, 0.9], [0]),
+            "search": {"trials": 2, "seed": 0, "pruner": {"n_startup_trials": 1, "n_warmup_steps": 0}}}
+    rdb = studies.open_storage()
+    drawn = []
+    for name in ("a", "b"):
+        optuna.create_study(study_name=name, storage=rdb, direction="maximize").set_user_attr(studies.SPEC_KEY, spec)
+        study, _ = studies._load(rdb, name, studies.default_storage())
+        study_id = rdb.get_study_id_from_name(name)
+        first = optuna.trial.Trial(study, studies._ask(rdb, study, spec, study_id))
+        drawn.append([studies._suggest(first, spec)])
+        second = optuna.trial.Trial(study, studies._ask(rdb, study, spec, study_id))
+        drawn[-1].append(studies._suggest(second, spec))
+        assert studies._ask(rdb, study, spec, study_id) is None  # two running fill the budget: wait
+        study.tell(first, 0.01)
+        study.tell(second, state=TrialState.PRUNED)
+        assert studies._ask(rdb, study, spec, study_id) is studies._DONE
+    assert drawn[0] == drawn[1] and drawn[0][0] != drawn[0][1]
+    for p in drawn[0]:
+        assert p["units"] in (16, 64) and 1.0 <= p["temperature"] <= 8.0 and 0.1 <= p["alpha"] <= 0.9
