@@ -34,9 +34,10 @@ what was measured of them):
 - ``lm-quick`` is the Home demo: ptb-small (60k words), a 1×128 teacher
   for 2 epochs and a 1×32 student for 2, all at Adam 1e-2, T = 1. Measured
   (3 seeds, README "Language models"): teacher 412 test perplexity, distilled
-  465 ± 8, scratch 476 ± 7, a tie. On 60k words a 1×32 student from scratch
-  reaches what a 2×128 teacher does in a minute's budget, so a one-layer
-  teacher (its best validation epoch is the 2nd; later ones over-fit).
+  465 ± 8, scratch 476 ± 7, a tie. Within a minute's budget on 60k words a
+  2×128 teacher did no better than a 1×32 student from scratch; a 1×128
+  learns faster per step. Its best validation epoch is the 2nd; later ones
+  over-fit.
 - ``lm-ptb`` is the issue's headline: a 2×256 teacher on full PTB, batch
   32 × 35, Adam 5e-3 decaying ×0.6 each epoch, dropout 0.2, 2 epochs (what
   fits in about 20 minutes of 2 quiet cores: 565 s an epoch measured), then a
