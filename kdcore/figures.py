@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-COLOURS = {"teacher": "#2563eb", "student": "#f97316", "baseline": "#64748b", "intermediate": "#a855f7"}
+COLOURS = {"teacher": "#2563eb", "student": "#f97316", "baseline": "#64748b", "intermediate": "#a855f7",
+           "pretrain": "#0d9488"}
 
 
 def _colour(name: str) -> str | None:

@@ -219,3 +219,22 @@ def attention_score_loss(teacher_scores, student_scores, mask):
     pairs = (m[:, :, None] * m[:, None, :])[:, None]  # (batch, 1, tokens, tokens)
     total = ops.sum(ops.square(s - t) * pairs)
     return total / ops.maximum(ops.sum(pairs) * heads_s, 1.0)
+
+
+def masked_lm_loss(targets, logits, weights):
+    """BERT's masked-language-model loss: −log p(original word) at each masked position, averaged.
+
+    Devlin et al. (2019) hide 15 % of a sentence's words and train the encoder
+    to name them from both sides' context; the loss is the cross-entropy of
+    the vocabulary softmax at the masked positions only (the others are
+    visible, so predicting them teaches nothing). TinyBERT's general stage
+    distils a teacher that learned this way; KD Studio's text teacher can do
+    it on the unlabelled text available offline before it learns sentiment
+    (``kdcore.tasks.text.pretrain``). ``targets`` and ``weights`` are (batch,
+    picks): a sentence has a fixed number of picks and ``weights`` is 0 on the
+    unused ones, so the mean is over real masked words only.
+    """
+    w = ops.cast(weights, "float32")
+    per_pick = ops.sparse_categorical_crossentropy(ops.cast(targets, "int32"), ops.cast(logits, "float32"),
+                                                   from_logits=True)
+    return ops.sum(per_pick * w) / ops.maximum(ops.sum(w), 1.0)

@@ -59,7 +59,7 @@ def train_teacher(cfg, dataset: str | None = None, out=None, progress: Progress 
             f"test_{t.metric.name}": res.test_accuracy, "params": size, "device": res.device, "seconds": res.seconds}
     path = _save(res, out, "teacher", meta)
     return TeacherResult(path, ds.name, size, res.status, res.reason, res.test_accuracy, res.seconds, res.device,
-                         res.history, t.metric.name, t.name)
+                         res.history, t.metric.name, t.name, dict(res.stages))
 
 
 def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=None,

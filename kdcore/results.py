@@ -125,11 +125,15 @@ class TeacherResult:
     history: list = field(default_factory=list)
     metric: str = "accuracy"
     task: str = "digits"
+    stages: dict = field(default_factory=dict)  # earlier stages' histories (the text teacher's masked-LM "pretrain")
 
     def to_json(self) -> dict:
-        return {"model": self.model, "dataset": self.dataset, "params": self.params, "status": str(self.status),
-                "reason": self.reason, f"test_{self.metric}": self.score, "seconds": round(self.seconds, 2),
-                "device": self.device, "history": self.history, "task": self.task}
+        out = {"model": self.model, "dataset": self.dataset, "params": self.params, "status": str(self.status),
+               "reason": self.reason, f"test_{self.metric}": self.score, "seconds": round(self.seconds, 2),
+               "device": self.device, "history": self.history, "task": self.task}
+        if self.stages:
+            out["stages"] = self.stages
+        return out
 
 
 @dataclass

@@ -8,6 +8,7 @@ path as a user's file, so they take seconds; only the Rotten Tomatoes counts nee
 from __future__ import annotations
 
 import json
+import types
 
 import numpy as np
 import pytest
@@ -87,6 +88,54 @@ def test_the_prediction_term_is_soft_cross_entropy_at_T_times_T_squared():
     expected = T ** 2 * np.mean(-(np.exp(log_softmax(t / T)) * log_softmax(s / T)).sum(-1))
     assert float(losses.soft_target_loss(t, s, T, "soft-ce")) == pytest.approx(expected, rel=1e-5)
     assert text.TextDistillConfig().loss == "soft-ce"
+
+
+def test_the_masked_lm_loss_is_the_cross_entropy_of_the_masked_words_only():
+    rng = np.random.default_rng(3)
+    logits, targets = rng.normal(size=(3, 4, 7)), rng.integers(0, 7, (3, 4))
+    weights = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0]], "float32")
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = np.mean([-log_p[b, k, targets[b, k]] for b in range(3) for k in range(4) if weights[b, k]])
+    assert float(losses.masked_lm_loss(targets, logits, weights)) == pytest.approx(expected, rel=1e-5)
+    logits[weights == 0] += 50.0  # unused slots do not count
+    assert float(losses.masked_lm_loss(targets, logits, weights)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_masking_picks_15_percent_of_known_words_and_masks_80_randomises_10_keeps_10(toy):
+    cls = toy.tokenizer.cls
+    ids = np.tile(toy.x_train, (20, 1))
+    ids[::7, 3] = 1  # some unknown words: never a target
+    inputs, picks, targets, weights = text.mask_words(ids, np.random.default_rng(0), cls)
+    known = (ids >= 2) & (ids != cls)
+    rows = np.arange(len(ids))[:, None]
+    expected = np.clip(np.rint(known.sum(1) * text.MASK_RATE), 1, text.MAX_PICKS)
+    assert np.array_equal(weights.sum(1), expected)
+    used = weights > 0
+    assert known[rows.repeat(text.MAX_PICKS, 1)[used], picks[used]].all()  # only known words, never [CLS]/[UNK]/pad
+    assert np.array_equal(targets[used], ids[rows, picks][used])
+    for r in range(50):  # each sentence's picks are distinct positions
+        assert len(set(picks[r][used[r]])) == used[r].sum()
+    now = inputs[rows, picks][used]
+    shares = [np.mean(now == 1), np.mean((now != 1) & (now != targets[used])), np.mean(now == targets[used])]
+    assert shares == pytest.approx([0.8, 0.1, 0.1], abs=0.02)  # a random word may be the word itself: 0.1 ± 0.02
+    picked = np.zeros(ids.shape, bool)
+    picked[rows.repeat(text.MAX_PICKS, 1)[used], picks[used]] = True
+    assert np.array_equal(inputs[~picked], ids[~picked])  # nothing else in the sentence changes
+
+
+@pytest.mark.slow
+def test_pretraining_reads_train_only_and_fills_in_masked_words(toy):
+    texts, where = text.unlabelled_texts(toy)
+    assert texts == toy.texts["train"] and where == f"{len(texts):,} training sentences"  # a CSV: its train split
+    cfg = text.TeacherConfig(layers=1, hidden=64, heads=2, epochs=1, batch_size=16, dropout=0.0,
+                             learning_rate=1e-3, pretrain_epochs=3)
+    result = tasks.get("text").train_teacher(cfg, toy)
+    first = result.stages["pretrain"]
+    assert result.status == "finished" and [r["epoch"] for r in first] == [1, 2, 3]
+    assert first[-1]["loss"] < first[0]["loss"] and first[-1]["masked_accuracy"] > 1 / toy.tokenizer.size
+    assert result.history and result.test_accuracy is not None  # then it learned sentiment
+    with pytest.raises(ValueError, match="pretrain_epochs"):
+        text.TeacherConfig(pretrain_epochs=-1).validate()
 
 
 # --- projections, mapping, sizes -------------------------------------------------------------------
@@ -199,6 +248,12 @@ def test_rotten_tomatoes_counts_and_split():
     parts = text.stratified_split(labels)
     assert {s: len(p) for s, p in zip(("train", "valid", "test"), parts)} == text.RT_COUNTS
     assert not set(parts[0]) & set(parts[2])
+    # Masked-LM pre-training reads the training split, the plot summaries and Penn Treebank: never valid or test.
+    train = [texts[i] for i in parts[0]]
+    unlabelled, where = text.unlabelled_texts(types.SimpleNamespace(name="rotten-tomatoes", texts={"train": train}))
+    assert where == "10,201 training sentences, 1,083 plot summaries, 42,012 Penn Treebank sentences"
+    assert len(unlabelled) == 10_201 + 1_083 + 42_012 and unlabelled[:10_201] == train
+    assert not set(unlabelled) & {texts[i] for i in parts[2]}
 
 
 # --- a tiny real run ---------------------------------------------------------------------------------
@@ -242,9 +297,10 @@ def test_cli_contract_and_sentence_screens(toy_csv, toy, tmp_path, capsys):
     teacher, student = tmp_path / "t.keras", tmp_path / "s.keras"
     common = ["--task", "text", "--dataset", str(toy_csv), "--batch-size", "16"]
     assert cli.main(["train-teacher", *common, "--epochs", "1", "--layers", "2", "--hidden", "64", "--heads", "2",
-                     "--out", str(teacher), "--json"]) == 0
+                     "--pretrain-epochs", "1", "--out", str(teacher), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"model", "test_accuracy", "params", "seconds", "device", "history", "task"} <= set(out)
+    assert [r["epoch"] for r in out["stages"]["pretrain"]] == [1]
     assert out["task"] == "text" and out["params"] == text.stats(text.SIZE_VOCAB, 64, 2)["params"]
     assert cli.main(["distill", *common, "--teacher", str(teacher), "--intermediate-epochs", "1", "--epochs", "1",
                      "--student-layers", "1", "--student-heads", "2", "--baseline", "--out", str(student), "--json"]) == 0

