@@ -112,8 +112,9 @@ def loss_curves(series: dict[str, list[dict]], batches: dict[str, list] | None =
     for name, points in (batches or {}).items():
         if points:
             steps, losses = zip(*points)
+            dash = next((d for key, _, d in _LOSS_TERMS if name.endswith(" " + key)), "solid")  # a term's own series
             fig.add_trace(go.Scatter(x=steps, y=losses, name=f"{name} (batch)", mode="lines",
-                                     line=dict(color=_colour(name), width=1), legendgroup=name))
+                                     line=dict(color=_colour(name), width=1, dash=dash), legendgroup=name.split()[0]))
     for name, records in series.items():
         epochs = [r["epoch"] for r in records]
         for key, label, dash in _LOSS_TERMS:

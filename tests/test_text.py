@@ -13,7 +13,8 @@ import types
 import numpy as np
 import pytest
 
-from kdcore import cli, losses, storage, tasks
+from kdcore import cli, figures, losses, storage, tasks
+from kdcore.progress import Progress
 from kdcore.data import DatasetError
 from kdcore.tasks import text
 
@@ -271,8 +272,18 @@ def test_a_tiny_teacher_teaches_a_student_layer_by_layer(toy, toy_teacher, tmp_p
     cfg = task.distill_from({"student_layers": 1, "student_hidden": 64, "student_heads": 2, "epochs": 3,
                              "intermediate_epochs": 2, "batch_size": 16, "learning_rate": 1e-3,
                              "temperature": 2.0}).validate(len(toy.y_train))
-    student = task.distill_student(cfg, toy_teacher.model, toy)
+    progress = Progress("tiny")
+    student = task.distill_student(cfg, toy_teacher.model, toy, progress)
     assert student.status == "finished" and student.test_accuracy >= 0.7, student.history  # chance is 0.5
+    # Each intermediate term is drawn live: a running mean after every batch, then drawn dashed by the page.
+    steps = -(-len(toy.y_train) // 16)
+    terms = ("intermediate embedding", "intermediate hidden", "intermediate attention")
+    snap = progress.snapshot()
+    assert all(len(snap["batches"][name]) == 2 * steps for name in ("intermediate", *terms))
+    fig = figures.loss_curves(snap["series"], snap["batches"])
+    assert {t.name: t.line.dash for t in fig.data if t.name.startswith("intermediate ") and "(batch)" in t.name} == {
+        "intermediate (batch)": "solid", "intermediate embedding (batch)": "dashdot",
+        "intermediate hidden (batch)": "longdash", "intermediate attention (batch)": "longdashdot"}
     first = student.stages["intermediate"]
     assert [r["epoch"] for r in first] == [1, 2]
     assert all(first[-1][k] > 0 for k in ("embedding", "hidden", "attention"))

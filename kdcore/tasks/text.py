@@ -755,8 +755,10 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
 
     total = w_e · L_embd + w_h · Σ_m L_hidn(m) + w_a · Σ_m L_attn(m), each term from
     :mod:`kdcore.losses`, student layer m against teacher layer g(m). The
-    teacher runs in every step, without gradient. Per-epoch records hold each
-    term's mean so the page can draw them. Returns a
+    teacher runs in every step, without gradient. Each term is drawn live: its
+    running mean after every batch (series ``intermediate embedding``,
+    ``intermediate hidden``, ``intermediate attention`` beside the total's
+    ``intermediate``) and its mean in every epoch's record. Returns a
     :class:`~kdcore.training.RunResult` (``test_accuracy`` is None: the
     classifier has not been trained yet).
     """
@@ -813,8 +815,9 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
                 if not math.isfinite(values[0]):
                     status, reason = Status.FAILED, f"loss became NaN at intermediate epoch {epoch + 1} batch {b}"
                     break
-                if progress is not None:
-                    progress.batch("intermediate", b, values[0])
+                if progress is not None:  # running means in the epoch, as Keras reports the other stages' losses
+                    for key, value in zip(("", " embedding", " hidden", " attention"), sums / n):
+                        progress.batch("intermediate" + key, b, float(value))
                     if progress.stop_requested:
                         status, reason = Status.STOPPED, "stopped by user"
                         break
