@@ -137,6 +137,11 @@ def test_pretraining_reads_train_only_and_fills_in_masked_words(toy):
     assert result.history and result.test_accuracy is not None  # then it learned sentiment
     with pytest.raises(ValueError, match="pretrain_epochs"):
         text.TeacherConfig(pretrain_epochs=-1).validate()
+    stopped = Progress("stopped")
+    stopped.request_stop()  # a stop during the stage ends the run there, and says so
+    result = tasks.get("text").train_teacher(cfg, toy, stopped)
+    assert result.status == "stopped" and result.reason == "stopped by user"
+    assert result.history == [] and result.stages == {"pretrain": []} and result.test_accuracy is None
 
 
 # --- projections, mapping, sizes -------------------------------------------------------------------

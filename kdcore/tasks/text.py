@@ -951,7 +951,8 @@ class Text(Task):
             return training.fit(net, data, cfg, series="teacher", progress=progress)
         texts, _ = unlabelled_texts(data)
         first = pretrain(net, data.tokenizer.encode(texts)[0], cfg, data.tokenizer.size, progress)
-        if first.status != Status.FINISHED:
+        if first.status != Status.FINISHED:  # its records are the stage's, not the classifier's
+            first.stages, first.history = {"pretrain": first.history}, []
             return first
         result = training.fit(net, data, cfg, series="teacher", progress=progress)
         result.stages["pretrain"] = first.history
