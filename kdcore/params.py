@@ -161,11 +161,12 @@ def add_flags(parser: argparse.ArgumentParser, names) -> None:
     """
     for name in names:
         p = next(q for q in _TABLE if q.name == name)
+        text = p.help.replace("%", "%%")  # argparse %-formats help: "10 %" would break --help
         if p.kind is bool:
-            parser.add_argument(p.flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=p.help)
+            parser.add_argument(p.flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             parser.add_argument(p.flag, dest=name, default=None, metavar=p.kind.__name__.upper(),
-                                help=f"{p.help} ({p.allowed})")
+                                help=f"{text} ({p.allowed.replace('%', '%%')})")
 
 
 def given(args: argparse.Namespace, names, task: str) -> dict:

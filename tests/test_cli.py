@@ -138,6 +138,14 @@ def test_refusals_exit_2_with_one_line(argv, problem, capsys, tmp_path, teacher_
     assert captured.err.count("\n") == 1 and problem in captured.err and "Traceback" not in captured.err
 
 
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+def test_every_command_prints_its_help(name, capsys):
+    """argparse %-formats help text: one setting's "10 %" once broke ``train-teacher --help`` for every task."""
+    assert cli.main([name, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage:") and f"kdcore {name}" in out
+
+
 def test_progress_bar_line_shows_phase_epoch_and_batches():
     progress = Progress()
     progress.phase("student", epochs=3, steps=10)
