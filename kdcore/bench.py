@@ -90,20 +90,21 @@ class _Clock(Progress):
     def __init__(self):
         super().__init__("bench")
         self.train_s: list[tuple[float, float]] = []
-        self._steps, self._start = 0, _now()
+        self._steps, self._start, self._timed = 0, _now(), False
 
     def phase(self, name: str, epochs: int = 0, steps: int = 0) -> None:
         super().phase(name, epochs, steps)
-        self._steps, self._start = steps, _now()
+        self._steps, self._start, self._timed = steps, _now(), False
 
     def batch(self, series: str, step: int, loss: float) -> None:
         super().batch(series, step, loss)
-        if step >= self._steps:
+        if step >= self._steps and not self._timed:  # once: TinyBERT's stage reports four series per batch
             self.train_s.append(_since(self._start))
+            self._timed = True
 
     def epoch(self, series: str, record: dict) -> None:
         super().epoch(series, record)
-        self._start = _now()
+        self._start, self._timed = _now(), False
 
 
 class _Poller(threading.Thread):
@@ -539,9 +540,101 @@ def _lm_text(result: dict) -> str:
         f"load average {machine['load_before'][0]} before, {machine['load_after'][0]} after ({machine['cpus']} CPUs)"])
 
 
+def run_text(dataset=None, epochs: int = 2, repeats: int = 1, preset="text-tinybert") -> dict:
+    """TinyBERT's intermediate epoch against a scratch epoch, with the teacher's activations
+    computed in every step (``in_step``) or cached once beforehand (``cached``, built apart and
+    timed as ``cache_build_s``); ``prediction`` is a prediction-layer (logits-only KD) epoch.
+
+    Shapes are the preset's (default ``text-tinybert``: teacher 4 × 128 × 4, student 2 × 64 × 4).
+    Epochs are timed as in :func:`run` (first left out, medians). The teacher is untrained: its
+    weights do not change what a step costs. ``cache_mb`` is what the cache holds for this training
+    set; :data:`kdcore.tasks.text.CACHE_BUDGET` is the most the product will hold.
+    """
+    if epochs < 2 or repeats < 1:
+        raise ValueError(f"epochs must be >= 2 (the first is tracing) and repeats >= 1 (got {epochs}, {repeats})")
+    load_before = os.getloadavg()
+    import dataclasses
+
+    import keras
+    import tensorflow as tf
+
+    from . import presets, tasks, training
+    from .config import from_dict
+    from .tasks import text as text_task
+
+    task = tasks.get("text")
+    spec = presets.get(preset) if isinstance(preset, str) else preset  # a dict: tests time tiny shapes
+    teacher_cfg = from_dict(task.teacher_config, spec["teacher"], task.name).validate()
+    cfg = from_dict(task.distill_class(), spec["distill"], task.name)
+    ds = dataset if isinstance(dataset, datasets.Dataset) else task.load(dataset or "rotten-tomatoes")
+    cfg = dataclasses.replace(cfg, epochs=epochs, intermediate_epochs=epochs).validate(len(ds.y_train))
+    teacher = task.build_teacher(teacher_cfg, ds.tokenizer.size, len(ds.classes))
+    mapping = text_task.layer_map(cfg.layer_map, cfg.student.layers, teacher_cfg.layers)
+    start = _now()
+    cache_bytes = sum(a.nbytes for a in text_task.teacher_activations(teacher, ds.x_train, mapping))
+    build = _since(start)
+
+    def timed(run) -> list:
+        clock = _Clock()
+        result = run(task.build_student(cfg.student, cfg.seed, ds.tokenizer.size, len(ds.classes)), clock)
+        if result.status != "finished":
+            raise RuntimeError(f"benchmark run {result.status}: {result.reason}")
+        return clock.train_s[1:]
+
+    runs = {
+        "scratch": lambda net, clock: training.fit_baseline(cfg, ds, net, clock),
+        "prediction": lambda net, clock: training.fit_distilled(cfg, teacher, ds, net, clock),
+        "in_step": lambda net, clock: text_task.fit_intermediate(net, teacher, ds, cfg, clock, cache=False),
+        "cached": lambda net, clock: text_task.fit_intermediate(net, teacher, ds, cfg, clock, cache=True),
+    }
+    times = {k: [] for k in runs}
+    for _ in range(repeats):  # methods take turns, so a change in the machine's load falls on all of them
+        for name, run in runs.items():
+            times[name] += timed(run)
+    epoch_s = {k: _median([wall for wall, _ in v]) for k, v in times.items()}
+    cpu_s = {k: _median([cpu for _, cpu in v]) for k, v in times.items()}
+    ratio = {"in_step_vs_scratch": ("in_step", "scratch"), "cached_vs_scratch": ("cached", "scratch"),
+             "cached_vs_in_step": ("cached", "in_step"), "prediction_vs_scratch": ("prediction", "scratch")}
+    result = {
+        "task": "text", "dataset": ds.name, "train_sentences": int(len(ds.y_train)),
+        "preset": preset if isinstance(preset, str) else spec.get("name", "custom"),
+        "teacher": f"{teacher_cfg.layers} × {teacher_cfg.hidden} × {teacher_cfg.heads}",
+        "student": task.describe_student(cfg.student), "layer_map": mapping, "batch_size": cfg.batch_size,
+        "epochs": epochs, "repeats": repeats,
+        "epoch_s": {k: round(v, 3) for k, v in epoch_s.items()},
+        "epoch_cpu_s": {k: round(v, 3) for k, v in cpu_s.items()},
+        "ratios": {k: round(epoch_s[a] / epoch_s[b], 3) for k, (a, b) in ratio.items()},
+        "cpu_ratios": {k: round(cpu_s[a] / cpu_s[b], 3) for k, (a, b) in ratio.items()},
+        "cache_build_s": round(build[0], 2), "cache_build_cpu_s": round(build[1], 2),
+        "cache_mb": round(cache_bytes / 2**20, 1), "cache_budget_mb": round(text_task.CACHE_BUDGET / 2**20),
+        "machine": {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
+                    "load_after": [round(x, 2) for x in os.getloadavg()],
+                    "tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+    # Caching pays when what an epoch saves, times the epochs after the first, exceeds the build.
+    saved = cpu_s["in_step"] - cpu_s["cached"]
+    result["cache_pays_after_epochs"] = round(build[1] / saved, 2) if saved > 0 else None
+    return result
+
+
+def _text_text(result: dict) -> str:
+    machine, cpu = result["machine"], result["cpu_ratios"]
+    return "\n".join([
+        f"{result['dataset']}, {result['train_sentences']:,} sentences, teacher {result['teacher']}, student "
+        f"{result['student']}, batch {result['batch_size']} (s / epoch, CPU s / epoch):",
+        *(f"  {k:<10} {v:7.2f} {result['epoch_cpu_s'][k]:7.2f}" for k, v in result["epoch_s"].items()),
+        f"CPU: intermediate in the step / scratch {cpu['in_step_vs_scratch']}, cached / scratch "
+        f"{cpu['cached_vs_scratch']}, cached / in the step {cpu['cached_vs_in_step']}",
+        f"cache built once in {result['cache_build_s']} s ({result['cache_build_cpu_s']} CPU s): "
+        f"{result['cache_mb']} MB (the product caches up to {result['cache_budget_mb']} MB); it pays after "
+        f"{result['cache_pays_after_epochs']} epochs",
+        f"load average {machine['load_before'][0]} before, {machine['load_after'][0]} after ({machine['cpus']} CPUs)"])
+
+
 # --- command line (registered as `python -m kdcore bench` in kdcore.cli) ----------------------------
 HELP = ("measure KD Studio's distillation against keras Distiller and a GradientTape loop (one process); "
-        "--task lm: the top-k cache against scratch and an online teacher")
+        "--task lm: the top-k cache against scratch and an online teacher; --task text: TinyBERT's "
+        "intermediate epoch, teacher in the step or cached, against scratch")
 
 
 def add_arguments(parser) -> None:
@@ -593,8 +686,10 @@ def from_args(args) -> dict:
         return _viewers(args.viewers)
     if args.task == "lm":
         return run_lm(args.dataset, 2 if args.quick else args.epochs, 1 if args.quick else args.repeats)
+    if args.task == "text":
+        return run_text(args.dataset, 2 if args.quick else args.epochs, 1 if args.quick else args.repeats)
     if args.task not in (None, "digits"):
-        raise ValueError(f"bench measures tasks digits and lm (got {args.task!r})")
+        raise ValueError(f"bench measures tasks digits, lm and text (got {args.task!r})")
     return run(args.dataset, args.epochs, args.repeats, args.quick)
 
 
@@ -615,6 +710,8 @@ def text(result: dict) -> str:
         return "\n".join(f"{key}: {result[key]}" for key in result if key != "machine")
     if result.get("task") == "lm":
         return _lm_text(result)
+    if result.get("task") == "text":
+        return _text_text(result)
     if "viewer_slowdown" in result:
         return "\n".join(f"{key}: {result[key]}" for key in ("viewers", "viewer_slowdown", "viewer_lag_s",
                                                               "viewer_lag_median_s", "viewer_errors",

