@@ -10,7 +10,8 @@ same prediction-layer epochs (``tinybert``). The baseline is trained once per se
 is a script and not two ``experiment`` runs. It prints one JSON object: test accuracy per arm and seed,
 mean ± std, student/teacher ratios, the verdict of ``kdcore.results.verdict`` on the per-seed gains
 (tinybert − logits, and each against scratch), and the cost of an epoch of each kind in wall and process CPU
-seconds (the teacher runs inside each intermediate step). Progress goes to stderr.
+seconds (the intermediate stage reads the teacher's cached activations when they fit in
+``kdcore.tasks.text.CACHE_BUDGET``; the first record says which). Progress goes to stderr.
 """
 from __future__ import annotations
 
