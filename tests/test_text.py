@@ -291,6 +291,7 @@ def test_a_tiny_teacher_teaches_a_student_layer_by_layer(toy, toy_teacher, tmp_p
         "intermediate hidden (batch)": "longdash", "intermediate attention (batch)": "longdashdot"}
     first = student.stages["intermediate"]
     assert [r["epoch"] for r in first] == [1, 2]
+    assert first[0]["teacher"] == "cached" and first[0]["cache_seconds"] > 0  # two epochs, and it fits
     assert all(first[-1][k] > 0 for k in ("embedding", "hidden", "attention"))
     assert first[-1]["loss"] < first[0]["loss"]  # the layer-wise terms fall as the student learns
 
@@ -383,6 +384,7 @@ def test_cli_contract_and_sentence_screens(toy_csv, toy, tmp_path, capsys):
     assert {"student_accuracy", "baseline_accuracy", "teacher_accuracy", "gap_recovered", "verdict", "params",
             "history"} <= set(out)
     assert set(out["history"]) == {"intermediate", "student", "baseline"}
+    assert out["history"]["intermediate"][0]["teacher"] == "in every step"  # one epoch: a cache would not pay
     assert "note: Layer mapping: student 1 ← teacher 2" in captured.err
 
     args = ["predict", "--task", "text", "--model", str(teacher), "--model", str(student)]
