@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -26,6 +27,18 @@ def teacher(teacher_file):
 def small(**overrides) -> DistillConfig:
     cfg = dict(student=StudentConfig(units=32), epochs=2, batch_size=64, seed=3)
     return DistillConfig(**{**cfg, **overrides})
+
+
+def test_a_batch_pipeline_lets_go_of_its_arrays_when_it_goes():
+    """TensorFlow keeps a tf.numpy_function's Python function alive: the arrays must not hang on it."""
+    x, y = np.arange(300, dtype="float32").reshape(100, 3), np.arange(100)
+    alive = weakref.ref(x)
+    pipeline = training._dataset(x, y, 32, seed=0)
+    first, labels = next(iter(pipeline))
+    assert np.array_equal(first.numpy(), x[labels.numpy()])  # batches are gathered from the arrays, by index
+    del pipeline, first, labels, x
+    gc.collect()
+    assert alive() is None
 
 
 def test_teacher_learns_well_above_chance(teacher, teacher_file, mnist5k):
