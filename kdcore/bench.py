@@ -330,6 +330,18 @@ def _dataset(name, quick: bool) -> datasets.Dataset:
     return ds.subset(*QUICK_SUBSET, seed=0) if quick else ds
 
 
+def _machine(load_before, versions: bool = True) -> dict:
+    """The machine a measurement ran on: its CPUs, load average before and now, and (when asked) TF and Keras."""
+    out = {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
+           "load_after": [round(x, 2) for x in os.getloadavg()]}
+    if versions:
+        import keras
+        import tensorflow as tf
+
+        out.update(tensorflow=tf.__version__, keras=keras.__version__)
+    return out
+
+
 def _median(values) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
@@ -370,8 +382,6 @@ def run(dataset=None, epochs: int = 3, repeats: int = 3, quick: bool = False) ->
     if epochs < 2 or repeats < 1:
         raise ValueError(f"epochs must be >= 2 (the first is tracing) and repeats >= 1 (got {epochs}, {repeats})")
     load_before = os.getloadavg()
-    import keras
-    import tensorflow as tf
 
     from . import training
     from .tasks.digits import build_student, build_teacher
@@ -423,9 +433,7 @@ def run(dataset=None, epochs: int = 3, repeats: int = 3, quick: bool = False) ->
         "predict_ms": round(predict, 2),
         "peak_rss_mb": round(peak_rss, 1), "peak_rss_method": rss_method,
         "retracing_warnings": retraces.count,
-        "machine": {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
-                    "load_after": [round(x, 2) for x in os.getloadavg()],
-                    "tensorflow": tf.__version__, "keras": keras.__version__},
+        "machine": _machine(load_before),
     }
     result["meets_target"] = _verdicts(result)
     return result
@@ -467,9 +475,6 @@ def run_lm(dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "lm-pt
         raise ValueError(f"epochs must be >= 2 (the first is tracing) and repeats >= 1 (got {epochs}, {repeats})")
     load_before = os.getloadavg()
     import dataclasses
-
-    import keras
-    import tensorflow as tf
 
     from . import presets, tasks
     from .tasks import lm
@@ -517,9 +522,7 @@ def run_lm(dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "lm-pt
         "cache_build_s": round(build[0], 2), "cache_build_cpu_s": round(build[1], 2),
         "cache_mb": round(cache_bytes / 2**20, 1), "cache_mb_full_ptb": round(full_tokens * per_token / 2**20, 1),
         "peak_rss_mb": round(peak_rss, 1), "peak_rss_method": rss_method,
-        "machine": {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
-                    "load_after": [round(x, 2) for x in os.getloadavg()],
-                    "tensorflow": tf.__version__, "keras": keras.__version__},
+        "machine": _machine(load_before),
     }
     result["meets_target"] = _verdicts(result, LM_TARGETS)
     return result
@@ -554,9 +557,6 @@ def run_text(dataset=None, epochs: int = 2, repeats: int = 1, preset="text-tinyb
         raise ValueError(f"epochs must be >= 2 (the first is tracing) and repeats >= 1 (got {epochs}, {repeats})")
     load_before = os.getloadavg()
     import dataclasses
-
-    import keras
-    import tensorflow as tf
 
     from . import presets, tasks, training
     from .config import from_dict
@@ -607,9 +607,7 @@ def run_text(dataset=None, epochs: int = 2, repeats: int = 1, preset="text-tinyb
         "cpu_ratios": {k: round(cpu_s[a] / cpu_s[b], 3) for k, (a, b) in ratio.items()},
         "cache_build_s": round(build[0], 2), "cache_build_cpu_s": round(build[1], 2),
         "cache_mb": round(cache_bytes / 2**20, 1), "cache_budget_mb": round(text_task.CACHE_BUDGET / 2**20),
-        "machine": {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
-                    "load_after": [round(x, 2) for x in os.getloadavg()],
-                    "tensorflow": tf.__version__, "keras": keras.__version__},
+        "machine": _machine(load_before),
     }
     # Caching pays when what an epoch saves, times the epochs after the first, exceeds the build.
     saved = cpu_s["in_step"] - cpu_s["cached"]
@@ -674,8 +672,7 @@ def exports(model: str) -> dict:
         out["int8_accuracy_change_points"] = round(100 * (int8["accuracy"] - floating["accuracy"]), 2)
     out["meets_target"] = {k: (out[k] <= v if op == "<=" else out[k] >= v)
                            for k, (op, v) in EXPORT_TARGETS.items() if k in out}
-    out["machine"] = {"cpus": os.cpu_count(), "load_before": [round(v, 2) for v in load_before],
-                      "load_after": [round(v, 2) for v in os.getloadavg()]}
+    out["machine"] = _machine(load_before, versions=False)
     return out
 
 
