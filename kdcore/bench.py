@@ -330,6 +330,12 @@ def _dataset(name, quick: bool) -> datasets.Dataset:
     return ds.subset(*QUICK_SUBSET, seed=0) if quick else ds
 
 
+def _epoch_medians(times: dict) -> tuple[dict, dict]:
+    """Per method, the median wall and the median CPU seconds of its timed epochs ((wall, CPU) pairs)."""
+    return ({k: _median([wall for wall, _ in v]) for k, v in times.items()},
+            {k: _median([cpu for _, cpu in v]) for k, v in times.items()})
+
+
 def _machine(load_before, versions: bool = True) -> dict:
     """The machine a measurement ran on: its CPUs, load average before and now, and (when asked) TF and Keras."""
     out = {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
@@ -415,8 +421,7 @@ def run(dataset=None, epochs: int = 3, repeats: int = 3, quick: bool = False) ->
         predict = _predict_ms(teacher, build_student(cfg.student, cfg.seed), 10 if quick else PREDICT_CALLS)
     finally:
         logging.getLogger("tensorflow").removeHandler(retraces)
-    epoch_s = {k: _median([wall for wall, _ in v]) for k, v in times.items()}
-    cpu_s = {k: _median([cpu for _, cpu in v]) for k, v in times.items()}
+    epoch_s, cpu_s = _epoch_medians(times)
     raw_sps = _median(raw)
     n = len(ds.y_train)
     result = {
@@ -460,6 +465,28 @@ def _lm_fit(task, cfg, ds, teacher=None, soft_targets="cache") -> list:
     return clock.train_s[1:]
 
 
+def _preset_run(task_name: str, preset, dataset, default: str, repeats: int, **changes):
+    """A task's benchmark settings: ``(task, spec, teacher config, distill config with changes, dataset)``.
+
+    ``preset`` is a preset's name or a dict of its shape (tests time tiny shapes); ``dataset`` a loaded
+    Dataset or a name (default ``default``); ``changes`` include the timed ``epochs``.
+    """
+    epochs = changes["epochs"]
+    if epochs < 2 or repeats < 1:
+        raise ValueError(f"epochs must be >= 2 (the first is tracing) and repeats >= 1 (got {epochs}, {repeats})")
+    import dataclasses
+
+    from . import presets, tasks
+    from .config import from_dict
+
+    task = tasks.get(task_name)
+    spec = presets.get(preset) if isinstance(preset, str) else preset
+    teacher_cfg = from_dict(task.teacher_config, spec["teacher"], task.name).validate()
+    cfg = from_dict(task.distill_class(), spec["distill"], task.name)
+    ds = dataset if isinstance(dataset, datasets.Dataset) else task.load(dataset or default)
+    return task, spec, teacher_cfg, dataclasses.replace(cfg, **changes).validate(len(ds.y_train)), ds
+
+
 def run_lm(dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "lm-ptb") -> dict:
     """The language model's soft targets three ways, on one teacher and student (the ``lm-ptb`` preset's shapes).
 
@@ -471,22 +498,11 @@ def run_lm(dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "lm-pt
     arrays for the full Penn Treebank's training streams (929k words). The
     teacher is untrained: its weights do not change what a step costs.
     """
-    if epochs < 2 or repeats < 1:
-        raise ValueError(f"epochs must be >= 2 (the first is tracing) and repeats >= 1 (got {epochs}, {repeats})")
     load_before = os.getloadavg()
-    import dataclasses
-
-    from . import presets, tasks
     from .tasks import lm
 
-    from .config import from_dict
-
-    task = tasks.get("lm")
-    spec = presets.get(preset) if isinstance(preset, str) else preset  # a dict: tests time tiny shapes
-    teacher_cfg = from_dict(task.teacher_config, spec["teacher"], task.name).validate()
-    cfg = from_dict(task.distill_class(), spec["distill"], task.name)
-    ds = dataset if isinstance(dataset, datasets.Dataset) else task.load(dataset or "ptb-small")
-    cfg = dataclasses.replace(cfg, epochs=epochs, soft_targets="cache").validate(len(ds.y_train))
+    task, spec, teacher_cfg, cfg, ds = _preset_run("lm", preset, dataset, "ptb-small", repeats,
+                                                   epochs=epochs, soft_targets="cache")
     teacher = task.build_teacher(teacher_cfg, len(ds.classes))
     start = _now()
     probs, ids = lm._kept_cache(teacher, ds, cfg.batch_size, cfg.seq_len, cfg.temperature, cfg.top_k)  # fit reuses it
@@ -505,8 +521,7 @@ def run_lm(dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "lm-pt
             peak_rss = _peak_rss_mb()
         times["scratch"] += _lm_fit(task, cfg, ds)
         times["online"] += _lm_fit(task, cfg, ds, teacher, "online")
-    epoch_s = {k: _median([wall for wall, _ in v]) for k, v in times.items()}
-    cpu_s = {k: _median([cpu for _, cpu in v]) for k, v in times.items()}
+    epoch_s, cpu_s = _epoch_medians(times)
     result = {
         "task": "lm", "dataset": ds.name, "train_words": int(len(ds.y_train)),
         "preset": preset if isinstance(preset, str) else spec.get("name", "custom"),
@@ -553,21 +568,12 @@ def run_text(dataset=None, epochs: int = 2, repeats: int = 1, preset="text-tinyb
     weights do not change what a step costs. ``cache_mb`` is what the cache holds for this training
     set; :data:`kdcore.tasks.text.CACHE_BUDGET` is the most the product will hold.
     """
-    if epochs < 2 or repeats < 1:
-        raise ValueError(f"epochs must be >= 2 (the first is tracing) and repeats >= 1 (got {epochs}, {repeats})")
     load_before = os.getloadavg()
-    import dataclasses
-
-    from . import presets, tasks, training
-    from .config import from_dict
+    from . import training
     from .tasks import text as text_task
 
-    task = tasks.get("text")
-    spec = presets.get(preset) if isinstance(preset, str) else preset  # a dict: tests time tiny shapes
-    teacher_cfg = from_dict(task.teacher_config, spec["teacher"], task.name).validate()
-    cfg = from_dict(task.distill_class(), spec["distill"], task.name)
-    ds = dataset if isinstance(dataset, datasets.Dataset) else task.load(dataset or "rotten-tomatoes")
-    cfg = dataclasses.replace(cfg, epochs=epochs, intermediate_epochs=epochs).validate(len(ds.y_train))
+    task, spec, teacher_cfg, cfg, ds = _preset_run("text", preset, dataset, "rotten-tomatoes", repeats,
+                                                   epochs=epochs, intermediate_epochs=epochs)
     teacher = task.build_teacher(teacher_cfg, ds.tokenizer.size, len(ds.classes))
     mapping = text_task.layer_map(cfg.layer_map, cfg.student.layers, teacher_cfg.layers)
     start = _now()
@@ -591,8 +597,7 @@ def run_text(dataset=None, epochs: int = 2, repeats: int = 1, preset="text-tinyb
     for _ in range(repeats):  # methods take turns, so a change in the machine's load falls on all of them
         for name, run in runs.items():
             times[name] += timed(run)
-    epoch_s = {k: _median([wall for wall, _ in v]) for k, v in times.items()}
-    cpu_s = {k: _median([cpu for _, cpu in v]) for k, v in times.items()}
+    epoch_s, cpu_s = _epoch_medians(times)
     ratio = {"in_step_vs_scratch": ("in_step", "scratch"), "cached_vs_scratch": ("cached", "scratch"),
              "cached_vs_in_step": ("cached", "in_step"), "prediction_vs_scratch": ("prediction", "scratch")}
     result = {
