@@ -1,248 +1,19 @@
-"""Tasks: what KD Studio distils, one module per kind of model.
+"""Tasks: what KD Studio distils, one package per kind of model.
 
-A :class:`Task` declares everything that differs between distilling a digit
-classifier, an image classifier, a text classifier or a language model:
-
-- its datasets (names, where each comes from, which is the default);
-- its teacher and student configs, whose fields are rows of the settings
-  table (:mod:`kdcore.params`), so widgets, flags and checks follow;
-- its metric and which way is better;
-- the distillation terms it offers, as data;
-- how one example is entered and shown (``canvas``, ``image``, ``text``,
-  ``prompt``, or ``none`` for a task with no example screens);
-- how to build, size, train and score its models.
-
-The defaults here are those of a classifier trained with
-:func:`kdcore.training.fit` (logits out, soft targets from the teacher's
-logits); a task whose training differs overrides ``train_teacher``,
-``distill_student`` and ``train_baseline``. Pages and the CLI ask
-``tasks.get(name)`` and never name a task themselves.
+Each built-in task lives in its own package here (``digits/``, ``images/``,
+``lm/``, ``text/``) and fills in :class:`~kdcore.tasks.base.Task`. Central
+code (pipeline, experiments, studies, export, the CLI and the pages) asks
+the task object, never its name. The built-in tasks are listed once, in
+``BUILTIN``; a test or a plug-in adds another with :func:`register`.
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+import importlib
 
-from .. import params
+from .base import HINT, SOFT, Metric, Task, Term
 
-
-@dataclass(frozen=True)
-class Metric:
-    """How a task's models are scored: ``accuracy`` (higher is better) or ``perplexity`` (lower is)."""
-
-    name: str = "accuracy"
-    higher_is_better: bool = True
-
-    def format(self, value) -> str:
-        if value is None:
-            return "n/a"
-        return f"{value:.1%}" if self.name == "accuracy" else f"{value:,.1f}"
-
-
-@dataclass(frozen=True)
-class Term:
-    """One distillation term a task offers, with the setting that switches or weighs it."""
-
-    name: str
-    setting: str
-    help: str
-
-
-SOFT = Term("soft targets", "alpha", "the teacher's probabilities at temperature T (Hinton et al. 2015)")
-HINT = Term("FitNets hint", "hint_epochs", "a middle student layer learns to predict a teacher layer first "
-                                           "(Romero et al. 2015)")
-
-
-class Task:
-    name = ""
-    title = ""
-    description = ""
-    metric = Metric()
-    example = "none"
-    terms: tuple = (SOFT,)
-    teacher_config: type = None
-    student_config: type = None
-    distill_config: type = None  # a DistillConfig subclass with the task's own run settings (default: DistillConfig)
-
-    # --- settings, from the table ------------------------------------------------------------
-    @staticmethod
-    def _names(cls) -> list[str]:
-        prefix = getattr(cls, "PREFIX", "")
-        return [prefix + f.name for f in dataclasses.fields(cls)
-                if any(p.name == prefix + f.name for p in params.table())]
-
-    def teacher_params(self) -> list[str]:
-        """Settings the Teacher page and ``train-teacher`` show: the teacher's own, then training's."""
-        return self._names(self.teacher_config)
-
-    def student_params(self) -> list[str]:
-        return self._names(self.student_config)
-
-    def distill_class(self):
-        """The config class of a distillation run: the task's own, else :class:`~kdcore.config.DistillConfig`."""
-        from ..config import DistillConfig
-
-        return self.distill_config or DistillConfig
-
-    def default_distill(self):
-        """A distillation run with every setting at its default (the Distill page starts from it)."""
-        return self.distill_class()(student=self.student_config())
-
-    def distill_params(self) -> list[str]:
-        """Distillation and training settings a student run takes (the student's size aside)."""
-        return [n for n in self._names(self.distill_class())
-                if params.get(n, self.name).for_task(self.name) and self.offers(n)]
-
-    def offers(self, setting: str) -> bool:
-        """Whether a term-switching setting (``hint_epochs``) belongs to this task; other settings always do."""
-        switches = {t.setting for t in (SOFT, HINT)}
-        return setting not in switches or any(t.setting == setting for t in self.terms)
-
-    def teacher_from(self, values: dict):
-        """A teacher config from flat settings (a form, a link); missing ones keep their defaults."""
-        return self.teacher_config(**{n: values[n] for n in self.teacher_params() if n in values})
-
-    def distill_from(self, values: dict):
-        """A :class:`~kdcore.config.DistillConfig` from flat settings: ``student_units`` goes to the student."""
-        prefix = self.student_config.PREFIX
-        student = self.student_config(**{n.removeprefix(prefix): values[n] for n in self.student_params()
-                                         if n in values})
-        return self.distill_class()(**{n: values[n] for n in self.distill_params() if n in values},
-                                     student=student)
-
-    def flat(self, cfg) -> dict:
-        """The flat settings of a teacher or distillation config (the inverse of ``*_from``)."""
-        out = {n: getattr(cfg, n) for n in self.distill_params() + self.teacher_params() if hasattr(cfg, n)}
-        student = getattr(cfg, "student", None)
-        if student is not None:
-            prefix = self.student_config.PREFIX
-            out.update({n: getattr(student, n.removeprefix(prefix)) for n in self.student_params()})
-        return out
-
-    # --- data ----------------------------------------------------------------------------------
-    def datasets(self) -> list[dict]:
-        """``[{"name", "available", "source", "train", "test"}]``: what ``tasks`` and the sidebar list."""
-        raise NotImplementedError
-
-    def default_dataset(self) -> tuple[str, str]:
-        """(name, why it is the default)."""
-        raise NotImplementedError
-
-    def load(self, name: str | None = None):
-        """A :class:`kdcore.data.Dataset` by name or path; ``None`` means the default."""
-        raise NotImplementedError
-
-    # --- models --------------------------------------------------------------------------------
-    def build_teacher(self, cfg):
-        raise NotImplementedError
-
-    def build_student(self, cfg, seed: int = 0):
-        raise NotImplementedError
-
-    def teacher_size(self, cfg, data=None) -> dict:
-        """``{"params", "macs", "weight_bytes"}`` without TensorFlow, for the size table.
-
-        ``data``, when given, is the dataset the model is for: a task whose
-        networks take their input and output sizes from it (images) counts for
-        that shape; without it, for the task's usual one.
-        """
-        raise NotImplementedError
-
-    def student_size(self, cfg, data=None) -> dict:
-        raise NotImplementedError
-
-    def describe_student(self, cfg) -> str:
-        return "student"
-
-    def custom_objects(self) -> dict:
-        """Keras layer classes of KD Studio's own that this task's saved models use (none: standard layers only)."""
-        return {}
-
-    def distill_notes(self, cfg, teacher_config: dict | None) -> list[str]:
-        """Sentences about a distillation run that depend on its teacher (a layer mapping, say); default none."""
-        return []
-
-    def check_model(self, model, name: str) -> None:
-        """Raise a one-line ``ValueError`` if ``model`` is not one of this task's (wrong shapes)."""
-
-    def hint_layers(self, cfg) -> tuple[str, str]:
-        """(teacher layer, student layer) that the FitNets stage pairs, by layer name.
-
-        The default is the digits convention: the student's ``hint`` layer
-        learns the teacher's first pooled map (a conv student) or its ``hint``
-        dense layer (an MLP student). A task with other networks names its own.
-        """
-        return ("pool1" if getattr(cfg.student, "filters", 0) else "hint"), "hint"
-
-    # --- training ------------------------------------------------------------------------------
-    def train_teacher(self, cfg, data, progress=None):
-        from .. import training
-
-        cfg.validate(len(data.y_train))
-        return training.fit(self.build_teacher(cfg), data, cfg, series="teacher", progress=progress)
-
-    def train_baseline(self, cfg, data, progress=None):
-        from .. import training
-
-        return training.fit_baseline(cfg, data, self.build_student(cfg.student, cfg.seed), progress)
-
-    def distill_student(self, cfg, teacher, data, progress=None, logits=None):
-        from .. import training
-
-        return training.fit_distilled(cfg, teacher, data, self.build_student(cfg.student, cfg.seed),
-                                      progress, logits)
-
-    def fit_data(self, model, data):
-        """(``data`` as ``model`` takes it, a sentence saying what was converted, or ""). Most tasks convert nothing."""
-        return data, ""
-
-    def teacher_targets(self, teacher, data):
-        """What a distillation run is fed from the teacher, computed once for many runs: its training logits.
-
-        A task whose soft targets cannot be held whole (a language model's
-        10,000 words per token) returns None and makes its own in training.
-        """
-        from .. import training
-
-        return training.teacher_logits(teacher, data)
-
-    def evaluate(self, model, data) -> dict:
-        """What ``evaluate`` prints: the test metric and, for a classifier, its confusion matrix."""
-        from .. import inference
-
-        predicted = inference.test_logits(model, data).argmax(-1)
-        return {"test_size": int(len(data.y_test)), "test_accuracy": float((predicted == data.y_test).mean()),
-                "confusion": inference.confusion(data.y_test, predicted, len(data.classes)).tolist()}
-
-    def score(self, model, data) -> float:
-        """The metric on the test split."""
-        from .. import training
-
-        return training.accuracy(model, data.x_test, data.y_test)
-
-    def prepare_image(self, source, shape):
-        """One picture (a path, bytes or an upload) as the model takes it: for digits, MNIST-style centring."""
-        from .. import images
-
-        return images.preprocess(source)
-
-    def prompt(self, model_path, text: str, temperature: float = 1.0, seed: int = 0) -> dict:
-        """``{"next_words": [{"word", "probability"}…], "continuation"}`` for a task whose example is a prompt."""
-        raise ValueError(f"task {self.name!r} takes no prompt")
-
-    def describe(self) -> dict:
-        """What ``python -m kdcore tasks --json`` prints for this task."""
-        def rows(names, role=""):
-            return [{"name": n, "type": p.kind.__name__, "default": p.default_for(role), "allowed": p.allowed,
-                     "help": p.help} for n, p in ((n, params.get(n, self.name)) for n in names)]
-
-        return {"name": self.name, "title": self.title, "description": self.description,
-                "metric": {"name": self.metric.name, "higher_is_better": self.metric.higher_is_better},
-                "example": self.example, "terms": [t.name for t in self.terms],
-                "datasets": self.datasets(), "default_dataset": self.default_dataset()[0],
-                "settings": {"teacher": rows(self.teacher_params(), "teacher"), "student": rows(self.student_params()),
-                             "distill": rows(self.distill_params())}}
-
+BUILTIN = ("digits", "images", "lm", "text")  # packages under kdcore/tasks/, each exposing TASK
+DEFAULT = "digits"  # the task a fresh dashboard and a bare CLI command start on
 
 _REGISTRY: dict[str, Task] = {}
 
@@ -258,7 +29,10 @@ def unregister(name: str) -> None:
 
 
 def _builtin() -> None:
-    from . import digits, images, lm, text  # noqa: F401 - each registers itself
+    """Register the built-in tasks on first use (importing a task is cheap: TensorFlow loads later)."""
+    for name in BUILTIN:
+        if name not in _REGISTRY:
+            register(importlib.import_module(f".{name}", __name__).TASK)
 
 
 def names() -> list[str]:
@@ -267,9 +41,12 @@ def names() -> list[str]:
 
 
 def get(name: str | None = None) -> Task:
-    """The task called ``name`` (default ``digits``); an unknown name is refused with the known ones."""
+    """The task called ``name`` (default :data:`DEFAULT`); an unknown name is refused with the known ones."""
     _builtin()
-    name = name or "digits"
+    name = name or DEFAULT
     if name not in _REGISTRY:
         raise ValueError(f"unknown task {name!r}; known: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
+
+
+__all__ = ["BUILTIN", "DEFAULT", "HINT", "SOFT", "Metric", "Task", "Term", "get", "names", "register", "unregister"]

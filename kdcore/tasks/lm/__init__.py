@@ -74,12 +74,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import params
-from ..config import DistillConfig, TrainConfig, Validated, default
-from ..data import Dataset, DatasetError
-from ..params import Param
-from ..results import Status
-from . import SOFT, Metric, Task, register
+from ... import params
+from ...config import DistillConfig, TrainConfig, Validated, default
+from ...data import Dataset, DatasetError
+from ...params import Param
+from ...results import Status
+from ..base import SOFT, Metric, Task
 
 EOS, UNK = "<eos>", "<unk>"
 SOFT_TARGETS = ("online", "cache")
@@ -588,8 +588,8 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
     import keras
     import tensorflow as tf
 
-    from ..losses import distillation_terms
-    from ..training import RunResult, device_info
+    from ...losses import distillation_terms
+    from ...training import RunResult, device_info
 
     info = device_info()
     xs, ys = streams(data.x_train, data.y_train, cfg.batch_size, cfg.seq_len)
@@ -738,7 +738,7 @@ def complete(model, vocab: tuple[str, ...], text: str, temperature: float = 1.0,
 
 def entropy_curve(model, vocab: tuple[str, ...], text: str, temperatures) -> list[float]:
     """Entropy (bits) of the next-word distribution after ``text`` at each temperature, read as :func:`complete` reads it."""
-    from ..inference import entropy_vs_temperature
+    from ...inference import entropy_vs_temperature
 
     p, _ = next_word_probs(model, [vocab.index(EOS)] * PRIME_EOS + prompt_ids(text, vocab), 1.0)
     return entropy_vs_temperature(np.log(np.maximum(p, 1e-300)), temperatures).tolist()  # log p: the logits up to a constant
@@ -954,10 +954,10 @@ def _loaded(path: str, mtime: float, task: LanguageModel):
     Kept because loading a model and tracing its forward pass take seconds,
     and a screen asks again on every change of its prompt or temperature.
     """
-    from .. import storage
+    from ... import storage
 
     dataset = storage.read_sidecar(path).get("dataset") or "ptb"
     return storage.load_model(path, task), task.load(dataset).classes
 
 
-LM = register(LanguageModel())
+TASK = LM = LanguageModel()

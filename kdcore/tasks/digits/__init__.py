@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import data as datasets
-from .. import params
-from ..config import TrainConfig, Validated, default
-from ..params import Param
-from . import HINT, SOFT, Task, register
+from ... import data as datasets
+from ... import params
+from ...config import TrainConfig, Validated, default
+from ...params import Param
+from ..base import HINT, SOFT, Task
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -219,4 +219,4 @@ class Digits(Task):
                              "digit models take 28x28x1 images and give 10 logits")
 
 
-DIGITS = register(Digits())
+TASK = DIGITS = Digits()

