@@ -38,19 +38,16 @@ point each time one has appeared; ``poll_slowdown`` is the epoch time with
 that poller over the time without), the latency of classifying one drawn canvas with both
 models (``predict_ms``), and how often TensorFlow warned about retracing.
 
-The dashboard's start-up is measured apart, by ``scripts/first_paint.py``: the
+The dashboard's start-up is measured apart, by ``lab/first_paint.py``: the
 engine never starts a server or a browser. ``bench --task lm`` measures the
 language model's soft targets instead (:func:`run_lm`).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import resource
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -66,7 +63,7 @@ POLL_INTERVAL_S = 1.0  # the pages' @st.fragment(run_every=1.0); tests/test_benc
 PREDICT_CALLS = 50
 QUICK_SUBSET = (2000, 500)  # train, test images in --quick mode
 MIN_EPOCH_S = 0.5  # shorter epochs are too short to time: their ratios would be noise (mnist-5k: 0.16 s)
-TARGETS = {  # issues 5 and 15: measured on the 2-core development machine, never asserted by tests
+TARGETS = {  # docs/benchmarks.md: measured on the 2-core development machine, never asserted by tests
     "cpu_ratios.distill_vs_scratch": ("<=", 1.05), "distill_vs_keras_distiller": ("<=", 0.60),
     "fit_efficiency": (">=", 0.80), "live_lag_s": ("<=", 1.0), "poll_slowdown": ("<=", 1.10),
     "predict_ms": ("<=", 150.0), "peak_rss_mb": ("<=", 1600.0),
@@ -445,7 +442,7 @@ def run(dataset=None, epochs: int = 3, repeats: int = 3, quick: bool = False) ->
 
 
 # --- the language model (bench --task lm) -----------------------------------------------------------
-LM_TARGETS = {  # issue 10, on the 2-core development machine; never asserted by tests
+LM_TARGETS = {  # docs/tasks/lm.md, on the 2-core development machine; never asserted by tests
     "cpu_ratios.cache_vs_scratch": ("<=", 1.25), "cpu_ratios.cache_vs_online": ("<=", 0.70),
     "cache_mb_full_ptb": ("<=", 300.0),
 }
@@ -640,25 +637,27 @@ HELP = ("measure KD Studio's distillation against keras Distiller and a Gradient
         "intermediate epoch, teacher in the step or cached, against scratch")
 
 
+# The many-viewer load test starts a dashboard and speaks Streamlit's protocol, which the engine never does.
+VIEWERS_MOVED = "run .venv/bin/python -m lab.viewers --viewers 1 5 10 20 --json from the repository's root"
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--dataset", help="default: fashion-mnist when its files are here, else mnist-5k "
                                           "(--task lm: ptb-small; ptb for the full corpus)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is left out (default 3)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each method (default 3)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_SUBSET[0]:,} images, 2 epochs, 1 repeat")
-    parser.add_argument("--viewers", type=int, nargs="+", metavar="N",
-                        help="run the many-viewer load test instead (scripts/viewers.py, which has more options), "
-                             "e.g. --viewers 1 5 10 20")
+    parser.add_argument("--viewers", type=int, nargs="+", metavar="N", help=f"moved: {VIEWERS_MOVED}")
     parser.add_argument("--export", metavar="MODEL",
                         help="measure a saved model's LiteRT exports instead: none, float16 and int8 side by side "
-                             "(size, metric, latency), against issue 13's int8 targets")
+                             "(size, metric, latency), against the int8 targets in docs/deploy.md")
 
 
 EXPORT_TARGETS = {"int8_vs_float_bytes": ("<=", 0.30), "int8_accuracy_change_points": (">=", -0.5)}
 
 
 def exports(model: str) -> dict:
-    """The model exported three ways in one run, with the int8 file's ratios to the float one (issue 13's targets).
+    """The model exported three ways in one run, with the int8 file's ratios to the float one (docs/deploy.md).
 
     Sizes and accuracies do not depend on the machine's load; latencies do, so
     the load average is reported with them.
@@ -685,7 +684,7 @@ def from_args(args) -> dict:
     if getattr(args, "export", None):
         return exports(args.export)
     if args.viewers:
-        return _viewers(args.viewers)
+        raise ValueError(f"bench --viewers has moved out of the engine: {VIEWERS_MOVED}")
     if args.task == "lm":
         return run_lm(args.dataset, 2 if args.quick else args.epochs, 1 if args.quick else args.repeats)
     if args.task == "text":
@@ -695,18 +694,6 @@ def from_args(args) -> dict:
     return run(args.dataset, args.epochs, args.repeats, args.quick)
 
 
-def _viewers(counts: list[int]) -> dict:
-    """The load test, in its own process: it starts a dashboard and speaks Streamlit's protocol, which the engine
-    never imports (scripts/viewers.py)."""
-    script = Path(__file__).resolve().parents[1] / "scripts" / "viewers.py"
-    proc = subprocess.run([sys.executable, str(script), "--viewers", *map(str, counts), "--json"],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines()
-        raise RuntimeError(lines[-1] if lines else f"scripts/viewers.py exited with {proc.returncode}")
-    return json.loads(proc.stdout)
-
-
 def text(result: dict) -> str:
     if "int8_vs_float_bytes" in result:
         return "\n".join(f"{key}: {result[key]}" for key in result if key != "machine")
@@ -714,10 +701,6 @@ def text(result: dict) -> str:
         return _lm_text(result)
     if result.get("task") == "text":
         return _text_text(result)
-    if "viewer_slowdown" in result:
-        return "\n".join(f"{key}: {result[key]}" for key in ("viewers", "viewer_slowdown", "viewer_lag_s",
-                                                              "viewer_lag_median_s", "viewer_errors",
-                                                              "server_mb_per_viewer"))
     if "ratios_omitted" in result:
         ratios = [result["ratios_omitted"]]
     else:

@@ -222,7 +222,7 @@ def live_curves(key: str, progress, max_age_s: float = LIVE_MAX_AGE_S) -> tuple[
     Every watching session reruns its job panel every second, and building the
     two figures costs ~60 ms of CPU (the copy of the progress and the Plotly
     objects), so twenty viewers rebuilt the same pictures twenty times a second
-    and took the CPU the training needed (``scripts/viewers.py``). Here
+    and took the CPU the training needed (``lab/viewers.py``). Here
     the figures are rebuilt only when the job has written since they were
     built, and then either something a reader waits for changed (an epoch, a
     phase, the status, a result) or they are older than ``max_age_s``: the

@@ -6,7 +6,7 @@ and a distillation recipe, in the fields of the task's teacher config and of
 digit from the distillation transfer set (Hinton et al. 2015, section 3).
 
 Why these values (measured with ``python -m kdcore experiment``, 3 seeds,
-mnist-5k; the README's "Does distillation help?" has the table):
+mnist-5k; docs/results.md has the table):
 
 - Teacher: the seed tutorial's CNN with dropout 0.3 and random shifts, 15
   epochs (97.6 %). Regularised, it generalises better than the student can,
@@ -28,17 +28,17 @@ mnist-5k; the README's "Does distillation help?" has the table):
   the teacher is only ~1.5 points above the baseline. With labels for 5 % of
   the images (``--labels-fraction 0.05``) distillation gains ~5 points.
 
-The language-model presets (task ``lm``; the README's "Language models" has
+The language-model presets (task ``lm``; docs/tasks/lm.md has
 what was measured of them):
 
 - ``lm-quick`` is the Home demo: ptb-small (60k words), a 1×128 teacher
   for 2 epochs and a 1×32 student for 2, all at Adam 1e-2, T = 1. Measured
-  (3 seeds, README "Language models"): teacher 412 test perplexity, distilled
+  (3 seeds, docs/tasks/lm.md): teacher 412 test perplexity, distilled
   465 ± 8, scratch 476 ± 7, a tie. Within a minute's budget on 60k words a
   2×128 teacher did no better than a 1×32 student from scratch; a 1×128
   learns faster per step. Its best validation epoch is the 2nd; later ones
   over-fit.
-- ``lm-ptb`` is the issue's headline: a 2×256 teacher on full PTB, batch
+- ``lm-ptb`` is the language model's headline: a 2×256 teacher on full PTB, batch
   32 × 35, Adam 5e-3 decaying ×0.6 each epoch, dropout 0.2, 2 epochs (what
   took 16 min 21 s on 2 quiet cores, test perplexity 121.5), then a
   1×64 student for 1 epoch at T = 1: with the cache's rest in the student's
@@ -103,12 +103,12 @@ PRESETS: dict[str, dict] = {
         "distill": {"student": {"filters": 0, "units": 128, "layers": 1}, "temperature": 2.0, "alpha": 0.5,
                     "epochs": 20},
     },
-    # Colour-image task: the README's "Colour images" recipe on the fixed 3,000-image slice of Fashion-MNIST.
+    # Colour-image task: docs/tasks/images.md's recipe on the fixed 3,000-image slice of Fashion-MNIST.
     "images-kd": {
         "task": "images",
         "demo": True,
         "description": "A VGG-11 teacher (width 0.25) and an 8,030-parameter FitNet-shaped student on 3,000 "
-                       "Fashion-MNIST images; at this budget KD did not beat the baseline (README).",
+                       "Fashion-MNIST images; at this budget KD did not beat the baseline (docs/tasks/images.md).",
         "dataset": "fashion-mnist-3k",
         "teacher": IMAGES_TEACHER,
         "distill": IMAGES_STUDENT,
@@ -121,7 +121,7 @@ PRESETS: dict[str, dict] = {
         "teacher": IMAGES_TEACHER,
         "distill": {**IMAGES_STUDENT, "hint_epochs": 2},
     },
-    # --- language models (task lm); the README's "Language models" has the measurements ---
+    # --- language models (task lm); docs/tasks/lm.md has the measurements ---
     "lm-quick": {
         "task": "lm",
         "demo": True,
@@ -142,8 +142,8 @@ PRESETS: dict[str, dict] = {
         "distill": {"student": {"units": 64, "layers": 1}, "temperature": 1.0, "alpha": 0.5, "epochs": 1,
                     "batch_size": 32, "learning_rate": 0.005},
     },
-    # Text (TinyBERT, issue #11): one teacher recipe; the students differ only in the intermediate stage, so
-    # text-logits and text-tinybert are the two arms of the README's comparison (same seeds, same baselines).
+    # Text (TinyBERT): one teacher recipe; the students differ only in the intermediate stage, so
+    # text-logits and text-tinybert are the two arms of docs/tasks/text.md's comparison (same seeds, same baselines).
     "text-quick": {
         "task": "text", "demo": True,
         "description": "A few minutes on 2 CPU cores: a 2-epoch BERT-style teacher, then a 2-layer student with "

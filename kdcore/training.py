@@ -296,8 +296,8 @@ def fit(net, data: Dataset, cfg, *, labels=None, teacher_logits=None, temperatur
 
     The teacher's logits become their soft targets at T (``losses.soft_targets``)
     once, here, for the whole training set: the step then gathers them with the
-    images and never softens the teacher again (the measured effect is in the
-    README's performance section).
+    images and never softens the teacher again (the measured effect is in
+    docs/benchmarks.md).
 
     When TensorFlow lists several GPUs (or ``devices`` names several devices)
     the run is data-parallel over them (:func:`mirrored`); with one, nothing changes.

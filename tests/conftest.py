@@ -6,14 +6,12 @@ The teacher is trained once per test session (a few seconds) and reused.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ARTIFACTS = ROOT / "test-artifacts"
 

@@ -45,7 +45,7 @@ def test_epochs_too_short_to_time_give_no_ratios_and_say_why():
 
 def test_bench_is_a_cli_subcommand_and_refuses_a_single_epoch(tiny):
     args = cli.build_parser().parse_args(["bench", "--quick", "--json"])
-    assert args.quick and args.json and not hasattr(args, "first_paint")  # a script now: scripts/first_paint.py
+    assert args.quick and args.json and not hasattr(args, "first_paint")  # a probe now: lab/first_paint.py
 
     with pytest.raises(ValueError, match="epochs must be >= 2"):
         bench.run(tiny, epochs=1)

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import pytest
 
 from conftest import ARTIFACTS, ROOT
-from e2e_server import CHROMIUM, Dashboard, launch_browser
+from tests.support.e2e_server import CHROMIUM, Dashboard, launch_browser
 from kdcore import storage
 
 playwright_api = pytest.importorskip("playwright.sync_api")  # the package is in requirements.txt

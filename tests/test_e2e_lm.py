@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from e2e_server import browser_tab, served
+from tests.support.e2e_server import browser_tab, served
 from test_e2e import WAIT, assert_clean, shot
 
 playwright_api = pytest.importorskip("playwright.sync_api")

@@ -12,7 +12,7 @@ import dataclasses
 import pytest
 
 from conftest import ARTIFACTS
-from e2e_server import browser_tab, served
+from tests.support.e2e_server import browser_tab, served
 from kdcore import storage, tasks
 from kdcore.config import to_dict
 from kdcore.tasks import text

@@ -310,7 +310,7 @@ def test_browser_export_from_the_deploy_screen_adds_a_point(tmp_path, monkeypatc
 
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.e2e_server import CHROMIUM, Dashboard, launch_browser
+    from tests.support.e2e_server import CHROMIUM, Dashboard, launch_browser
 
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (./scripts/test does)", pytrace=False)

@@ -2,8 +2,8 @@
 
 Every drill uses the real engine — real Keras training on a few hundred
 digits, the real job runner, real SQLite, real files — and the crash drills
-really SIGKILL a Python process that is training and saving. The "Limits and
-safety" section of the README says what these tests promise.
+really SIGKILL a Python process that is training and saving. docs/security.md
+says what these tests promise.
 """
 from __future__ import annotations
 

@@ -167,7 +167,7 @@ def test_two_workers_share_a_postgresql_grid_and_the_password_is_never_shown(kd_
     """``sweep --workers 2`` creates the study and runs two worker processes on it until it is done."""
     secret = "s3cret-Pw"
     url = f"postgresql://postgres:{secret}@{postgres}"  # trust authentication: any password is let in
-    # The URL goes in $KDSTUDIO_STORAGE, as the README advises, so not even a failing test's log shows it.
+    # The URL goes in $KDSTUDIO_STORAGE, as docs/studies.md advises, so not even a failing test's log shows it.
     proc = run_cli("sweep", "--study", "pg-grid", *GRID, "--dataset", slice_npz, "--teacher", tiny_teacher,
                    "--workers", "2", "--json", home=kd_home, timeout=600, KDSTUDIO_STORAGE=url)
     assert proc.returncode == 0, proc.stderr[-2000:].replace(secret, "***")

@@ -1,11 +1,11 @@
-"""The many-viewers load test (scripts/viewers.py) and the shared live figures it led to (figures.live_curves).
+"""The many-viewers load test (lab/viewers.py) and the shared live figures it led to (figures.live_curves).
 
 The slow test is a real, small run of the load test: the dashboard as a
 subprocess, a short distillation started through the Distill page, and two
 viewer sessions speaking Streamlit's protocol. It checks that the protocol
 works (sessions connect, draw their page, follow the fragments and receive
 the progress) and that nothing fails; it asserts no speed, which is the
-README's measurement on a quiet machine.
+measurement on a quiet machine in docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -15,20 +15,7 @@ import pytest
 
 from kdcore import figures
 from kdcore.progress import Progress
-
-
-def _viewers():
-    """scripts/viewers.py, the load test (a script: it starts a dashboard, which the engine never does)."""
-    import importlib.util
-    import sys
-
-    from tests.conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location("viewers", ROOT / "scripts" / "viewers.py")
-    module = sys.modules.setdefault("viewers", importlib.util.module_from_spec(spec))
-    if not hasattr(module, "run"):
-        spec.loader.exec_module(module)
-    return module
+from lab import viewers
 
 
 def _running(epochs_done: int = 0) -> Progress:
@@ -68,8 +55,6 @@ def test_light_snapshot_leaves_the_curves_out():
 
 
 def test_load_test_refuses_bad_counts():
-    viewers = _viewers()
-
     with pytest.raises(ValueError, match="viewers must be"):
         viewers.run([0])
 
@@ -77,8 +62,6 @@ def test_load_test_refuses_bad_counts():
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_viewers_watch_a_distillation_over_streamlits_protocol(teacher_file):
-    viewers = _viewers()
-
     t0 = time.time()
     result = viewers.run([2], dataset="mnist-5k", measure=1, batch_size=16, teacher=teacher_file,
                          timeout_s=800)

@@ -1,4 +1,4 @@
-"""Colour images: a VGG-style teacher distilled into a small CNN or a FitNet-shaped student (issue #12).
+"""Colour images: a VGG-style teacher distilled into a small CNN or a FitNet-shaped student.
 
 Images of any H×W×C (C = 1 grey or 3 colour) and K classes: CIFAR-10 when
 its files are on this machine, Fashion-MNIST (Debian's copy, read by
@@ -410,7 +410,7 @@ def _fashion_small() -> Dataset:
     """3,000 training and 1,000 test images of Fashion-MNIST: a fixed slice that a VGG teacher learns in minutes.
 
     The first 3,000 and 1,000 of ``subset(6000, 2000, seed=0)`` (random, so
-    about 300 and 100 of each class), the slice the README's images figures
+    about 300 and 100 of each class), the slice docs/tasks/images.md's figures
     were measured on and the images presets use.
     """
     full = datasets.load("fashion-mnist")

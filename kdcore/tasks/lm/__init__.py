@@ -1,7 +1,7 @@
 """Language models: distil a word-level LSTM language model (Penn Treebank, or a text file of your own).
 
 Where the words come from, how perplexity is counted and what was measured
-is in the README ("Language models"); this module holds the task's settings,
+is in docs/tasks/lm.md; this module holds the task's settings,
 its corpora, its networks, its training loop and its prompt tools.
 
 **Data.** A corpus is a :class:`~kdcore.data.Dataset` of word ids, one
@@ -102,7 +102,7 @@ params.register(
     Param("batch_size", int, 32, "parallel text streams per step", low=1, high=1024, widget="number",
           tasks=("lm",)),
     # 5e-3: with the unigram start, a 2x256 teacher at 5e-3 reached valid perplexity 279 after 300 steps on full
-    # PTB, and a 1x128 model's first epoch (batch 20) ended at 246 with 3e-3 and 212 with 1e-2 (README, "Measured").
+    # PTB, and a 1x128 model's first epoch (batch 20) ended at 246 with 3e-3 and 212 with 1e-2 (docs/tasks/lm.md).
     Param("learning_rate", float, 5e-3, "Adam's step size", low=0.0, high=1.0, low_open=True, step=1e-4,
           widget="number", tasks=("lm",)),
     Param("lr_decay", float, 1.0, "the learning rate is multiplied by this after each epoch (1 keeps it constant)",

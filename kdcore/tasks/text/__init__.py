@@ -1,7 +1,7 @@
-"""Text: a BERT-style sentiment classifier distilled layer by layer, as TinyBERT does (issue #11).
+"""Text: a BERT-style sentiment classifier distilled layer by layer, as TinyBERT does (Jiao et al. 2020).
 
 Where the sentences come from, how they are split and what was measured is
-in the README ("Text: TinyBERT-style distillation"); this module holds the
+in docs/tasks/text.md; this module holds the
 task's settings, its data, tokenizer and networks, and TinyBERT's
 intermediate-layer stage. The loss terms themselves are in
 :mod:`kdcore.losses` (``token_mse``, ``attention_score_loss``, and
@@ -812,7 +812,7 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
     The teacher runs in inference mode, so both give the same targets.
     ``python -m kdcore bench --task text`` measures both side by side: building
     the cache costs a little more than the teacher's share of one in-step epoch,
-    and a cached epoch about half an in-step one (README, "Text"). ``cache``
+    and a cached epoch about half an in-step one (docs/tasks/text.md). ``cache``
     forces one or the other.
     """
     import keras
@@ -827,7 +827,7 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
         raise ValueError(f"the attention term needs the teacher's heads ({t_shape['heads']}) to divide by the "
                          f"student's (got {s_shape['heads']}); set student_heads to a divisor or "
                          "attention_weight to 0")
-    if cache is None:  # measured: the cache pays for its building after 1.6 epochs (README, "Text")
+    if cache is None:  # measured: the cache pays for its building after 1.6 epochs (docs/tasks/text.md)
         cache = cfg.intermediate_epochs >= 2 and cache_bytes(len(data.y_train), t_shape, mapping) <= CACHE_BUDGET
     s_feat, n_s = features(student, logits=False), s_shape["layers"]
     used = sorted(set(mapping))

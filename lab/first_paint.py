@@ -1,6 +1,6 @@
 """How long the dashboard takes to start: health check answering, then the Home page painted in Chromium.
 
-    .venv/bin/python scripts/first_paint.py [--json]
+    .venv/bin/python -m lab.first_paint [--json]
 
 Times ``streamlit run app.py`` on a free loopback port from launch to its
 health endpoint answering ``ok`` and to the Home page's title being visible in

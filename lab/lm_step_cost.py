@@ -1,19 +1,16 @@
 """Where does a language model's cache step spend its time? CPU per training step, loss by loss.
 
-    .venv/bin/python scripts/lm_step_cost.py            # UNITS=64 STEPS=15 ONLY="scratch|cached_terms"
+    .venv/bin/python -m lab.lm_step_cost            # UNITS=64 STEPS=15 ONLY="scratch|cached_terms"
 
 One 1-layer student (UNITS, default 64) on a 10,000-word vocabulary, batch 64 × 35 words of random ids, a random
 top-32 cache, alpha 0.5; each variant is one tf.function training step, timed over STEPS steps after 3 warm-up
 ones. ``old hard`` and ``old soft`` are the losses as they were before the fused versions (a log-softmax and a
 gather, differentiated automatically), kept here only to compare with. CPU seconds are this process's, which
-other programs' load moves less than wall seconds. The README's "Language models" quotes its output.
+other programs' load moves less than wall seconds. docs/tasks/lm.md quotes its output.
 """
 import os
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np

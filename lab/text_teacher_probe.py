@@ -1,6 +1,6 @@
 """A text teacher's validation and test accuracy after every epoch, for one choice of its settings.
 
-    .venv/bin/python scripts/text_teacher_probe.py [--layers 4] [--hidden 128] [--heads 4] [--dropout 0.1]
+    .venv/bin/python -m lab.text_teacher_probe [--layers 4] [--hidden 128] [--heads 4] [--dropout 0.1]
         [--lr 5e-4] [--epochs 4] [--batch 32] [--seed 0]
 
 `train-teacher` reports test accuracy only; choosing a setting by it would tune on the test split. This
@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv=None) -> None:

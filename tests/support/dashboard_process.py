@@ -1,7 +1,7 @@
 """The real dashboard (``streamlit run app.py``) as a child process on a free loopback port.
 
-Shared by the browser tests (tests/e2e_server.py) and the many-viewer load
-test (scripts/viewers.py): each gets its own data directory, its own log
+Shared by the browser tests (tests/support/e2e_server.py) and the many-viewer load
+test (lab/viewers.py): each gets its own data directory, its own log
 file, and waits until Streamlit's health endpoint answers.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

@@ -5,19 +5,15 @@ so it drives Debian's /usr/bin/chromium (installed by scripts/test).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.dashboard_process import ROOT, Dashboard as _Dashboard
+
 CHROMIUM = "/usr/bin/chromium"
 
 
-sys.path.insert(0, str(ROOT / "scripts"))
-from dashboard_process import Dashboard as _Dashboard  # noqa: E402  (scripts/ is not a package)
-
-
 class Dashboard(_Dashboard):
-    """The dashboard for a browser test (see scripts/dashboard_process.py)."""
+    """The dashboard for a browser test (see tests/support/dashboard_process.py)."""
 
     def __init__(self, home: Path):
         # An empty Keras cache makes mnist-5k the default dataset even where full MNIST is cached,

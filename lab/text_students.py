@@ -1,6 +1,6 @@
 """Three students of one saved text teacher, per seed: from scratch, logits-only KD and TinyBERT-KD.
 
-    .venv/bin/python scripts/text_students.py --teacher T.keras [--dataset rotten-tomatoes] [--seeds 3]
+    .venv/bin/python -m lab.text_students --teacher T.keras [--dataset rotten-tomatoes] [--seeds 3]
         [--epochs 2] [--intermediate-epochs 1] [--temperature 2] [--alpha 0.9]
 
 For each seed the same student (the text task's default size, same initial weights and batch order) is
@@ -21,9 +21,6 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _timed(run):

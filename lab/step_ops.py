@@ -1,6 +1,6 @@
 """How many operations a training step runs: from scratch, and distilling with each loss mode.
 
-    .venv/bin/python scripts/step_ops.py
+    .venv/bin/python -m lab.step_ops
 
 Counts the nodes of ``fit``'s own train step (``kdcore.training``'s trainer,
 the bench's 128-unit MLP student, T = 4, alpha = 0.9) in the graph as
@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import collections
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402 - keras before tensorflow, as everywhere in kdcore

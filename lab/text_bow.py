@@ -1,6 +1,6 @@
 """The bar a text teacher must clear: a bag-of-words logistic regression on the same split and vocabulary.
 
-    .venv/bin/python scripts/text_bow.py [--dataset rotten-tomatoes|FILE.csv]
+    .venv/bin/python -m lab.text_bow [--dataset rotten-tomatoes|FILE.csv]
 
 Each sentence becomes the set of its word ids (the text task's own TextVectorization vocabulary, fitted on
 the training split, [UNK] included, [CLS] and padding left out); scikit-learn's LogisticRegression is
@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 

@@ -1,12 +1,12 @@
-"""Many viewers: does a class watching one distillation slow it down, or see stale curves? (issue 15)
+"""Many viewers: does a class watching one distillation slow it down, or see stale curves?
 
-``.venv/bin/python scripts/viewers.py --viewers 1 5 10 20 --json`` (or ``python -m kdcore bench --viewers ...``)
+``.venv/bin/python -m lab.viewers --viewers 1 5 10 20 --json``, from the repository's root,
 starts the real dashboard (``streamlit run app.py``) on a free loopback port
 with a private data directory, seeds it with a tiny teacher it trains itself,
 starts a distillation *through the Distill page* and then lets the number of
 watching sessions go 0 → 1 → 0 → 5 → 0 → 10 → 0 → 20 → 0 while the run goes on.
 
-It lives in scripts/, not kdcore, because it starts a dashboard and speaks
+It lives in lab/, not kdcore, because it starts a dashboard and speaks
 Streamlit's protocol, and the engine never imports Streamlit.
 
 Each viewer is a real Streamlit session: a websocket to ``/_stcore/stream``
@@ -65,9 +65,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: kdcore is the repo's
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dashboard_process import Dashboard  # noqa: E402
+from tests.support.dashboard_process import Dashboard
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWER_COUNTS = (1, 5, 10, 20)
@@ -259,7 +257,7 @@ def _widget_state(kind: str, el):
 
 # --- the server and its run store --------------------------------------------------------------------
 class _Server(Dashboard):
-    """The dashboard under load (scripts/dashboard_process.py), with its memory, CPU time and tracebacks."""
+    """The dashboard under load (tests/support/dashboard_process.py), with its memory, CPU time and tracebacks."""
 
     def __init__(self, home: Path):
         # the load test's own loopback server: show what went wrong, so an error example says it
@@ -581,7 +579,7 @@ HELP = "open N real viewer sessions on a running dashboard while it distils; epo
 def add_arguments(parser, dataset: bool = False) -> None:
     """The load test's options (``bench`` has its own ``--dataset``; ``dataset=True`` adds one here)."""
     parser.add_argument("--viewers", type=int, nargs="+", metavar="N",
-                        help=f"numbers of viewer sessions, measured in one run (README: {' '.join(map(str, VIEWER_COUNTS))})")
+                        help=f"numbers of viewer sessions, measured in one run (default: {' '.join(map(str, VIEWER_COUNTS))})")
     parser.add_argument("--viewer-epochs", type=int, default=3, help="epochs measured per number of viewers (default 3)")
     parser.add_argument("--viewer-timeout", type=float, default=1800, help="give up after this many seconds (default 1800)")
     parser.add_argument("--viewer-teacher", help="a saved .keras teacher to seed the dashboard with (default: train a tiny one)")
@@ -613,7 +611,7 @@ def text(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    parser = argparse.ArgumentParser(prog="scripts/viewers.py", description=HELP)
+    parser = argparse.ArgumentParser(prog="python -m lab.viewers", description=HELP)
     add_arguments(parser, dataset=True)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = parser.parse_args(argv)
