@@ -12,9 +12,8 @@ from pages import job_panel, state
 st.title("KD Studio")
 st.markdown(
     "**Knowledge distillation** trains a small *student* network to copy a large *teacher*, not just its answers. "
-    "The teacher's softened probabilities (a 7 that looks a little like a 1) carry what it learnt about how "
-    "digits resemble each other, and a student taught with them often beats the same student trained on labels "
-    "alone. Here you train the teacher, distil students of any size and compare each with its from-scratch twin."
+    f"{state.task().soft_targets_story} A student taught with them often beats the same student trained without "
+    "them. Here you train the teacher, distil students of any size and compare each with its from-scratch twin."
 )
 
 
