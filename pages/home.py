@@ -44,10 +44,12 @@ if demo is None:
     st.caption(f"{task.title} has no quick demo yet: train a teacher on the Teacher page.")
     st.stop()
 preset = presets.get(demo)
-st.caption(f"{preset['description']} Runs on {preset['dataset']}; the models it saves become the active ones.")
+st.caption(f"{preset['description']} Runs on {preset['dataset']}, which becomes the chosen dataset; the models it "
+           "saves become the active ones.")
 job = job_panel.current_job("demo")
 busy = job is not None and job.status.active
-if st.button("Run quick demo", type="primary", disabled=busy):
+if st.button("Run quick demo", type="primary", disabled=busy,
+             on_click=state.choose_dataset, args=(preset["dataset"],)):
     from kdcore import pipeline
 
     job_panel.start_job("demo", lambda: pipeline.start_demo(*presets.configs(demo), preset["dataset"],
