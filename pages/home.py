@@ -12,9 +12,8 @@ from pages import job_panel, state
 st.title("KD Studio")
 st.markdown(
     "**Knowledge distillation** trains a small *student* network to copy a large *teacher*, not just its answers. "
-    "The teacher's softened probabilities (a 7 that looks a little like a 1) carry what it learnt about how "
-    "digits resemble each other, and a student taught with them often beats the same student trained on labels "
-    "alone. Here you train the teacher, distil students of any size and compare each with its from-scratch twin."
+    f"{state.task().soft_targets_story} A student taught with them often beats the same student trained without "
+    "them. Here you train the teacher, distil students of any size and compare each with its from-scratch twin."
 )
 
 
@@ -45,10 +44,12 @@ if demo is None:
     st.caption(f"{task.title} has no quick demo yet: train a teacher on the Teacher page.")
     st.stop()
 preset = presets.get(demo)
-st.caption(f"{preset['description']} Runs on {preset['dataset']}; the models it saves become the active ones.")
+st.caption(f"{preset['description']} Runs on {preset['dataset']}, which becomes the chosen dataset; the models it "
+           "saves become the active ones.")
 job = job_panel.current_job("demo")
 busy = job is not None and job.status.active
-if st.button("Run quick demo", type="primary", disabled=busy):
+if st.button("Run quick demo", type="primary", disabled=busy,
+             on_click=state.choose_dataset, args=(preset["dataset"],)):
     from kdcore import pipeline
 
     job_panel.start_job("demo", lambda: pipeline.start_demo(*presets.configs(demo), preset["dataset"],

@@ -46,6 +46,16 @@ def dataset_name() -> str:
     return st.session_state["dataset"]
 
 
+def choose_dataset(name: str) -> None:
+    """Make ``name`` the sidebar's dataset, as a button's ``on_click`` (the sidebar's box is drawn by then).
+
+    The quick demo trains on its own dataset; unless the sidebar follows,
+    the demo's models belong to a dataset no screen has chosen, so Deploy
+    offers nothing to export and Upload says they were trained on another.
+    """
+    st.session_state["dataset"] = name
+
+
 def _of_task(meta: dict) -> bool:
     return meta.get("task", "digits") == task().name
 

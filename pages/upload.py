@@ -1,8 +1,10 @@
 """Upload — a photo of your own, as the models see it, and what the teacher and the student make of it.
 
 Storyboard: upload a photo → it is centre-cropped and resized to the models'
-input size, shown enlarged pixel for pixel (with a note when colour or grey
-was converted) → both models' probabilities at T = 1 and at the slider's T.
+input size, inverted when its background is light and the dataset's dark (or
+the reverse), shown enlarged pixel for pixel (with a line when it was inverted
+or colour or grey converted) → both models' probabilities at T = 1 and at the
+slider's T.
 """
 import numpy as np
 import streamlit as st
@@ -10,6 +12,7 @@ import streamlit as st
 from kdcore import figures, inference, params
 from kdcore.images import ImageError
 from kdcore.tasks.images import prepare_photo
+from kdcore.tasks.images.photo import match_background
 from kdcore.training import predict_logits
 from pages import state
 
@@ -36,6 +39,7 @@ try:
 except ImageError as exc:
     state.error(exc)
     st.stop()
+image, inverted = match_background(image, ds)
 st.session_state["drawn_digit"] = {"image": image, "source": photo.name, "task": state.task().name}  # Temperature
 
 left, right = st.columns([1, 3])
@@ -43,8 +47,9 @@ with left:
     big = np.repeat(np.repeat(image, ZOOM, axis=0), ZOOM, axis=1)
     st.image(big[..., 0] if big.shape[-1] == 1 else big, clamp=True,
              caption=f"As the models see it: {shape[0]}×{shape[1]}×{shape[2]}")
-    if note:
-        st.caption(note)
+    for line in (inverted, note):
+        if line:
+            st.caption(line)
 with right:
     logits = {name: predict_logits(model, image[None])[0] for name, model in models.items()}
     for t in (1.0, temperature):

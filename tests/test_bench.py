@@ -1,8 +1,10 @@
 """The benchmark runs end to end on tiny data and reports every figure; speed itself is never asserted here."""
 from __future__ import annotations
 
+import ast
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -73,12 +75,51 @@ def test_long_epochs_run_several_steps_per_call_and_still_stop_and_catch_nan(tin
     assert run.status == "failed" and run.reason == "loss became NaN at epoch 1 batches 1-4"
 
 
-def test_the_poller_polls_at_the_pages_fragment_interval():
-    """live_lag_s means what a viewer sees only if the bench polls as often as the pages' fragments refresh."""
-    import re
-    from pathlib import Path
+SLOWER_POLLERS = {"JOBS_EVERY_S": 3.0,  # the sidebar's status line: a bar, no curves to keep live
+                  "STUDY_EVERY_S": 2.0}  # a study's table, read from its SQLite database
 
-    pages = Path(__file__).resolve().parents[1] / "pages"
-    intervals = {float(v) for page in pages.glob("*.py")
-                 for v in re.findall(r"run_every=([0-9.]+)", page.read_text())}
-    assert intervals == {bench.POLL_INTERVAL_S}
+
+def _module_constants(tree) -> dict:
+    """The numbers a page binds to module-level names (``JOBS_EVERY_S = 3.0``)."""
+    return {t.id: node.value.value for node in tree.body
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+            for t in node.targets if isinstance(t, ast.Name)}
+
+
+def _pollers() -> list[tuple[str, str, float]]:
+    """(where, the constant's name or "", seconds) for every ``run_every`` in app.py and pages/.
+
+    A conditional interval (``1.0 if live else None``) counts its number; an
+    interval the test cannot resolve fails here instead of going unchecked.
+    """
+    root = Path(__file__).resolve().parents[1]
+    out = []
+    for path in sorted((root / "pages").glob("*.py")) + [root / "app.py"]:
+        tree = ast.parse(path.read_text())
+        constants = _module_constants(tree)
+        for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+            for kw in (k for k in call.keywords if k.arg == "run_every"):
+                where = f"{path.relative_to(root)}:{kw.value.lineno}"
+                branches = [kw.value.body, kw.value.orelse] if isinstance(kw.value, ast.IfExp) else [kw.value]
+                for expr in branches:
+                    if isinstance(expr, ast.Constant) and expr.value is None:
+                        continue  # that branch does not poll
+                    name = expr.id if isinstance(expr, ast.Name) else ""
+                    value = constants.get(name) if name else expr.value if isinstance(expr, ast.Constant) else None
+                    assert isinstance(value, (int, float)), f"{where}: run_every={ast.unparse(expr)} is not resolved"
+                    out.append((where, name, float(value)))
+    return out
+
+
+def test_every_page_poller_runs_at_the_interval_it_is_meant_to():
+    """live_lag_s means what a viewer sees only if the bench polls as often as the live panels refresh.
+
+    Every other poller is named in SLOWER_POLLERS with its interval, so a
+    changed constant is caught as surely as a changed literal.
+    """
+    pollers = _pollers()
+    assert {name for _, name, _ in pollers} >= set(SLOWER_POLLERS)
+    assert any(name == "" for _, name, _ in pollers)  # the live panels' literal 1.0
+    wrong = [(where, name, seconds) for where, name, seconds in pollers
+             if seconds != SLOWER_POLLERS.get(name, bench.POLL_INTERVAL_S)]
+    assert wrong == []

@@ -7,6 +7,7 @@ classifier, an image classifier, a text classifier or a language model:
 - its teacher and student configs, whose fields are rows of the settings
   table (:mod:`kdcore.params`), so widgets, flags and checks follow;
 - its metric and which way is better;
+- what its teacher's soft targets carry, in a sentence of its own (``soft_targets_story``, on Home);
 - the distillation terms it offers, as data;
 - how one example is entered and shown (``canvas``, ``image``, ``text``,
   ``prompt``, or ``none`` for a task with no example screens);
@@ -59,6 +60,8 @@ class Task:
     description = ""
     metric = Metric()
     example = "none"
+    soft_targets_story = ("The teacher's softened probabilities carry what it learnt about how "
+                          "its classes resemble each other.")
     terms: tuple = (SOFT,)
     teacher_config: type = None
     student_config: type = None

@@ -183,6 +183,8 @@ class Digits(Task):
     description = ("A CNN teacher and a small MLP or CNN student on MNIST-style images: MNIST, its 5,000 "
                    "offline digits, Fashion-MNIST, or your own .npz or IDX folder.")
     example = "canvas"
+    soft_targets_story = ("The teacher's softened probabilities (a 7 that looks a little like a 1) carry what it "
+                          "learnt about how digits resemble each other.")
     terms = (SOFT, HINT)
     teacher_config = TeacherConfig
     student_config = StudentConfig

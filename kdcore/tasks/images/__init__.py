@@ -498,6 +498,8 @@ class Images(Task):
     description = ("A VGG-style teacher and a small CNN or FitNet-shaped student on CIFAR-10, Fashion-MNIST "
                    "or your own .npz of images; FitNets' hint stage uses a convolutional regressor.")
     example = "image"
+    soft_targets_story = ("The teacher's softened probabilities (a shirt that looks a little like a T-shirt, a "
+                          "sneaker a little like an ankle boot) carry what it learnt about which clothes look alike.")
     terms = (SOFT, HINT)
     teacher_config = TeacherConfig
     student_config = StudentConfig

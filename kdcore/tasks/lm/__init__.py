@@ -832,6 +832,8 @@ class LanguageModel(Task):
                    "line) distilled into a smaller LSTM; scored by perplexity.")
     metric = Metric("perplexity", higher_is_better=False)
     example = "prompt"
+    soft_targets_story = ("The teacher's softened probabilities over the next word (after \"the stock\", *market* "
+                          "but also *price* or *exchange*) carry what it learnt about which next words are plausible.")
     terms = (SOFT,)
     teacher_config = TeacherConfig
     student_config = StudentConfig

@@ -940,6 +940,8 @@ class Text(Task):
     description = ("A small BERT-style encoder classifies Rotten Tomatoes snippets (or your text,label CSV) as "
                    "fresh or rotten; a smaller transformer learns it layer by layer as in TinyBERT.")
     example = "sentence"
+    soft_targets_story = ("The teacher's softened probabilities (a gushing review near 100 % fresh, a lukewarm "
+                          "\"not bad\" near 50 %) carry how sure a review sounds, not just which way it leans.")
     terms = (SOFT, EMBEDDING, HIDDEN, ATTENTION)
     teacher_config = TeacherConfig
     student_config = StudentConfig
