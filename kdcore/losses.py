@@ -274,9 +274,9 @@ def attention_map(features, p: float = 2.0):
     ``features`` is a (batch, H, W, C) map; the result is (batch, H·W). Summing
     over channels is what lets a student with fewer channels be compared with
     its teacher at all: only *where* the network looks is kept, not what its
-    channels compute there. Dividing by the norm keeps only the map's shape:
-    the paper found the un-normalised maps too different in size between
-    networks to match. A larger p weighs the most active places more (the paper
+    channels compute there. Dividing by the norm keeps only the map's shape,
+    not its size, which differs between networks; the paper reports the
+    normalisation is what makes the student train well. A larger p weighs the most active places more (the paper
     uses p = 2). The authors' code takes the mean over channels instead of the
     sum, which the normalisation cancels.
     """
@@ -286,7 +286,7 @@ def attention_map(features, p: float = 2.0):
 
 
 def attention_transfer_loss(teacher_features, student_features, p: float = 2.0):
-    """Attention Transfer (Zagoruyko & Komodakis 2017, eq. 2): mean over the batch of ‖Q_s/‖Q_s‖ − Q_t/‖Q_t‖‖₂.
+    """Attention Transfer (Zagoruyko & Komodakis 2017): mean over the batch of ‖Q_s/‖Q_s‖ − Q_t/‖Q_t‖‖₂.
 
     Q is :func:`attention_map` of a (batch, H, W, C) feature map; the channel
     counts may differ, the height and width may not. Why: a student that
@@ -332,7 +332,7 @@ def _normalised_distances(e):
 
 
 def rkd_distance(teacher_features, student_features):
-    """Relational KD's distance-wise loss (Park et al. 2019, eq. 5): smooth-L1 between normalised distance matrices.
+    """Relational KD's distance-wise loss (Park et al. 2019): smooth-L1 between normalised distance matrices.
 
     ψ_D(t_i, t_j) = ‖t_i − t_j‖₂ / μ, with μ the mean distance over the
     batch's pairs; the student's ψ_D is pulled towards the teacher's with
@@ -356,7 +356,7 @@ def _triplet_cosines(e):
 
 
 def rkd_angle(teacher_features, student_features):
-    """Relational KD's angle-wise loss (Park et al. 2019, eq. 7): smooth-L1 between the angles of every triplet.
+    """Relational KD's angle-wise loss (Park et al. 2019): smooth-L1 between the angles of every triplet.
 
     ψ_A(t_i, t_j, t_k) = cos ∠t_i t_j t_k = ⟨e_ij, e_kj⟩ with e_ij = (t_i − t_j)/‖t_i − t_j‖:
     a second-order relation, where :func:`rkd_distance`'s is of first order, and
@@ -378,7 +378,7 @@ def _target_or_rest(z, target):
 
 def decoupled_kd_loss(teacher_logits, student_logits, labels, temperature: float, tckd_weight: float = 1.0,
                       nckd_weight: float = 8.0):
-    """Decoupled KD (Zhao et al. 2022, eq. 6): α · TCKD + β · NCKD, both at T and scaled by T².
+    """Decoupled KD (Zhao et al. 2022): α · TCKD + β · NCKD, both at T and scaled by T².
 
     Zhao et al. show the classic KL term splits exactly into
     KD = TCKD + (1 − p_y^t) · NCKD, where
@@ -388,8 +388,8 @@ def decoupled_kd_loss(teacher_logits, student_logits, labels, temperature: float
       (target masked out): the "dark knowledge" of which wrong classes look alike.
     Why decouple: in the classic sum NCKD is weighed by 1 − p_y^t, so the
     better the teacher knows an example, the less its dark knowledge counts;
-    weighing it by a free β (the paper: 8 on CIFAR-100, ``nckd_weight``)
-    restores it. ``tckd_weight`` is α (1 in the paper). Both are T²-scaled for
+    weighing it by a free β (``nckd_weight``: mdistiller's default 8, tuned
+    per teacher–student pair in the paper) restores it. ``tckd_weight`` is α (1 in the paper). Both are T²-scaled for
     the reason in the module docstring, as in mdistiller's DKD, which this
     follows; unlike that code it never takes the log of a probability, so a
     teacher certain of the target gives 0, not NaN. A label of −1 ("no label",
@@ -418,7 +418,7 @@ def _mean_pearson(a, b):
 
 def dist_loss(teacher_logits, student_logits, temperature: float, inter_weight: float = 1.0,
               intra_weight: float = 1.0):
-    """DIST (Huang et al. 2022, eq. 10): β · inter-class + γ · intra-class relation loss, at T and scaled by T².
+    """DIST (Huang et al. 2022): β · inter-class + γ · intra-class relation loss, at T and scaled by T².
 
     With p = softmax(z/T), per example (a row):
     inter = 1 − mean over examples of Pearson(p^s_i, p^t_i); per class (a
@@ -429,9 +429,10 @@ def dist_loss(teacher_logits, student_logits, temperature: float, inter_weight: 
     student's probabilities are shifted and scaled, so only their relations
     must match: the ranking of classes for an example (inter) and how the
     examples of a batch share one class (intra). ``inter_weight`` is β,
-    ``intra_weight`` γ (both 1 in the paper on ImageNet). The T² factor
-    follows the authors' classification code (hunto/DIST_KD); the paper
-    states the loss at T without it.
+    ``intra_weight`` γ (both 1 by default in the authors' code). The T²
+    factor follows the authors' classification code (linked from
+    hunto/DIST_KD), which multiplies each term by τ²; the paper states the
+    loss at τ without it.
     """
     temperature = _temperature(temperature)
     beta = _number("inter_weight", inter_weight, 0.0)
@@ -444,12 +445,12 @@ def dist_loss(teacher_logits, student_logits, temperature: float, inter_weight: 
 
 
 def standardise_logits(logits, temperature: float = 1.0):
-    """Logit standardisation (Sun et al. 2024, eq. 8): Z(z) = (z − mean(z)) / std(z) / τ, per example.
+    """Logit standardisation (Sun et al. 2024): Z(z) = (z − mean(z)) / std(z) / τ, per example.
 
     τ is the base temperature. Why: classic KD divides teacher and student
     logits by one shared T, so a student whose softmax is to match the
     teacher's must also match its logits' range; a small student often cannot
-    (and the paper shows it need not: the ranking of the logits, their shape,
+    (and the paper argues it need not: the ranking of the logits, their shape,
     is what carries the knowledge). After the z-score both have mean 0 and
     standard deviation 1/τ, so only the shape is left to learn. As in the
     authors' code (sunshangquan/logit-standardization-KD) the standard
@@ -484,7 +485,7 @@ def _masked_token_mean(per_token, mask):
 
 
 def generalized_jsd_loss(teacher_logits, student_logits, beta: float = 0.5, temperature: float = 1.0, mask=None):
-    """GKD's generalised Jensen–Shannon divergence (Agarwal et al. 2024, eq. 4), per token, times T².
+    """GKD's generalised Jensen–Shannon divergence (Agarwal et al. 2024), per token, times T².
 
     JSD(β) = β · KL(p_t ‖ m) + (1 − β) · KL(p_s ‖ m), m = β · p_t + (1 − β) · p_s,
     with p = softmax(logits/T) over the last axis. Logits are (batch, vocab)
@@ -495,10 +496,11 @@ def generalized_jsd_loss(teacher_logits, student_logits, beta: float = 0.5, temp
     nonsense; the reverse KL makes it pick the teacher's likeliest words
     (mode seeking), and JSD(β) moves between the two: JSD(β)/β tends to the
     forward KL(p_t ‖ p_s) as β → 0 and JSD(β)/(1 − β) to the reverse
-    KL(p_s ‖ p_t) as β → 1. Both ends are therefore those KLs themselves
-    (JSD(0) and JSD(1) are 0 for every student), as in TRL's
-    ``generalized_jsd_loss``, whose convention (β on the teacher's side of m)
-    and per-token mean this follows. m is formed in log space (log-sum-exp),
+    KL(p_s ‖ p_t) as β → 1. JSD(0) and JSD(1) themselves are 0 for every
+    student, so β = 0 and β = 1 give those two KLs instead (note the jump in
+    scale: near an end the loss is β or 1 − β times the KL), as TRL's
+    ``generalized_jsd_loss`` does, whose convention (β on the teacher's side
+    of m) and per-token mean this follows. m is formed in log space (log-sum-exp),
     so a word both give almost no mass stays finite. TRL divides by T but does
     not multiply by T²; here the T² of the module docstring keeps the
     gradient's size as T changes (at T = 1 the two agree).

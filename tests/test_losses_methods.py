@@ -43,7 +43,7 @@ def close(value, expected):
 
 # --- Attention Transfer --------------------------------------------------------------------------------------------
 def np_attention_transfer(t, s, p=2.0):
-    """Zagoruyko & Komodakis eq. 2, example by example: Q = Σ_c |A_c|^p, vectorised, compared after L2 normalising."""
+    """Zagoruyko & Komodakis, example by example: Q = Σ_c |A_c|^p, vectorised, compared after L2 normalising."""
     total = 0.0
     for a_t, a_s in zip(np.asarray(t, np.float64), np.asarray(s, np.float64)):
         q_t = (np.abs(a_t) ** p).sum(axis=-1).ravel()
@@ -74,7 +74,7 @@ def test_attention_transfer_refuses_maps_of_different_size_naming_both(rng):
 
 # --- Relational KD -------------------------------------------------------------------------------------------------
 def np_rkd_distance(t, s):
-    """Park et al. eq. 3-5: distances over pairs, each set divided by its mean over distinct pairs, Huber, mean."""
+    """Park et al.: distances over pairs, each set divided by its mean over distinct pairs, Huber, mean."""
     def psi(e):
         n = len(e)
         d = np.array([[np.linalg.norm(e[i] - e[j]) for j in range(n)] for i in range(n)])
@@ -84,7 +84,7 @@ def np_rkd_distance(t, s):
 
 
 def np_rkd_angle(t, s):
-    """Park et al. eq. 6-7: cos ∠e_i e_j e_k = ⟨e_ij, e_kj⟩ for every ordered triplet (0 with a repeated point)."""
+    """Park et al.: cos ∠e_i e_j e_k = ⟨e_ij, e_kj⟩ for every ordered triplet (0 with a repeated point)."""
     def psi(e):
         n = len(e)
         out = np.zeros((n, n, n))
@@ -127,7 +127,7 @@ def test_relational_kd_gradients_are_finite_with_a_repeated_example(rng):
 
 # --- Decoupled KD --------------------------------------------------------------------------------------------------
 def np_dkd(t, s, labels, temperature, alpha, beta):
-    """Zhao et al. eq. 1-6, example by example: binary split at the target class, then the other classes renormalised."""
+    """Zhao et al., example by example: binary split at the target class, then the other classes renormalised."""
     tckd = nckd = 0.0
     for z_t, z_s, y in zip(t, s, labels):
         p_t, p_s = np_softmax(z_t, temperature), np_softmax(z_s, temperature)
@@ -144,7 +144,7 @@ def test_decoupled_kd_matches_the_papers_split(logits, temperature, alpha, beta)
 
 
 def test_decoupled_kd_reassembles_classic_kd_when_nckd_is_weighed_by_the_teachers_doubt(logits):
-    """The paper's eq. 5, KD = TCKD + (1 − p_y^t) · NCKD, example by example, against soft_target_loss."""
+    """Zhao et al.'s identity KD = TCKD + (1 − p_y^t) · NCKD, example by example, against soft_target_loss."""
     t, s, y = logits
     for i in range(len(y)):
         doubt = 1 - np_softmax(t[i], 4.0)[y[i]]
@@ -170,7 +170,7 @@ def test_decoupled_kd_stays_finite_when_the_teacher_is_certain_and_takes_its_ans
 
 # --- DIST ----------------------------------------------------------------------------------------------------------
 def np_dist(t, s, temperature, beta, gamma):
-    """Huang et al. eq. 7-10 with NumPy's own Pearson coefficient: rows (examples), then columns (classes)."""
+    """Huang et al. with NumPy's own Pearson coefficient: rows (examples), then columns (classes)."""
     p_t, p_s = np_softmax(t, temperature), np_softmax(s, temperature)
     inter = 1 - np.mean([np.corrcoef(p_s[i], p_t[i])[0, 1] for i in range(len(p_t))])
     intra = 1 - np.mean([np.corrcoef(p_s[:, c], p_t[:, c])[0, 1] for c in range(p_t.shape[1])])
@@ -195,7 +195,9 @@ def test_standardised_logits_have_mean_zero_and_the_base_temperatures_spread(log
 
 def test_standardised_soft_loss_asks_only_for_the_logits_shape(logits):
     t, s, _ = logits
-    z = lambda x: (x - x.mean(-1, keepdims=True)) / x.std(-1, ddof=1, keepdims=True)  # noqa: E731
+    def z(x):
+        return (x - x.mean(-1, keepdims=True)) / x.std(-1, ddof=1, keepdims=True)
+
     expected = np.mean([np_kl(np_softmax(z(a), 3.0), np_softmax(z(b), 3.0)) for a, b in zip(t, s)]) * 9.0
     assert close(losses.standardised_soft_loss(t, s, 3.0), expected)
     shifted_and_scaled = 0.1 * t - 5.0  # the same ranking, a range a small student could reach
@@ -205,7 +207,7 @@ def test_standardised_soft_loss_asks_only_for_the_logits_shape(logits):
 
 # --- Language models: reverse KL and generalised JSD ---------------------------------------------------------------
 def np_gkd(t, s, beta, temperature, mask=None):
-    """Agarwal et al. eq. 4 token by token, m = β p_t + (1 − β) p_s; β = 0 and 1 are forward and reverse KL."""
+    """Agarwal et al. token by token, m = β p_t + (1 − β) p_s; β = 0 and 1 are forward and reverse KL."""
     p_t, p_s = np_softmax(t, temperature), np_softmax(s, temperature)
     flat_t, flat_s = p_t.reshape(-1, p_t.shape[-1]), p_s.reshape(-1, p_s.shape[-1])
     keep = np.ones(len(flat_t), bool) if mask is None else np.asarray(mask, bool).ravel()
@@ -285,7 +287,8 @@ def test_bad_parameters_are_refused_by_name(logits, call, message):
 def test_every_method_runs_inside_a_compiled_step_with_an_unknown_batch_size(rng):
     import tensorflow as tf
 
-    spec = lambda *shape: tf.TensorSpec((None, *shape), tf.float32)  # noqa: E731
+    def spec(*shape):
+        return tf.TensorSpec((None, *shape), tf.float32)
 
     @tf.function(input_signature=[spec(4, 4, 3), spec(4, 4, 2), spec(6), spec(6)])
     def all_losses(map_t, map_s, t, s):
