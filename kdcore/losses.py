@@ -243,24 +243,26 @@ def masked_lm_loss(targets, logits, weights):
 # --- More distillation methods: each paper's loss, checked against NumPy in tests/test_losses_methods.py ---------
 # Teacher first, student second, as above. Where a paper and its authors' code differ, the docstring says which was
 # followed. A setting of the settings table (temperature) is checked by its row; the methods' own weights by _number.
+import math  # noqa: E402  (these two join the imports at the top when the branch reworking them is merged)
+
+from . import params  # noqa: E402
+
 _MASKED = 1e9  # subtracted from a logit to drop its class from a softmax (exp(−1e9) is exactly 0 in float32)
 
 
-def _number(name: str, value, low: float = float("-inf"), high: float = float("inf"), low_open: bool = False) -> float:
+def _number(name: str, value, low: float = -math.inf, high: float = math.inf, low_open: bool = False) -> float:
     """``value`` as a float if it is a finite number in the range, else one ``ValueError`` naming ``name``."""
-    inside = (isinstance(value, (int, float)) and not isinstance(value, bool)
-              and float("-inf") < value < float("inf")  # False for NaN too
+    inside = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
               and (value > low if low_open else value >= low) and value <= high)
     if not inside:
-        bounds = f"{'(' if low_open else '['}{low}, {high}{']' if high < float('inf') else ')'}"
-        allowed = "" if low == float("-inf") else f" in {bounds}"
+        bounds = f"{'(' if low_open else '['}{low}, {high}{']' if high < math.inf else ')'}"
+        allowed = "" if low == -math.inf else f" in {bounds}"
         raise ValueError(f"{name} must be a finite number{allowed} (got {value!r})")
     return float(value)
 
 
 def _temperature(temperature) -> float:
-    validate_soft_params(temperature, 0.0, "kl")  # the temperature row; alpha and mode are not this method's
-    return float(temperature)
+    return float(params.check("temperature", temperature))
 
 
 def _kl(log_p, log_q):
@@ -546,8 +548,6 @@ def schedule(kind: str, start: float, end: float, epoch: float, epochs: int) -> 
     DKD's code ramps its weight in over the first epochs for the same reason
     a learning rate warms up.
     """
-    import math
-
     if kind not in SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)} (got {kind!r})")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
