@@ -265,7 +265,7 @@ def test_cosine_moves_slowly_at_the_ends_and_linear_evenly():
 
 # --- Parameters ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("call, message", [
-    (lambda t, s, y: losses.decoupled_kd_loss(t, s, y, 0.0), "temperature must be > 0.0 (got 0.0); allowed"),
+    (lambda t, s, y: losses.decoupled_kd_loss(t, s, y, 0.0), r"temperature must be > 0.0 \(got 0.0\); allowed"),
     (lambda t, s, y: losses.decoupled_kd_loss(t, s, y, 4.0, nckd_weight=-1), "nckd_weight must be a finite number in"),
     (lambda t, s, y: losses.decoupled_kd_loss(t, s, y, 4.0, tckd_weight=float("nan")), "tckd_weight must be a finite"),
     (lambda t, s, y: losses.dist_loss(t, s, 1e6), "temperature must be <= 100.0"),
@@ -279,7 +279,7 @@ def test_cosine_moves_slowly_at_the_ends_and_linear_evenly():
     (lambda t, s, y: losses.schedule("linear", float("inf"), 0, 0, 3), "start must be a finite number"),
 ])
 def test_bad_parameters_are_refused_by_name(logits, call, message):
-    with pytest.raises(ValueError, match=message.replace("(got 0.0)", r"\(got 0.0\)")):
+    with pytest.raises(ValueError, match=message):
         call(*logits)
 
 
