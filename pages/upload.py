@@ -8,7 +8,6 @@ import numpy as np
 import streamlit as st
 
 from kdcore import figures, inference, params
-from kdcore.images import ImageError
 from kdcore.tasks.images import prepare_photo
 from kdcore.training import predict_logits
 from pages import state
@@ -33,7 +32,7 @@ if photo is None:
     st.stop()
 try:
     image, note = prepare_photo(photo, shape)
-except ImageError as exc:
+except ValueError as exc:  # a picture that cannot be read, in one sentence
     state.error(exc)
     st.stop()
 st.session_state["drawn_digit"] = {"image": image, "source": photo.name, "task": state.task().name}  # Temperature

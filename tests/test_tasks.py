@@ -16,7 +16,7 @@ import pytest
 
 from kdcore import cli, params, storage, tasks
 from kdcore.config import TrainConfig, Validated, default
-from kdcore.data import Dataset
+from kdcore.dataset import Dataset
 from kdcore.params import Param
 from kdcore.results import DistillResult, Status, verdict
 
