@@ -302,7 +302,7 @@ def _canvas() -> np.ndarray:
 
 def _predict_ms(teacher, student, calls: int) -> float:
     """Median latency of one drawing → preprocess → teacher and student logits, after a warm-up."""
-    from .images import preprocess
+    from .tasks.digits.pictures import preprocess
     from .inference import predict_one
 
     canvas = _canvas()

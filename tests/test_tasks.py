@@ -112,6 +112,14 @@ def test_settings_come_from_the_table(toy):
     assert toy.flat(cfg)["toy_student_hidden"] == 4
 
 
+@pytest.mark.parametrize("name", tasks.BUILTIN)
+def test_a_run_belongs_to_its_own_task_and_a_config_without_a_student_is_refused(name):
+    task = tasks.get(name)
+    assert task.default_distill().validate().TASK == task.teacher_config.TASK == name
+    with pytest.raises(ValueError, match=r"student must be a task's student config.* \(got NoneType\)"):
+        task.distill_class()(student=None).validate()
+
+
 def test_the_same_name_can_have_other_bounds_in_another_task():
     assert params.get("student_units", "digits").high == 4096
     params.register(Param("student_units", int, 64, "lm units", low=16, high=256, tasks=("elsewhere",)))

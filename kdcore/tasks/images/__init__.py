@@ -2,7 +2,7 @@
 
 Images of any H×W×C (C = 1 grey or 3 colour) and K classes: CIFAR-10 when
 its files are on this machine, Fashion-MNIST (Debian's copy, read by
-:mod:`kdcore.data`), or a user's ``.npz``. The input shape and the number of
+:mod:`kdcore.tasks.digits.data`), or a user's ``.npz``. The input shape and the number of
 classes come from the dataset, so the networks are built when the data is
 known; the size table (no TensorFlow) is for 32×32×3 images and 10 classes.
 
