@@ -345,7 +345,7 @@ def test_stop_mid_epoch_ends_within_one_batch_and_keeps_finished_epochs(small_np
 def test_exception_in_the_training_thread_fails_that_run_only(tmp_path, small_npz):
     broken = tmp_path / "teacher.keras"
     broken.write_text("not a model")
-    bad_teacher = pipeline.start_distill(DistillConfig(**FAST), broken, small_npz)
+    bad_teacher = pipeline.start_distill(DistillConfig(**FAST, student=StudentConfig()), broken, small_npz)
     crash = runner().submit("teacher", "crashes", lambda job: {}["no such key"])
     healthy = pipeline.start_teacher(TeacherConfig(**FAST), small_npz)
 
