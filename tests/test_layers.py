@@ -30,7 +30,8 @@ BASE = {"kdcore.params", "kdcore.results", "kdcore.progress", "kdcore.dataset"} 
 ENGINE = {"kdcore.config", "kdcore.losses", "kdcore.training", "kdcore.inference", "kdcore.storage"}
 TASK_PACKAGES = {f"{PACKAGE}.tasks.{name}" for name in BUILTIN}
 
-# Modules outside kdcore/tasks/ that still name a task, each with why; being emptied (see the module docstring).
+# Modules outside kdcore/tasks/ that still name a task, each with why: work in progress elsewhere removes these
+# imports, and the test below fails on an entry that is no longer needed, so the set only shrinks.
 KNOWN_EXCEPTIONS = {
     "kdcore.bench": "times the digits, lm and text runs with their own builders and datasets",
     "kdcore.export": "scores a language model's export with the lm task's own helpers",

@@ -1,8 +1,8 @@
 """Where digits enter KD Studio.
 
-Every dataset comes back as a :class:`kdcore.dataset.Dataset`: images as float32 in [0, 1]
-with shape (N, 28, 28, 1), labels as int64, plus a ``source`` sentence saying
-where the pixels came from. Nothing here imports TensorFlow unless the Keras
+Every dataset comes back as a :class:`kdcore.dataset.Dataset`: images as
+float32 in [0, 1] with shape (N, 28, 28, 1), labels as int64, plus a
+``source`` sentence saying where the pixels came from. Nothing here imports TensorFlow unless the Keras
 downloader is really needed, and nothing waits on a network that is not there:
 ``mnist`` is only downloaded when asked for by name, with a short socket
 timeout; the default falls back to ``mnist-5k``, which ships with PyPI's
