@@ -54,9 +54,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data as datasets
+from .dataset import Dataset
 from .config import DistillConfig
 from .tasks.digits import StudentConfig, TeacherConfig
+from .tasks.digits import data as datasets
 from .progress import Progress
 
 POLL_INTERVAL_S = 1.0  # the pages' @st.fragment(run_every=1.0); tests/test_bench.py checks they agree
@@ -298,7 +299,7 @@ def _canvas() -> np.ndarray:
 
 def _predict_ms(teacher, student, calls: int) -> float:
     """Median latency of one drawing → preprocess → teacher and student logits, after a warm-up."""
-    from .images import preprocess
+    from .tasks.digits.pictures import preprocess
     from .inference import predict_one
 
     canvas = _canvas()
@@ -316,9 +317,9 @@ def _predict_ms(teacher, student, calls: int) -> float:
 
 
 # --- the benchmark ---------------------------------------------------------------------------------
-def _dataset(name, quick: bool) -> datasets.Dataset:
+def _dataset(name, quick: bool) -> Dataset:
     """A Dataset as given, or by name; by default Fashion-MNIST when its files are here (mnist-5k for --quick)."""
-    if isinstance(name, datasets.Dataset):
+    if isinstance(name, Dataset):
         return name
     if name is None:
         fashion = next(row for row in datasets.available() if row["name"] == "fashion-mnist")
@@ -478,9 +479,9 @@ def _preset_run(task_name: str, preset, dataset, default: str, repeats: int, **c
 
     task = tasks.get(task_name)
     spec = presets.get(preset) if isinstance(preset, str) else preset
-    teacher_cfg = from_dict(task.teacher_config, spec["teacher"], task.name).validate()
-    cfg = from_dict(task.distill_class(), spec["distill"], task.name)
-    ds = dataset if isinstance(dataset, datasets.Dataset) else task.load(dataset or default)
+    teacher_cfg = from_dict(task.teacher_config, spec["teacher"]).validate()
+    cfg = from_dict(task.distill_class(), spec["distill"], task)
+    ds = dataset if isinstance(dataset, Dataset) else task.load(dataset or default)
     return task, spec, teacher_cfg, dataclasses.replace(cfg, **changes).validate(len(ds.y_train)), ds
 
 

@@ -47,7 +47,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import bench, config, data, export, params, storage, tasks
+from . import bench, config, export, params, storage, tasks
 from .progress import Progress
 
 EXIT_ERROR = 2
@@ -331,9 +331,9 @@ def _predict(args) -> dict:
         return {"predictions": predictions}
     if args.image is None:
         raise ValueError(f"task {task.name!r} needs --image FILE")
-    from . import images, inference
+    from . import inference
 
-    images.load_image(Path(args.image))  # a file that is no picture is refused before any model loads
+    task.check_image(Path(args.image))  # a file that is no picture is refused before any model loads
     predictions = []
     for path in args.model:
         model = storage.load_model(path, task)
@@ -406,7 +406,7 @@ def _preset_of_task(name: str, task: str | None) -> str:
     """The preset, refused in one line when it belongs to another task than ``--task`` names."""
     from . import presets
 
-    own = presets.get(name).get("task", "digits")
+    own = presets.get(name).get("task", tasks.DEFAULT)
     if task is not None and own != task:
         raise ValueError(f"preset {name!r} is for task {own!r}, not {task!r}; presets of {task!r}: "
                          f"{', '.join(presets.names(task)) or 'none yet'}")

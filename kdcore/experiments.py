@@ -47,7 +47,7 @@ import numpy as np
 
 from . import presets, storage, tasks, training
 from .config import DistillConfig, from_dict, to_dict
-from .data import Dataset
+from .dataset import Dataset
 from .progress import Progress
 from .results import gain_noise_single, gap_recovered, verdict
 
@@ -110,7 +110,7 @@ def _fingerprint(cfg, ds: Dataset) -> str:
     return digest.hexdigest()[:12]
 
 
-def cached_teacher(cfg, ds: Dataset, progress: Progress | None = None, task: str = "digits") -> dict:
+def cached_teacher(cfg, ds: Dataset, progress: Progress | None = None, task: str = tasks.DEFAULT) -> dict:
     """The teacher for this recipe and dataset: loaded if trained before, else trained and saved.
 
     Returns ``{"model", "accuracy", "path", "cached", "status", "reason", "seconds"}`` (``accuracy`` holds the
@@ -138,7 +138,7 @@ def cached_teacher(cfg, ds: Dataset, progress: Progress | None = None, task: str
             "status": res.status, "reason": res.reason, "seconds": res.seconds, "history": res.history}
 
 
-def saved_teacher(path, ds: Dataset, task: str = "digits") -> dict:
+def saved_teacher(path, ds: Dataset, task: str = tasks.DEFAULT) -> dict:
     """A teacher the user trained before (``experiment --teacher FILE``), scored on ``ds``: as :func:`cached_teacher`."""
     t = tasks.get(task)
     model = storage.load_model(path, t)
@@ -196,8 +196,8 @@ def _setup(preset, data: Dataset | None, overrides: dict) -> tuple[str, dict, ob
     name, spec = resolve(preset)
     t = tasks.get(spec.get("task"))
     ds = data if data is not None else t.load(spec["dataset"])
-    teacher_cfg = from_dict(t.teacher_config, spec["teacher"], t.name).validate(len(ds.y_train))
-    cfg = from_dict(t.distill_class(), {**spec["distill"], **overrides}, t.name).validate(len(ds.y_train))
+    teacher_cfg = from_dict(t.teacher_config, spec["teacher"]).validate(len(ds.y_train))
+    cfg = from_dict(t.distill_class(), {**spec["distill"], **overrides}, t).validate(len(ds.y_train))
     return name, spec, teacher_cfg, cfg, ds
 
 

@@ -358,7 +358,7 @@ def _keras_latency_here(model_path: str, threads: int) -> dict:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     meta = storage.read_sidecar(model_path)
-    model = storage.load_model(model_path, meta.get("task"))
+    model = storage.load_model(model_path, tasks.get(meta.get("task")))
     steps = int((meta.get("config") or {}).get("seq_len") or 35)
     x = [np.zeros((1, *_input_shape(model, steps)), model.inputs[0].dtype)]
     x += [np.zeros((1, *extra.shape[1:]), extra.dtype) for extra in model.inputs[1:]]

@@ -24,7 +24,14 @@ from __future__ import annotations
 
 from keras import ops
 
-from .config import validate_soft_params
+from . import params
+
+
+def _check_soft(temperature, alpha, mode) -> None:
+    """The loss's own settings, checked against the table: a loss may be called without a validated config."""
+    params.check("temperature", temperature)
+    params.check("alpha", alpha)
+    params.check("loss", mode)
 
 
 def soft_targets(teacher_logits, temperature: float, mode: str = "kl"):
@@ -40,7 +47,7 @@ def soft_targets(teacher_logits, temperature: float, mode: str = "kl"):
       then needs the student's side and one addition;
     - ``logit-mse``: the logits themselves.
     """
-    validate_soft_params(temperature, 0.0, mode)
+    _check_soft(temperature, 0.0, mode)
     t = ops.cast(teacher_logits, "float32")
     if mode == "logit-mse":
         return t
@@ -145,14 +152,14 @@ def distillation_terms(labels, student_logits, teacher_logits, temperature: floa
     With ``alpha == 0`` the soft term is not computed (it is reported as 0):
     that is the from-scratch baseline, and it needs no teacher at all.
     """
-    validate_soft_params(temperature, alpha, mode)
+    _check_soft(temperature, alpha, mode)
     targets = None if alpha == 0 or teacher_logits is None else soft_targets(teacher_logits, temperature, mode)
     return terms_from_targets(labels, student_logits, targets, temperature, alpha, mode)
 
 
 def terms_from_targets(labels, student_logits, targets, temperature: float, alpha: float, mode: str = "kl"):
     """:func:`distillation_terms` with the teacher's side already turned into :func:`soft_targets`."""
-    validate_soft_params(temperature, alpha, mode)
+    _check_soft(temperature, alpha, mode)
     hard = hard_label_loss(labels, student_logits)
     if alpha == 0 or targets is None:
         return hard, ops.zeros_like(hard), hard

@@ -11,7 +11,8 @@ table instead of repeating it:
   select box or a checkbox with the table's bounds);
 - a shared link's query string (:func:`to_url`, :func:`from_url`).
 
-A task adds its own settings with :func:`register` (``kdcore.tasks.digits``
+The settings every task shares (training, distillation) are declared at the
+end of this module; a task adds its own with :func:`register` (``kdcore.tasks.digits``
 does, and a test registers a toy task the same way). A name may be declared
 again for other tasks with other bounds: :func:`get` finds the one that fits
 the task at hand.
@@ -81,7 +82,7 @@ def register(*params: Param) -> None:
         _TABLE.append(p)
 
 
-def get(name: str, task: str = "digits") -> Param:
+def get(name: str, task: str = ALL) -> Param:
     """The declaration of ``name`` that applies to ``task``."""
     for p in reversed(_TABLE):  # a task's own declaration wins over one for every task
         if p.name == name and task in p.tasks:
@@ -105,7 +106,7 @@ def _fail(p: Param, what: str, value) -> ValueError:
     return ValueError(f"{p.name} must be {what} (got {value!r}); allowed: {p.allowed}")
 
 
-def check(name: str, value, task: str = "digits"):
+def check(name: str, value, task: str = ALL):
     """Return ``value`` if it is allowed for setting ``name``, else raise one readable ``ValueError``.
 
     The message starts with the setting's name and ends with
@@ -136,7 +137,7 @@ def check(name: str, value, task: str = "digits"):
     return value
 
 
-def parse(name: str, text: str, task: str = "digits"):
+def parse(name: str, text: str, task: str = ALL):
     """A setting from text (a URL or a form), converted to its type and checked."""
     p = get(name, task)
     if p.kind is bool:
@@ -186,7 +187,7 @@ def given(args: argparse.Namespace, names, task: str) -> dict:
 
 
 # --- the dashboard --------------------------------------------------------------------------------
-def widget_spec(name: str, task: str = "digits") -> tuple[str, dict]:
+def widget_spec(name: str, task: str = ALL) -> tuple[str, dict]:
     """(widget kind, keyword arguments) for a Streamlit input of this setting; pages call ``st.<kind>``.
 
     The keyword arguments hold ``label``, ``help`` and the bounds, all from the table; free text
@@ -216,15 +217,42 @@ def to_url(values: dict) -> dict[str, str]:
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
 
 
-def from_url(query: dict, names, task: str = "digits") -> dict:
+def from_url(query: dict, names, task: str = ALL) -> dict:
     """The settings found in a link's query string, parsed and checked (unknown keys are ignored)."""
     return {n: parse(n, query[n], task) for n in names if n in query}
 
 
-def clip_to_widget(name: str, value, task: str = "digits"):
+def clip_to_widget(name: str, value, task: str = ALL):
     """A valid value moved inside its slider's range, or None when it already fits."""
     p = get(name, task)
     if not p.ui_range or p.kind not in (int, float):
         return None
     lo, hi = p.ui_range
     return None if lo <= value <= hi else p.kind(min(max(value, lo), hi))
+
+
+# --- the settings every task shares (training and distillation) -----------------------------------
+LOSS_MODES = ("kl", "soft-ce", "prob-mse", "logit-mse")
+
+register(
+    Param("epochs", int, 10, "passes over the training set", low=1, high=1000, widget="number",
+          role_defaults={"teacher": 5}),
+    Param("batch_size", int, 64, "examples per training step", low=1, high=8192, widget="number"),
+    Param("learning_rate", float, 1e-3, "Adam's step size", low=0.0, high=1.0, low_open=True, step=1e-4,
+          widget="number"),
+    Param("seed", int, 0, "fixes initial weights and batch order; the baseline shares it", low=0, high=2**31 - 1,
+          widget="number"),
+    Param("temperature", float, 4.0, "softens the teacher's probabilities: softmax(logits / T)", low=0.0,
+          high=100.0, low_open=True, step=0.5, ui_range=(0.5, 20.0), label="Temperature T", group="distill"),
+    Param("alpha", float, 0.9, "weight of the soft (teacher) term; 1 − alpha weighs the labels", low=0.0,
+          high=1.0, step=0.05, label="Alpha (weight of the soft targets)", group="distill"),
+    Param("loss", str, "kl", "how the student's softened outputs are compared with the teacher's",
+          choices=LOSS_MODES, label="Soft loss", group="distill"),
+    Param("labels_fraction", float, 1.0, "share of training labels the student may see; the teacher "
+          "teaches the rest by its soft targets alone", low=0.0, high=1.0, low_open=True, step=0.025,
+          label="Share of training labels the student sees", group="distill"),
+    Param("hint_epochs", int, 0, "FitNets hint-training epochs before distilling (0 = off)", low=0, high=1000,
+          widget="number", label="FitNets hint epochs (0 = off)", group="distill"),
+    Param("baseline", bool, True, "also train the same student from scratch (same start, labels only)",
+          label="Train baseline too", group="distill"),
+)

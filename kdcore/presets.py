@@ -183,18 +183,18 @@ def get(name: str) -> dict:
 
 def names(task: str | None = None) -> list[str]:
     """Preset names, of one task when given."""
-    return [n for n, p in PRESETS.items() if task is None or p.get("task", "digits") == task]
+    return [n for n, p in PRESETS.items() if task is None or p.get("task", tasks.DEFAULT) == task]
 
 
-def demo(task: str = "digits") -> str | None:
+def demo(task: str = tasks.DEFAULT) -> str | None:
     """The preset the Home page's quick demo runs for ``task`` (the one marked ``"demo": True``)."""
-    return next((n for n, p in PRESETS.items() if p.get("demo") and p.get("task", "digits") == task), None)
+    return next((n for n, p in PRESETS.items() if p.get("demo") and p.get("task", tasks.DEFAULT) == task), None)
 
 
 def configs(name: str, **overrides) -> tuple[object, DistillConfig]:
     """(teacher config, distill config) for a preset; ``overrides`` replace distill fields."""
     preset = get(name)
     task = tasks.get(preset.get("task"))
-    teacher = from_dict(task.teacher_config, preset["teacher"], task.name)
-    distill = from_dict(task.distill_class(), {**preset["distill"], **overrides}, task.name)
+    teacher = from_dict(task.teacher_config, preset["teacher"])
+    distill = from_dict(task.distill_class(), {**preset["distill"], **overrides}, task)
     return teacher, distill

@@ -124,7 +124,7 @@ class TeacherResult:
     device: str
     history: list = field(default_factory=list)
     metric: str = "accuracy"
-    task: str = "digits"
+    task: str = ""  # the task's name: the pipeline, which knows it, fills it in
     stages: dict = field(default_factory=dict)  # earlier stages' histories (the text teacher's masked-LM "pretrain")
 
     def to_json(self) -> dict:
@@ -155,7 +155,7 @@ class DistillResult:
     seconds: float = 0.0
     metric: str = "accuracy"
     higher_is_better: bool = True
-    task: str = "digits"
+    task: str = ""  # as in TeacherResult
     teacher_model: str = ""  # set by the demo, which trains the teacher in the same job
     note: str = ""  # what was done to the data for the teacher (grey given as colour, say), for the page to say
 

@@ -146,10 +146,13 @@ def read_sidecar(path: str | Path) -> dict:
 
 
 def load_model(path: str | Path, task=None):
-    """Load a ``.keras`` model in safe mode and check it is one of ``task``'s (default: digits) by its shapes."""
-    import keras
+    """Load a ``.keras`` model in safe mode and, given ``task`` (a :class:`~kdcore.tasks.Task`), check it is one of its.
 
-    from . import tasks
+    The task hands in its own layer classes (``task.custom_objects()``) and
+    checks the shapes (``task.check_model``); without a task only models of
+    standard Keras layers load, and no shape is checked.
+    """
+    import keras
 
     path = Path(path)
     if not path.is_file():
@@ -158,21 +161,22 @@ def load_model(path: str | Path, task=None):
         raise StorageError(f"{path.name} is not a .keras model file; KD Studio saves and loads .keras files only")
     if not zipfile.is_zipfile(path):  # else Keras answers "File not found", which misleads
         raise StorageError(f"{path.name} is damaged or not a Keras model (a .keras file is a zip archive)")
-    known = {k: v for name in tasks.names() for k, v in tasks.get(name).custom_objects().items()}
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True, custom_objects=known)
+        model = keras.saving.load_model(path, compile=False, safe_mode=True,
+                                        custom_objects=task.custom_objects() if task is not None else {})
     except Exception as exc:  # zip/h5 errors, truncated files, lambdas, a class from someone else's code (TypeError)
         text = str(exc)
         if "safe_mode" in text or "lambda" in text.lower() or "custom" in text.lower():
             raise StorageError(f"{path.name} needs custom Python code to load, which safe mode refuses "
-                               "(only models built from standard Keras layers can be opened)") from exc
+                               "(only models built from standard Keras layers, or from the layers of the "
+                               "task it is loaded for, can be opened)") from exc
         detail = text.splitlines()[0][:120] if isinstance(exc, ValueError) and text.strip() else type(exc).__name__
         raise StorageError(f"{path.name} is not a readable Keras model ({detail})") from exc
-    task = task if isinstance(task, tasks.Task) else tasks.get(task)
-    try:
-        task.check_model(model, path.name)
-    except ValueError as exc:
-        raise StorageError(str(exc)) from None
+    if task is not None:
+        try:
+            task.check_model(model, path.name)
+        except ValueError as exc:
+            raise StorageError(str(exc)) from None
     return model
 
 

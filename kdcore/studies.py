@@ -542,7 +542,7 @@ def _prepare(study, spec: dict, teacher: str | None, progress: Progress) -> _Con
     if training.dataset_fingerprint(ds) != spec["data_fingerprint"]:
         raise StudyError(f"the dataset {spec['dataset']} on this machine differs from the one the study was "
                          "created with; copy that file here")
-    cfg = from_dict(task.distill_class(), spec["distill"], task.name).validate(len(ds.y_train))
+    cfg = from_dict(task.distill_class(), spec["distill"], task).validate(len(ds.y_train))
     model = storage.load_model(teacher_path, task)
     progress.phase("teacher logits")
     accuracy = task.score(model, ds)
@@ -781,7 +781,7 @@ def run_worker(name: str, url: str | None = None, trials: int | None = None, tea
     return answer
 
 
-def run_local_workers(name: str, url: str | None, count: int, task: str = "digits",
+def run_local_workers(name: str, url: str | None, count: int, task: str = tasks.DEFAULT,
                       heartbeat: int = HEARTBEAT_S, teacher: str | None = None) -> dict:
     """Start ``count`` ``worker`` processes on this machine and wait for them.
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import DistillConfig
-from .data import Dataset, hide_labels
+from .dataset import Dataset, hide_labels
 from .progress import Progress
 from .results import Status
 
@@ -349,15 +349,21 @@ def fit_baseline(cfg: DistillConfig, data: Dataset, net, progress: Progress | No
 
 
 def fit_distilled(cfg: DistillConfig, teacher, data: Dataset, student, progress: Progress | None = None,
-                  logits: np.ndarray | None = None) -> RunResult:
-    """Train the student ``net`` on the teacher's soft targets (and the labels it may see)."""
+                  logits: np.ndarray | None = None, hint_layers: tuple[str, str] | None = None) -> RunResult:
+    """Train the student ``net`` on the teacher's soft targets (and the labels it may see).
+
+    ``hint_layers`` (teacher layer, student layer) are the task's pair for the
+    FitNets stage (:meth:`kdcore.tasks.Task.hint_layers`), needed when ``cfg.hint_epochs``.
+    """
     cfg.validate(len(data.y_train))
+    if cfg.hint_epochs and hint_layers is None:
+        raise ValueError("hint_epochs needs the (teacher, student) layers to pair; this task names none")
     if progress is not None:
         progress.phase("teacher logits")
     logits = teacher_logits(teacher, data) if logits is None else logits
     hint = None
     if cfg.hint_epochs:
-        hint = fit_hint(student, teacher, data, cfg, progress)
+        hint = fit_hint(student, teacher, data, cfg, hint_layers, progress)
         if hint.status != "finished":
             hint.stages, hint.history = {"hint": hint.history}, []
             return hint
@@ -458,16 +464,15 @@ def hint_regressor(guided_shape, hint_shape, guided: str = "guided", hint: str =
                      "pick a shallower guided layer or a deeper hint layer")
 
 
-def hint_pair(student, teacher, cfg: DistillConfig):
+def hint_pair(student, teacher, layers: tuple[str, str]):
     """(teacher's hint features, student-to-regressor model) for the FitNets stage, or one ``ValueError``.
 
-    The layers are the task's choice (:meth:`kdcore.tasks.Task.hint_layers`).
+    ``layers`` (teacher layer, student layer) are the task's choice
+    (:meth:`kdcore.tasks.Task.hint_layers`), handed in by the task.
     """
     import keras
 
-    from . import tasks
-
-    t_name, s_name = tasks.get(cfg.student.TASK).hint_layers(cfg)
+    t_name, s_name = layers
     found = {}
     for who, net, name in (("teacher", teacher, t_name), ("student", student, s_name)):
         try:
@@ -479,7 +484,8 @@ def hint_pair(student, teacher, cfg: DistillConfig):
     return t_feat, keras.Model(student.input, regress(found["student"]))
 
 
-def fit_hint(student, teacher, data: Dataset, cfg: DistillConfig, progress: Progress | None = None) -> RunResult:
+def fit_hint(student, teacher, data: Dataset, cfg: DistillConfig, layers: tuple[str, str],
+             progress: Progress | None = None) -> RunResult:
     """FitNets (Romero et al. 2015), stage 1: teach the student up to its guided layer to predict a teacher layer.
 
     The guided layer, through :func:`hint_regressor`, regresses the teacher's
@@ -492,7 +498,7 @@ def fit_hint(student, teacher, data: Dataset, cfg: DistillConfig, progress: Prog
 
     from .losses import hint_loss
 
-    t_feat, regressor = hint_pair(student, teacher, cfg)
+    t_feat, regressor = hint_pair(student, teacher, layers)
 
     class HintTrainer(keras.Model):
         def __init__(self):

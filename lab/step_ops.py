@@ -26,7 +26,7 @@ from tensorflow.python.framework import meta_graph  # noqa: E402
 from tensorflow.python.grappler import tf_optimizer  # noqa: E402
 
 from kdcore import losses, training  # noqa: E402
-from kdcore.config import LOSS_MODES  # noqa: E402
+from kdcore.params import LOSS_MODES  # noqa: E402
 from kdcore.tasks.digits import StudentConfig, build_student  # noqa: E402
 
 TEMPERATURE, ALPHA = 4.0, 0.9

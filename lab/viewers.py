@@ -479,7 +479,7 @@ def run(viewers: list[int] | tuple[int, ...] = VIEWER_COUNTS, dataset: str | Non
     ``teacher`` is a saved .keras teacher to seed the server with (with its
     .json sidecar); without one a tiny teacher is trained here first.
     """
-    from kdcore import data
+    from kdcore.tasks.digits import data
 
     counts = sorted(set(int(n) for n in viewers))
     if not counts or counts[0] < 1:
@@ -556,7 +556,8 @@ def _seed_teacher(home: Path, dataset: str, teacher: str | Path | None, log) -> 
     """Put a teacher in the server's models folder: the given one, or one trained here in a few seconds."""
     models = home / "models"
     models.mkdir(parents=True)
-    from kdcore import data, storage
+    from kdcore import storage
+    from kdcore.tasks.digits import data
 
     if teacher:
         teacher, seeded = Path(teacher), models / "teacher-viewers.keras"

@@ -10,7 +10,7 @@ All the work is in :mod:`kdcore.export`.
 import pandas as pd
 import streamlit as st
 
-from kdcore import export, figures, storage
+from kdcore import export, figures, storage, tasks
 from kdcore.jobs import runner
 from pages import state
 
@@ -38,7 +38,7 @@ if hidden:
 # --- export ---------------------------------------------------------------------------------------
 st.subheader("Export a model")
 models = [m for m in storage.list_models() if m.get("dataset") in (dataset, None)
-          and m.get("task", "digits") == state.task().name]
+          and m.get("task", tasks.DEFAULT) == state.task().name]
 if not models:
     st.info("No saved model for this dataset yet: train a teacher and distil a student first.", icon=":material/info:")
     st.stop()

@@ -102,7 +102,7 @@ if st.query_params.to_dict() != url:
     st.query_params.from_dict(url)
 
 cfg = task.distill_from(values)
-teacher_size = (task.teacher_size(from_dict(task.teacher_config, teacher["config"], task.name),
+teacher_size = (task.teacher_size(from_dict(task.teacher_config, teacher["config"]),
                                   state.current_dataset())
                 if teacher.get("config") else {"params": teacher.get("params")})
 student_size = task.student_size(cfg.student, state.current_dataset())
@@ -137,7 +137,7 @@ if job is not None:
         again, discard = st.columns([1, 5])
         if again.button("Run again"):
             settings = {k: v for k, v in job.config.items() if k not in ("teacher", "task")}
-            _start(from_dict(task.distill_class(), settings, task.name), job.config["teacher"],
+            _start(from_dict(task.distill_class(), settings, task), job.config["teacher"],
                    state.dataset_name() if job.dataset == data.name else job.dataset)
         if discard.button("Discard"):
             storage.run_store().delete(job.run_id)

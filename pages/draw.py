@@ -1,13 +1,13 @@
 """Draw — your own digit, as the models see it, and what each of them answers.
 
 Storyboard: draw on the canvas or upload a picture → the 28×28 image the
-models get (kdcore.images does the preprocessing) → each model's answer, big
+models get (the task's prepare_image does the preprocessing) → each model's answer, big
 → both models' probabilities at T = 1 and at a chosen T. The digit is kept in
 ``st.session_state["drawn_digit"]`` so the Temperature page can study it.
 """
 import streamlit as st
 
-from kdcore import figures, images, inference
+from kdcore import figures, inference
 from pages import state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
@@ -43,8 +43,8 @@ with left:
         st.info(hint, icon="✏️")
         st.stop()
     try:
-        image = images.preprocess(source)
-    except images.ImageError as exc:
+        image = state.task().prepare_image(source, next(iter(models.values())).input_shape[1:])
+    except ValueError as exc:
         state.error(exc)
         st.stop()
     st.session_state["drawn_digit"] = {"image": image, "source": name, "task": state.task().name}

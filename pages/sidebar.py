@@ -25,7 +25,7 @@ def _task_changed() -> None:
 def models() -> None:
     job_panel.adopt_finished()
     if len(tasks.names()) > 1:
-        st.session_state.setdefault("task", "digits")
+        st.session_state.setdefault("task", tasks.DEFAULT)
         st.selectbox("Task", tasks.names(), key="task", on_change=_task_changed,
                      format_func=lambda n: tasks.get(n).title)
     task = state.task()

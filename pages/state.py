@@ -20,9 +20,9 @@ def dataset(task_name: str, name: str):
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=8)
-def model(path: str, mtime: float, task_name: str = "digits"):
+def model(path: str, mtime: float, task_name: str = tasks.DEFAULT):
     """A loaded Keras model, kept in memory; ``mtime`` makes a re-saved file load afresh."""
-    return storage.load_model(path, task_name)
+    return storage.load_model(path, tasks.get(task_name))
 
 
 def load_model(path: str):
@@ -32,12 +32,12 @@ def load_model(path: str):
 # --- session choices -----------------------------------------------------------------------------
 def task():
     """The task chosen in the sidebar (digits until another is chosen)."""
-    name = st.session_state.get("task", "digits")
+    name = st.session_state.get("task", tasks.DEFAULT)
     try:
         return tasks.get(name)
     except ValueError:
-        st.session_state["task"] = "digits"
-        return tasks.get("digits")
+        st.session_state["task"] = tasks.DEFAULT
+        return tasks.get(tasks.DEFAULT)
 
 
 def dataset_name() -> str:
@@ -57,7 +57,7 @@ def choose_dataset(name: str) -> None:
 
 
 def _of_task(meta: dict) -> bool:
-    return meta.get("task", "digits") == task().name
+    return meta.get("task", tasks.DEFAULT) == task().name
 
 
 def saved_models(kind: str) -> list[dict]:

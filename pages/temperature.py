@@ -8,7 +8,7 @@ which wrong classes the teacher finds similar.
 import numpy as np
 import streamlit as st
 
-from kdcore import figures, inference
+from kdcore import figures, inference, tasks
 from pages import state
 
 TEMPERATURES = np.linspace(0.5, 20.0, 79)
@@ -25,7 +25,7 @@ if not models:
     st.stop()
 
 drawn = st.session_state.get("drawn_digit")
-if drawn is not None and drawn.get("task", "digits") != state.task().name:  # one drawn for another task's models
+if drawn is not None and drawn.get("task", tasks.DEFAULT) != state.task().name:  # one drawn for another task's models
     drawn = None
 pick, temp_col = st.columns([1, 2], gap="large")
 with pick:

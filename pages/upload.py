@@ -10,7 +10,6 @@ import numpy as np
 import streamlit as st
 
 from kdcore import figures, inference, params
-from kdcore.images import ImageError
 from kdcore.tasks.images import prepare_photo
 from kdcore.tasks.images.photo import match_background
 from kdcore.training import predict_logits
@@ -36,7 +35,7 @@ if photo is None:
     st.stop()
 try:
     image, note = prepare_photo(photo, shape)
-except ImageError as exc:
+except ValueError as exc:  # a picture that cannot be read, in one sentence
     state.error(exc)
     st.stop()
 image, inverted = match_background(image, ds)

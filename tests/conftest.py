@@ -26,7 +26,7 @@ def kd_home(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def mnist5k():
-    from kdcore import data
+    from kdcore.tasks.digits import data
 
     return data.load("mnist-5k")
 

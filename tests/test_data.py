@@ -6,8 +6,8 @@ import gzip
 import numpy as np
 import pytest
 
-from kdcore import data
-from kdcore.data import DatasetError
+from kdcore.dataset import DatasetError, hide_labels
+from kdcore.tasks.digits import data
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -167,16 +167,16 @@ def test_unknown_dataset_lists_what_is_accepted(tmp_path):
 
 def test_hide_labels_keeps_a_stratified_fraction(mnist5k):
     y = mnist5k.y_train
-    hidden = data.hide_labels(y, 0.1, seed=0)
+    hidden = hide_labels(y, 0.1, seed=0)
     assert hidden is not y and (y >= 0).all()  # the dataset's own labels are untouched
     for digit in range(10):
         assert (hidden == digit).sum() == 40  # 10 % of the 400 of each digit
     assert (hidden == -1).sum() == 3600
     np.testing.assert_array_equal(hidden[hidden >= 0], y[hidden >= 0])
-    np.testing.assert_array_equal(hidden, data.hide_labels(y, 0.1, seed=0))
-    assert not np.array_equal(hidden, data.hide_labels(y, 0.1, seed=1))
-    assert (data.hide_labels(y, 0.0001, seed=0) >= 0).sum() == 10  # at least one example of each class
-    np.testing.assert_array_equal(data.hide_labels(y, 1.0, seed=0), y)
+    np.testing.assert_array_equal(hidden, hide_labels(y, 0.1, seed=0))
+    assert not np.array_equal(hidden, hide_labels(y, 0.1, seed=1))
+    assert (hide_labels(y, 0.0001, seed=0) >= 0).sum() == 10  # at least one example of each class
+    np.testing.assert_array_equal(hide_labels(y, 1.0, seed=0), y)
 
 
 @pytest.mark.skipif(not (data.FASHION_IDX_DIR / "train-images-idx3-ubyte.gz").exists(),

@@ -167,7 +167,8 @@ def digit_png(image, scale: int = 4) -> bytes:
 @pytest.fixture(scope="module")
 def upload_digit(tmp_path_factory, teacher_file, mnist5k):
     """(PNG path, label) of a test digit the teacher reads right after the dashboard's own preprocessing."""
-    from kdcore import images, inference
+    from kdcore import inference
+    from kdcore.tasks.digits import pictures as images
 
     teacher = storage.load_model(teacher_file)
     for index in range(50):

@@ -1,4 +1,4 @@
-"""kdcore.images: real MNIST digits and drawn canvases come out MNIST-like; hostile files come out as ImageError.
+"""kdcore.tasks.digits.pictures: real MNIST digits and drawn canvases come out MNIST-like; hostile files come out as ImageError.
 
 Every picture is made here with Pillow or numpy; nothing is committed.
 """
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from kdcore import images
-from kdcore.images import ImageError, preprocess
+from kdcore.tasks.digits import pictures as images
+from kdcore.tasks.digits.pictures import ImageError, preprocess
 
 ACCEPTED = "accepted: PNG, JPEG, GIF, BMP, WebP, TIFF"
 

@@ -1,4 +1,4 @@
-"""Fuzzing kdcore.images.preprocess: whatever bytes or arrays arrive, only ImageError may come out.
+"""Fuzzing kdcore.tasks.digits.pictures.preprocess: whatever bytes or arrays arrive, only ImageError may come out.
 
 Hypothesis throws random bytes, damaged copies of valid files in every accepted
 format, and arbitrary numpy arrays at preprocess; a bounded number of examples
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw
 
-from kdcore.images import ImageError, preprocess
+from kdcore.tasks.digits.pictures import ImageError, preprocess
 
 FUZZ = settings(max_examples=200, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from kdcore import cli, losses, training
-from kdcore.data import DatasetError
+from kdcore.dataset import DatasetError
 from kdcore.tasks import images
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from kdcore import cli, tasks
-from kdcore.data import DatasetError
+from kdcore.dataset import DatasetError
 from kdcore.tasks import lm
 
 @pytest.fixture(scope="module")
@@ -233,7 +233,7 @@ def test_cli_train_teacher_distill_and_predict(toy_text, tmp_path, capsys):
     from tests.conftest import ROOT
 
     for kind, path in (("teacher", teacher), ("student", student)):
-        storage.save_model(storage.load_model(path, "lm"), storage.model_path(kind),
+        storage.save_model(storage.load_model(path, tasks.get("lm")), storage.model_path(kind),
                            dict(storage.read_sidecar(path), kind=kind))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state["task"], at.session_state["dataset"] = "lm", str(toy_text)

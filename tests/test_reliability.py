@@ -26,7 +26,8 @@ import pytest
 
 from kdcore.tasks.digits import DIGITS
 
-from kdcore import data, pipeline, storage, training
+from kdcore import pipeline, storage, training
+from kdcore.dataset import Dataset, DatasetError
 from kdcore.config import DistillConfig, from_dict, to_dict
 from kdcore.tasks.digits import StudentConfig, TeacherConfig
 from kdcore.jobs import runner
@@ -124,7 +125,7 @@ def test_every_setting_names_itself_and_what_it_accepts(cls, name):
 
 
 def test_unknown_dataset_and_unknown_setting_name_what_is_accepted():
-    with pytest.raises(data.DatasetError) as err:
+    with pytest.raises(DatasetError) as err:
         pipeline.start_teacher(TeacherConfig(), "no-such-digits")
     assert "unknown dataset 'no-such-digits'" in _one_line(str(err.value))
     assert "mnist-5k" in str(err.value) and ".npz" in str(err.value)
@@ -137,7 +138,7 @@ def test_student_larger_than_teacher_is_allowed_but_said():
     big = DistillConfig(student=StudentConfig(units=2048, layers=3)).validate()
     notes = pipeline.notes(big, teacher_params)
     assert any("not smaller than the teacher" in n and "allowed" in n for n in notes), notes
-    assert pipeline.notes(DistillConfig(), teacher_params) == []
+    assert pipeline.notes(DIGITS.default_distill(), teacher_params) == []
 
 
 # --- hostile model files -------------------------------------------------------------------------
@@ -196,7 +197,7 @@ HOSTILE_FILES = [
 @pytest.mark.parametrize("name, expected", HOSTILE_FILES, ids=[n for n, _ in HOSTILE_FILES])
 def test_hostile_model_file_is_refused_with_one_sentence(name, expected, hostile_models):
     with pytest.raises(StorageError) as err:
-        storage.load_model(hostile_models / name)
+        storage.load_model(hostile_models / name, DIGITS)
     message = _one_line(str(err.value))
     assert expected in message and name in message
 
@@ -344,7 +345,7 @@ def test_stop_mid_epoch_ends_within_one_batch_and_keeps_finished_epochs(small_np
 def test_exception_in_the_training_thread_fails_that_run_only(tmp_path, small_npz):
     broken = tmp_path / "teacher.keras"
     broken.write_text("not a model")
-    bad_teacher = pipeline.start_distill(DistillConfig(**FAST), broken, small_npz)
+    bad_teacher = pipeline.start_distill(DistillConfig(**FAST, student=StudentConfig()), broken, small_npz)
     crash = runner().submit("teacher", "crashes", lambda job: {}["no such key"])
     healthy = pipeline.start_teacher(TeacherConfig(**FAST), small_npz)
 
@@ -359,7 +360,7 @@ def test_exception_in_the_training_thread_fails_that_run_only(tmp_path, small_np
 
 def test_loss_that_becomes_nan_stops_the_run_and_says_where(tiny):
     """Pixels near float32's maximum overflow the first layer: the loss is NaN on the first batch."""
-    overflow = data.Dataset("overflow", np.full((64, 28, 28, 1), 3e38, "float32"), tiny.y_train[:64],
+    overflow = Dataset("overflow", np.full((64, 28, 28, 1), 3e38, "float32"), tiny.y_train[:64],
                             tiny.x_test[:32], tiny.y_test[:32], "pixel values that overflow float32")
     cfg = DistillConfig(epochs=3, batch_size=32, student=StudentConfig(units=16))
     job = runner().submit("baseline", "NaN drill", lambda job: DIGITS.train_baseline(cfg, overflow, job.progress),

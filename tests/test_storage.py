@@ -15,7 +15,7 @@ import pytest
 
 from kdcore import storage
 from kdcore.tasks import digits as models
-from kdcore.tasks.digits import StudentConfig
+from kdcore.tasks.digits import DIGITS, StudentConfig
 from kdcore.storage import RunStore, StorageError
 
 
@@ -159,7 +159,7 @@ def test_load_refuses_models_of_the_wrong_shape(tmp_path):
     colour.save(tmp_path / "colour.keras")
     with pytest.raises(StorageError, match=r"colour.keras takes input \(32, 32, 3\) and gives \(10,\); "
                                            "digit models take 28x28x1 images and give 10 logits"):
-        storage.load_model(tmp_path / "colour.keras")
+        storage.load_model(tmp_path / "colour.keras", DIGITS)
 
 
 def test_load_refuses_a_lambda_layer_in_safe_mode(tmp_path):

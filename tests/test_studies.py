@@ -38,7 +38,7 @@ def slice_npz(tmp_path_factory, mnist5k):
 @pytest.fixture(scope="module")
 def tiny_teacher(tmp_path_factory, slice_npz):
     """A 1-epoch teacher on the slice, saved as KD Studio saves one."""
-    from kdcore import data
+    from kdcore.tasks.digits import data
     from kdcore.tasks.digits import DIGITS, TeacherConfig
 
     ds = data.load(str(slice_npz))
@@ -258,7 +258,8 @@ import keras, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-from kdcore import data, training
+from kdcore import training
+from kdcore.tasks.digits import data
 from kdcore.config import TrainConfig
 from kdcore.tasks.digits import StudentConfig, build_student
 ds = data.load("mnist-5k").subset(1024, 300, seed=0)

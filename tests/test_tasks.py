@@ -16,7 +16,7 @@ import pytest
 
 from kdcore import cli, params, storage, tasks
 from kdcore.config import TrainConfig, Validated, default
-from kdcore.data import Dataset
+from kdcore.dataset import Dataset
 from kdcore.params import Param
 from kdcore.results import DistillResult, Status, verdict
 
@@ -110,6 +110,14 @@ def test_settings_come_from_the_table(toy):
     cfg = toy.distill_from({"toy_student_hidden": 4, "temperature": 2.0})
     assert cfg.student.hidden == 4 and cfg.temperature == 2.0
     assert toy.flat(cfg)["toy_student_hidden"] == 4
+
+
+@pytest.mark.parametrize("name", tasks.BUILTIN)
+def test_a_run_belongs_to_its_own_task_and_a_config_without_a_student_is_refused(name):
+    task = tasks.get(name)
+    assert task.default_distill().validate().TASK == task.teacher_config.TASK == name
+    with pytest.raises(ValueError, match=r"student must be a task's student config.* \(got NoneType\)"):
+        task.distill_class()(student=None).validate()
 
 
 def test_the_same_name_can_have_other_bounds_in_another_task():

@@ -15,7 +15,7 @@ import pytest
 
 from kdcore import cli, figures, losses, storage, tasks
 from kdcore.progress import Progress
-from kdcore.data import DatasetError
+from kdcore.dataset import DatasetError
 from kdcore.tasks import text
 
 GOOD = ["wonderful", "moving", "brilliant", "funny", "gripping", "charming"]
@@ -297,7 +297,7 @@ def test_a_tiny_teacher_teaches_a_student_layer_by_layer(toy, toy_teacher, tmp_p
 
     # Saved and loaded in safe mode, the model gives the same answer and its attention over a sentence.
     path = storage.save_model(student.model, tmp_path / "s.keras", {"kind": "student", "task": "text"})
-    again = storage.load_model(path, "text")
+    again = storage.load_model(path, task)
     sentence = toy.tokenizer.sentence("a wonderful and moving film")
     assert np.allclose(text.logits_of(again, sentence), text.logits_of(student.model, sentence), atol=1e-5)
     maps = task.attention(again, toy, "a wonderful and moving film", 1)
@@ -408,7 +408,7 @@ def test_cli_contract_and_sentence_screens(toy_csv, toy, tmp_path, capsys):
     from tests.conftest import ROOT
 
     for kind, path in (("teacher", teacher), ("student", student)):
-        storage.save_model(storage.load_model(path, "text"), storage.model_path(kind),
+        storage.save_model(storage.load_model(path, tasks.get("text")), storage.model_path(kind),
                            dict(storage.read_sidecar(path), kind=kind))
 
     def page(name):

@@ -103,7 +103,7 @@ def test_fitnets_hint_stage_trains_the_early_layers_only(teacher, tiny, student)
     cfg = small(student=student, hint_epochs=1)
     net = models.build_student(student, cfg.seed)
     before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in net.layers}
-    run = training.fit_hint(net, teacher, tiny, cfg)
+    run = training.fit_hint(net, teacher, tiny, cfg, DIGITS.hint_layers(cfg))
     assert run.status == "finished" and len(run.history) == 1 and np.isfinite(run.history[0]["loss"])
     early = "hint" if not student.filters else "conv1"
     assert not np.array_equal(net.get_layer(early).get_weights()[0], before[early][0])

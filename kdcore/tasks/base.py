@@ -132,7 +132,7 @@ class Task:
         raise NotImplementedError
 
     def load(self, name: str | None = None):
-        """A :class:`kdcore.data.Dataset` by name or path; ``None`` means the default."""
+        """A :class:`kdcore.dataset.Dataset` by name or path; ``None`` means the default."""
         raise NotImplementedError
 
     # --- models --------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ class Task:
         from .. import training
 
         return training.fit_distilled(cfg, teacher, data, self.build_student(cfg.student, cfg.seed),
-                                      progress, logits)
+                                      progress, logits, self.hint_layers(cfg))
 
     def fit_data(self, model, data):
         """(``data`` as ``model`` takes it, a sentence saying what was converted, or ""). Most tasks convert nothing."""
@@ -223,11 +223,13 @@ class Task:
 
         return training.accuracy(model, data.x_test, data.y_test)
 
-    def prepare_image(self, source, shape):
-        """One picture (a path, bytes or an upload) as the model takes it: for digits, MNIST-style centring."""
-        from .. import images
+    def check_image(self, source) -> None:
+        """Refuse in one line a file that is no picture this task reads (the CLI asks before loading any model)."""
+        raise ValueError(f"task {self.name!r} takes no picture")
 
-        return images.preprocess(source)
+    def prepare_image(self, source, shape):
+        """One picture (a path, bytes or an upload) as a model whose input is ``shape`` takes it."""
+        raise ValueError(f"task {self.name!r} takes no picture")
 
     def prompt(self, model_path, text: str, temperature: float = 1.0, seed: int = 0) -> dict:
         """``{"next_words": [{"word", "probability"}…], "continuation"}`` for a task whose example is a prompt."""

@@ -1,8 +1,8 @@
 """Digits: classifiers of 28×28 grey images (MNIST, Fashion-MNIST, a user's .npz or IDX folder).
 
 The first task of KD Studio, and the one every screen was built on. The
-datasets live in :mod:`kdcore.data`, the image preprocessing of a drawn or
-uploaded digit in :mod:`kdcore.images`; this module holds the task's
+datasets live in :mod:`.data`, the image preprocessing of a drawn or
+uploaded digit in :mod:`.pictures`; this module holds the task's
 settings, its networks and the task object that ties them together.
 
 A model is first a list of layer specs (pure Python); :func:`build` turns it
@@ -19,29 +19,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ... import data as datasets
 from ... import params
 from ...config import TrainConfig, Validated, default
 from ...params import Param
 from ..base import HINT, SOFT, Task
+from . import data as datasets, pictures
 
+NAME = "digits"
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 TEACHER_VARIANTS = ("cnn", "cnn-large")
 
 params.register(
     Param("variant", str, "cnn", "the teacher network: the seed tutorial's CNN, or one twice as wide",
-          choices=TEACHER_VARIANTS, label="Teacher network", group="teacher", tasks=("digits",)),
+          choices=TEACHER_VARIANTS, label="Teacher network", group="teacher", tasks=(NAME,)),
     Param("dropout", float, 0.0, "dropout before and after the teacher's dense layer", low=0.0, high=0.9,
-          step=0.05, group="teacher", tasks=("digits",)),
+          step=0.05, group="teacher", tasks=(NAME,)),
     Param("augment", bool, False, "random shifts of up to 10 % of each training digit", label="Augmentation (random shifts)", group="teacher",
-          tasks=("digits",)),
+          tasks=(NAME,)),
     Param("student_filters", int, 0, "conv filters of the student (0 = a plain MLP)", low=0, high=256,
-          ui_range=(0, 64), label="Conv filters (0 = MLP)", group="student", tasks=("digits",)),
+          ui_range=(0, 64), label="Conv filters (0 = MLP)", group="student", tasks=(NAME,)),
     Param("student_units", int, 128, "hidden units per dense layer of the student", low=1, high=4096, step=8,
-          ui_range=(8, 1024), label="Hidden units", group="student", tasks=("digits",)),
+          ui_range=(8, 1024), label="Hidden units", group="student", tasks=(NAME,)),
     Param("student_layers", int, 1, "hidden dense layers of the student", low=1, high=8, ui_range=(1, 4),
-          label="Hidden layers", group="student", tasks=("digits",)),
+          label="Hidden layers", group="student", tasks=(NAME,)),
 )
 
 
@@ -49,9 +50,11 @@ params.register(
 class TeacherConfig(TrainConfig):
     """The teacher network: the seed tutorial's CNN, or a larger variant."""
 
-    variant: str = default("variant")
-    dropout: float = default("dropout")
-    augment: bool = default("augment")
+    TASK = NAME
+
+    variant: str = default("variant", task=NAME)
+    dropout: float = default("dropout", task=NAME)
+    augment: bool = default("augment", task=NAME)
     epochs: int = default("epochs", role="teacher")
 
 
@@ -59,11 +62,12 @@ class TeacherConfig(TrainConfig):
 class StudentConfig(Validated):
     """Student size: conv filters (0 = plain MLP), hidden units, hidden layers."""
 
+    TASK = NAME
     PREFIX = "student_"
 
-    filters: int = default("student_filters")
-    units: int = default("student_units")
-    layers: int = default("student_layers")
+    filters: int = default("student_filters", task=NAME)
+    units: int = default("student_units", task=NAME)
+    layers: int = default("student_layers", task=NAME)
 
 
 _TEACHER_SIZES = {"cnn": (32, 64, 128), "cnn-large": (64, 128, 256)}
@@ -178,7 +182,7 @@ def model_stats(model) -> dict:
 
 
 class Digits(Task):
-    name = "digits"
+    name = NAME
     title = "Digits (28×28 grey images)"
     description = ("A CNN teacher and a small MLP or CNN student on MNIST-style images: MNIST, its 5,000 "
                    "offline digits, Fashion-MNIST, or your own .npz or IDX folder.")
@@ -219,6 +223,13 @@ class Digits(Task):
         if in_shape != INPUT_SHAPE or out_shape != (NUM_CLASSES,):
             raise ValueError(f"{name} takes input {in_shape} and gives {out_shape}; "
                              "digit models take 28x28x1 images and give 10 logits")
+
+    def check_image(self, source) -> None:
+        pictures.load_image(source)
+
+    def prepare_image(self, source, shape):
+        """MNIST-style centring: a model trained on MNIST only works on pictures that look like MNIST."""
+        return pictures.preprocess(source)
 
 
 TASK = DIGITS = Digits()

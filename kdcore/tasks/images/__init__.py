@@ -2,7 +2,7 @@
 
 Images of any H×W×C (C = 1 grey or 3 colour) and K classes: CIFAR-10 when
 its files are on this machine, Fashion-MNIST (Debian's copy, read by
-:mod:`kdcore.data`), or a user's ``.npz``. The input shape and the number of
+:mod:`kdcore.tasks.digits.data`), or a user's ``.npz``. The input shape and the number of
 classes come from the dataset, so the networks are built when the data is
 known; the size table (no TensorFlow) is for 32×32×3 images and 10 classes.
 
@@ -27,13 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import data as datasets
 from ... import params
 from ...config import TrainConfig, Validated, default
-from ...data import Dataset, DatasetError
+from ...dataset import KERAS_CACHE, Dataset, DatasetError
 from ...params import Param
 from ...training import shape_text
 from ..base import HINT, SOFT, Task
+from ..digits import data as datasets
+from ..digits.pictures import load_image
 
 NAME = "images"
 SIZE_SHAPE = (32, 32, 3)  # what the size table assumes: CIFAR-10's images and classes
@@ -46,7 +47,7 @@ CROP = 0.125  # random shifts of up to 4 of 32 pixels: CIFAR's pad-4-and-crop
 BN_MOMENTUM = 0.9  # Keras's 0.99 leaves the moving statistics near their start after a short CPU run
 MIN_SIDE, MAX_SIDE = 8, 512
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-CIFAR_HOME = datasets.KERAS_CACHE  # where Keras's own loader leaves it; tests point this elsewhere
+CIFAR_HOME = KERAS_CACHE  # where Keras's own loader leaves it; tests point this elsewhere
 CIFAR_PLACES = ("cifar-10-batches-py", "cifar-10-batches-py-target/cifar-10-batches-py", "cifar-10-python.tar.gz",
                 "cifar-10-batches-bin")
 
@@ -462,17 +463,15 @@ def as_seen_by(model, data: Dataset) -> tuple[Dataset, str]:
 def prepare_photo(source, shape) -> tuple[np.ndarray, str]:
     """(H×W×C float32 in [0, 1], a note) for a photo: centre-cropped to the model's aspect and resized to it.
 
-    The photo is read by :func:`kdcore.images.load_image` (its size and format
+    The photo is read by :func:`kdcore.tasks.digits.pictures.load_image` (its size and format
     guards hold for colour too); transparency is laid on white. A colour photo
     given to a grey model is made grey, and a grey photo given to a colour
     model is repeated over R, G and B: the note says which, for the page to show.
     """
     from PIL import Image, ImageOps
 
-    from ... import images as pictures
-
     h, w, c = (int(s) for s in shape)
-    img = pictures.load_image(source)
+    img = load_image(source)
     rgba = img.convert("RGBA")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     rgb = np.asarray(ImageOps.fit(Image.alpha_composite(white, rgba).convert("RGB"), (w, h),
@@ -582,9 +581,12 @@ class Images(Task):
 
         self.check_fits(teacher, data)
         student = self._student(cfg, data)
-        if cfg.hint_epochs:
-            training.hint_pair(student, teacher, cfg)  # a pair the regressor cannot map is refused before any work
-        return training.fit_distilled(cfg, teacher, data, student, progress, logits)
+        if cfg.hint_epochs:  # a pair the regressor cannot map is refused before any work
+            training.hint_pair(student, teacher, self.hint_layers(cfg))
+        return training.fit_distilled(cfg, teacher, data, student, progress, logits, self.hint_layers(cfg))
+
+    def check_image(self, source) -> None:
+        load_image(source)
 
     def prepare_image(self, source, shape):
         """A photo centre-cropped and resized to the model's input (see :func:`prepare_photo`)."""

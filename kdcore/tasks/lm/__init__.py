@@ -4,7 +4,7 @@ Where the words come from, how perplexity is counted and what was measured
 is in docs/tasks/lm.md; this module holds the task's settings,
 its corpora, its networks, its training loop and its prompt tools.
 
-**Data.** A corpus is a :class:`~kdcore.data.Dataset` of word ids, one
+**Data.** A corpus is a :class:`~kdcore.dataset.Dataset` of word ids, one
 sentence a line with each line end read as ``<eos>``. ``x`` is the word
 before, ``y`` the word to predict (``x`` starts with an ``<eos>``, so every
 word of a split, ``<eos>`` included, is predicted once). ``classes`` is the
@@ -76,7 +76,7 @@ import numpy as np
 
 from ... import params
 from ...config import DistillConfig, TrainConfig, Validated, default
-from ...data import Dataset, DatasetError
+from ...dataset import Dataset, DatasetError
 from ...params import Param
 from ...results import Status
 from ..base import SOFT, Metric, Task

@@ -58,7 +58,7 @@ import numpy as np
 
 from ... import params
 from ...config import DistillConfig, TrainConfig, Validated, default
-from ...data import Dataset, DatasetError
+from ...dataset import Dataset, DatasetError
 from ...params import Param
 from ...results import Status
 from ..base import SOFT, Task, Term

@@ -19,7 +19,7 @@ every failure into one :class:`ImageError` sentence. Deliberate refusals:
   and pictures whose only ink is a speck: "no digit found", so the dashboard
   never shows a confident prediction for noise.
 
-Run ``python -m kdcore.images [FILE ...]`` to time the pipeline by hand.
+Run ``python -m kdcore.tasks.digits.pictures [FILE ...]`` to time the pipeline by hand.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Where digits enter KD Studio.
 
-Every dataset comes back as a :class:`Dataset`: images as float32 in [0, 1]
-with shape (N, 28, 28, 1), labels as int64, plus a ``source`` sentence saying
-where the pixels came from. Nothing here imports TensorFlow unless the Keras
+Every dataset comes back as a :class:`kdcore.dataset.Dataset`: images as
+float32 in [0, 1] with shape (N, 28, 28, 1), labels as int64, plus a
+``source`` sentence saying where the pixels came from. Nothing here imports TensorFlow unless the Keras
 downloader is really needed, and nothing waits on a network that is not there:
 ``mnist`` is only downloaded when asked for by name, with a short socket
 timeout; the default falls back to ``mnist-5k``, which ships with PyPI's
@@ -11,50 +11,21 @@ timeout; the default falls back to ``mnist-5k``, which ships with PyPI's
 from __future__ import annotations
 
 import gzip
-import os
 import socket
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ...dataset import DIGIT_CLASSES, KERAS_CACHE, Dataset, DatasetError
+
 FASHION_IDX_DIR = Path("/usr/share/datasets/fashion-mnist")
-KERAS_CACHE = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
 MNIST_5K_TEST_PER_CLASS = 100  # 1,000 test images: 100 per class; the other 4,000 train
 DOWNLOAD_TIMEOUT_S = 10
 BUILTIN = ("mnist", "mnist-5k", "fashion-mnist")
 
 FASHION_CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
-DIGIT_CLASSES = tuple(str(i) for i in range(10))
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be loaded; the message is one readable sentence."""
-
-
-@dataclass
-class Dataset:
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    source: str
-    classes: tuple = DIGIT_CLASSES
-
-    def summary(self) -> dict:
-        return {"name": self.name, "source": self.source,
-                "train": int(len(self.y_train)), "test": int(len(self.y_test))}
-
-    def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> "Dataset":
-        """A smaller, class-balanced-by-chance copy (for tests and quick demos)."""
-        rng = np.random.default_rng(seed)
-        tr = rng.permutation(len(self.y_train))[:n_train] if n_train else slice(None)
-        te = rng.permutation(len(self.y_test))[:n_test] if n_test else slice(None)
-        return Dataset(self.name, self.x_train[tr], self.y_train[tr], self.x_test[te], self.y_test[te],
-                       self.source, self.classes)
 
 
 def normalise(images: np.ndarray) -> np.ndarray:
@@ -256,18 +227,3 @@ def load(name: str | None = None) -> Dataset:
         raise DatasetError(f"dataset {name!r} has labels outside 0-9")
     _CACHE[name] = ds
     return ds
-
-
-def hide_labels(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Keep labels for a stratified ``fraction`` of examples; mark the rest -1 ("no label")."""
-    y = np.asarray(y).copy()
-    if fraction >= 1.0:
-        return y
-    rng = np.random.default_rng(seed)
-    keep = np.zeros(len(y), dtype=bool)
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        n = max(1, int(round(fraction * len(idx))))
-        keep[rng.choice(idx, size=n, replace=False)] = True
-    y[~keep] = -1
-    return y
