@@ -3,7 +3,7 @@
 Fashion-MNIST's clothes are light on black; a phone photo of trousers on a
 light table is dark on light, and a model that never saw a light background
 reads it as a different picture. The digits screen settles the same question
-for ink on paper (:func:`kdcore.images.preprocess`): the background is the
+for ink on paper (:func:`kdcore.tasks.digits.pictures.preprocess`): the background is the
 median of the picture's border. Here the dataset's border says which background its
 images have, and a photo with the other one is inverted.
 """
