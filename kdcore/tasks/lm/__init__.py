@@ -78,7 +78,6 @@ from ... import params
 from ...config import DistillConfig, TrainConfig, Validated, default
 from ...data import Dataset, DatasetError
 from ...params import Param
-from ...results import Status
 from ..base import SOFT, Metric, Task
 
 EOS, UNK = "<eos>", "<unk>"
@@ -589,7 +588,7 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
     import tensorflow as tf
 
     from ...losses import distillation_terms
-    from ...training import RunResult, device_info
+    from ...training import Loop, device_info
 
     info = device_info()
     xs, ys = streams(data.x_train, data.y_train, cfg.batch_size, cfg.seq_len)
@@ -623,15 +622,11 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
         optimizer.apply(tape.gradient(total, variables), variables)
         return total, soft, hard, [tf.stop_gradient(s) for s in out[1:]], t_state
 
-    outcome = {"status": Status.FINISHED, "reason": ""}
-    history: list[dict] = []
-    if progress is not None:
-        progress.phase(series, cfg.epochs, len(xs))
-    t_start = time.perf_counter()
+    loop = Loop(progress, series, cfg.epochs, len(xs))
     empty = tf.zeros((0,))
-    with tf.device(info["device"]):
-        for epoch in range(cfg.epochs):
-            t0, cpu0 = time.perf_counter(), time.process_time()
+    with tf.device(info["device"]), loop:
+        for epoch in loop.epochs():
+            cpu0 = time.process_time()
             optimizer.learning_rate.assign(cfg.learning_rate * cfg.lr_decay ** epoch)
             state = [tf.constant(s) for s in zero_state(net, cfg.batch_size)]
             t_state = [tf.constant(s) for s in zero_state(teacher, cfg.batch_size)] if online else []
@@ -641,30 +636,17 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
                 total, soft, hard, state, t_state = step(tf.constant(xs[t]), tf.constant(ys[t]), state, t_state, *c)
                 loss = float(total)
                 sums += (loss, float(soft), float(hard))
-                if not math.isfinite(loss):
-                    outcome.update(status=Status.FAILED, reason=f"loss became NaN at epoch {epoch + 1} batch {t + 1}")
-                    break
-                if progress is not None:
-                    progress.batch(series, t + 1, loss)
-                    if progress.stop_requested:
-                        outcome.update(status=Status.STOPPED, reason="stopped by user")
-                        break
-            if outcome["status"] != Status.FINISHED:
-                break
+                loop.step(t + 1, loss)
             mean = sums / max(len(xs), 1)
-            record = {"epoch": epoch + 1, "loss": float(mean[0]), "soft": float(mean[1]), "hard": float(mean[2]),
+            record = {"loss": float(mean[0]), "soft": float(mean[1]), "hard": float(mean[2]),
                       "perplexity": math.exp(min(mean[2], 50.0)),
                       "valid_perplexity": perplexity(net, data.x_valid, data.y_valid, cfg.seq_len)}
             if epoch == cfg.epochs - 1:
                 record["test_perplexity"] = perplexity(net, data.x_test, data.y_test, cfg.seq_len)
-            record["seconds"] = time.perf_counter() - t0
             record["cpu_seconds"] = time.process_time() - cpu0  # this process's CPU: what other programs' load barely moves
-            history.append(record)
-            if progress is not None:
-                progress.epoch(series, record)
-    score = history[-1].get("test_perplexity") if history else None
-    return RunResult(net, outcome["status"], outcome["reason"], history, score, time.perf_counter() - t_start,
-                     info["label"])
+            loop.record(record)
+    score = loop.history[-1].get("test_perplexity") if loop.history else None
+    return loop.result(net, score, info["label"])
 
 
 # --- prompts -----------------------------------------------------------------------------------------

@@ -696,7 +696,7 @@ def pretrain(net, ids: np.ndarray, cfg: TeacherConfig, vocab: int, progress=None
     import tensorflow as tf
 
     from ...losses import masked_lm_loss
-    from ...training import RunResult, device_info
+    from ...training import Loop, device_info
 
     embeddings = net.get_layer("embeddings")
     encoder = [net.get_layer(f"layer{i}") for i in range(1, depth(net) + 1)]
@@ -728,36 +728,21 @@ def pretrain(net, ids: np.ndarray, cfg: TeacherConfig, vocab: int, progress=None
     info = device_info()
     ids = ids[(ids >= 2).any(1)]  # a sentence of unknown words only has nothing to mask
     steps = math.ceil(len(ids) / cfg.batch_size)
-    if progress is not None:
-        progress.phase("pretrain", cfg.pretrain_epochs, steps)
-    status, reason, history = Status.FINISHED, "", []
-    t_start = time.perf_counter()
+    loop = Loop(progress, "pretrain", cfg.pretrain_epochs, steps, stage="pre-training ")
     cls = vocab - 1
-    with tf.device(info["device"]):
-        for epoch in range(cfg.pretrain_epochs):
+    with tf.device(info["device"]), loop:
+        for epoch in loop.epochs():
             rng = np.random.default_rng([cfg.seed, epoch])
             inputs, picks, targets, weights = mask_words(ids, rng, cls)
             order = rng.permutation(len(ids))
-            t0, loss_sum, right, total = time.perf_counter(), 0.0, 0.0, 0.0
+            loss_sum, right, total = 0.0, 0.0, 0.0
             for b in range(steps):
                 idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
                 loss, hit, n = (float(v) for v in step(inputs[idx], picks[idx], targets[idx], weights[idx]))
-                if not math.isfinite(loss):
-                    status, reason = Status.FAILED, f"loss became NaN at pre-training epoch {epoch + 1} batch {b + 1}"
-                    break
                 loss_sum, right, total = loss_sum + loss, right + hit, total + n
-                if progress is not None:
-                    progress.batch("pretrain", b + 1, loss_sum / (b + 1))
-                    if progress.stop_requested:
-                        status, reason = Status.STOPPED, "stopped by user"
-                        break
-            if status != Status.FINISHED:
-                break
-            history.append({"epoch": epoch + 1, "loss": loss_sum / steps, "masked_accuracy": right / max(total, 1.0),
-                            "seconds": time.perf_counter() - t0})
-            if progress is not None:
-                progress.epoch("pretrain", history[-1])
-    return RunResult(net, status, reason, history, None, time.perf_counter() - t_start, info["label"])
+                loop.step(b + 1, loss, {"pretrain": loss_sum / (b + 1)})  # the running mean, as Keras reports
+            loop.record({"loss": loss_sum / steps, "masked_accuracy": right / max(total, 1.0)})
+    return loop.result(net, device=info["label"])
 
 
 # --- TinyBERT's intermediate-layer stage ---------------------------------------------------------
@@ -819,7 +804,7 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
     import tensorflow as tf
 
     from ...losses import attention_score_loss, token_mse
-    from ...training import RunResult, device_info
+    from ...training import Loop, device_info
 
     t_shape, s_shape = shape_of(teacher), shape_of(student)
     mapping = layer_map(cfg.layer_map, s_shape["layers"], t_shape["layers"])
@@ -868,48 +853,33 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
 
     info = device_info()
     steps = math.ceil(len(data.y_train) / cfg.batch_size)
-    status, reason, history = Status.FINISHED, "", []
-    t_start = time.perf_counter()
-    with tf.device(info["device"]):
+    loop = Loop(progress, "intermediate", cfg.intermediate_epochs, steps, stage="intermediate ")
+    series = ("intermediate", "intermediate embedding", "intermediate hidden", "intermediate attention")
+    with tf.device(info["device"]), loop:
         if cache and progress is not None:
             progress.phase("teacher activations")
         targets = teacher_activations(teacher, data.x_train, mapping, progress) if cache else []
-        cache_s = time.perf_counter() - t_start
+        cache_s = time.perf_counter() - loop.t_start
         if targets is None:
-            return RunResult(student, Status.STOPPED, "stopped by user", [], None, cache_s, info["label"])
-        if progress is not None:
-            progress.phase("intermediate", cfg.intermediate_epochs, steps)
+            loop.stop()
         # Batches are gathered here, by shuffled index, from the sentences and (cached) the teacher's arrays:
         # both ways see the same batches, and the cache goes when this stage returns.
         order = np.random.default_rng(cfg.seed)
-        for epoch in range(cfg.intermediate_epochs):
-            t0, sums, n = time.perf_counter(), np.zeros(4), 0
+        for epoch in loop.epochs():
+            sums, n = np.zeros(4), 0
             shuffled = order.permutation(len(data.x_train))
             for b, start in enumerate(range(0, len(shuffled), cfg.batch_size), start=1):
                 idx = shuffled[start:start + cfg.batch_size]
                 values = [float(v) for v in step(tf.constant(data.x_train[idx], tf.int32),
                                                  [tf.constant(a[idx]) for a in targets])]
                 sums, n = sums + values, n + 1
-                if not math.isfinite(values[0]):
-                    status, reason = Status.FAILED, f"loss became NaN at intermediate epoch {epoch + 1} batch {b}"
-                    break
-                if progress is not None:  # running means in the epoch, as Keras reports the other stages' losses
-                    for key, value in zip(("", " embedding", " hidden", " attention"), sums / n):
-                        progress.batch("intermediate" + key, b, float(value))
-                    if progress.stop_requested:
-                        status, reason = Status.STOPPED, "stopped by user"
-                        break
-            if status != Status.FINISHED:
-                break
-            mean = sums / max(n, 1)
-            record = {"epoch": epoch + 1, "loss": mean[0], "embedding": mean[1], "hidden": mean[2],
-                      "attention": mean[3], "seconds": time.perf_counter() - t0}
+                loop.step(b, values[0], dict(zip(series, sums / n)))  # running means, as Keras reports
+            mean = [float(v) for v in sums / max(n, 1)]
+            record = dict(zip(("loss", "embedding", "hidden", "attention"), mean))
             if epoch == 0:  # how the teacher's activations were had, and what caching them cost
                 record.update(teacher="cached" if cache else "in every step", cache_seconds=cache_s if cache else 0.0)
-            history.append({k: v if k in ("epoch", "teacher") else float(v) for k, v in record.items()})
-            if progress is not None:
-                progress.epoch("intermediate", history[-1])
-    return RunResult(student, status, reason, history, None, time.perf_counter() - t_start, info["label"])
+            loop.record(record)
+    return loop.result(student, device=info["label"])
 
 
 # --- looking inside one sentence -------------------------------------------------------------------
