@@ -150,15 +150,15 @@ class _Ended(Exception):
 class Loop:
     """The bookkeeping every training loop shares, whoever runs the steps: Keras ``fit`` or a loop of our own.
 
-    It owns what used to be written once per loop, each time in its own words:
-    posting each batch's loss to the :class:`~kdcore.progress.Progress`, ending
+    It owns what every loop must do alike, so that a run ends in the same words
+    whichever loop ran it: posting each batch's loss to the :class:`~kdcore.progress.Progress`, ending
     the run as ``failed`` when the loss is not finite (with one wording, see
     :meth:`batch`), ending it as ``stopped`` when the user asked, writing each
     finished epoch's record (and only finished ones: an epoch cut short is not
     recorded), and building the :class:`RunResult` with its status, reason,
     history and time. A hand-written loop reads::
 
-        loop = Loop(progress, "pretrain", epochs, steps, stage="pre-training ")
+        loop = Loop(progress, "pretrain", epochs, steps, stage="pre-training")
         with loop:  # a NaN or a stop leaves the block at once, from however deep
             for epoch in loop.epochs():
                 for b in range(steps):
@@ -172,6 +172,7 @@ class Loop:
     """
 
     def __init__(self, progress: Progress | None, series: str, epochs: int, steps: int, stage: str = ""):
+        """``stage`` names a run's earlier stage in the NaN reason ("at intermediate epoch 2 batch 5")."""
         self.progress, self.series, self.n_epochs, self.steps, self.stage = progress, series, epochs, steps, stage
         self.status, self.reason, self.history = Status.FINISHED, "", []
         self.epoch, self.t_start = 0, time.perf_counter()
@@ -211,7 +212,8 @@ class Loop:
         if not math.isfinite(loss):
             first = step if first is None else first
             where = f"batch {step}" if first == step else f"batches {first}-{step}"
-            self.status, self.reason = Status.FAILED, f"loss became NaN at {self.stage}epoch {self.epoch + 1} {where}"
+            epoch = " ".join(filter(None, (self.stage, f"epoch {self.epoch + 1}")))
+            self.status, self.reason = Status.FAILED, f"loss became NaN at {epoch} {where}"
         elif self.progress is not None and self.progress.stop_requested:
             self.status, self.reason = Status.STOPPED, STOPPED_BY_USER
         return not self.ended

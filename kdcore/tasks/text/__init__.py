@@ -728,7 +728,7 @@ def pretrain(net, ids: np.ndarray, cfg: TeacherConfig, vocab: int, progress=None
     info = device_info()
     ids = ids[(ids >= 2).any(1)]  # a sentence of unknown words only has nothing to mask
     steps = math.ceil(len(ids) / cfg.batch_size)
-    loop = Loop(progress, "pretrain", cfg.pretrain_epochs, steps, stage="pre-training ")
+    loop = Loop(progress, "pretrain", cfg.pretrain_epochs, steps, stage="pre-training")
     cls = vocab - 1
     with tf.device(info["device"]), loop:
         for epoch in loop.epochs():
@@ -853,7 +853,7 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
 
     info = device_info()
     steps = math.ceil(len(data.y_train) / cfg.batch_size)
-    loop = Loop(progress, "intermediate", cfg.intermediate_epochs, steps, stage="intermediate ")
+    loop = Loop(progress, "intermediate", cfg.intermediate_epochs, steps, stage="intermediate")
     series = ("intermediate", "intermediate embedding", "intermediate hidden", "intermediate attention")
     with tf.device(info["device"]), loop:
         if cache and progress is not None:
