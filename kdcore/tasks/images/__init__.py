@@ -17,9 +17,9 @@ from ..base import HINT, SOFT, Task
 from .data import (CIFAR10_CLASSES, CIFAR_PLACES, LUMA, MAX_SIDE, MIN_SIDE, SMALL, _make, as_seen_by, cifar10_entry,
                    cifar10_place, default_dataset, load, read_cifar_batch, read_cifar_binary, to_channels)
 from .inspection import prepare_photo
-from .model import (BN_MOMENTUM, CROP, SIZE_CLASSES, SIZE_SHAPE, _shape_of, build, build_student, build_teacher,
-                    stats, student_layers, teacher_layers)
-from .settings import BLOCKS, NAME, VGG_CHANNELS, VGG_DENSE, VGG_DEPTHS, StudentConfig, TeacherConfig
+from .model import (BN_MOMENTUM, CROP, SIZE_CLASSES, SIZE_SHAPE, VGG_DENSE, _shape_of, build, build_student,
+                    build_teacher, stats, student_layers, teacher_layers)
+from .settings import BLOCKS, NAME, VGG_CHANNELS, VGG_DEPTHS, StudentConfig, TeacherConfig
 
 
 class Images(Task):

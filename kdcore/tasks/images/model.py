@@ -12,10 +12,11 @@ is for 32×32×3 images and 10 classes.
 from __future__ import annotations
 
 from ...data import Dataset
-from .settings import VGG_CHANNELS, VGG_DEPTHS, VGG_DENSE, StudentConfig, TeacherConfig
+from .settings import VGG_CHANNELS, VGG_DEPTHS, StudentConfig, TeacherConfig
 
 SIZE_SHAPE = (32, 32, 3)  # what the size table assumes: CIFAR-10's images and classes
 SIZE_CLASSES = 10
+VGG_DENSE = 512
 CROP = 0.125  # random shifts of up to 4 of 32 pixels: CIFAR's pad-4-and-crop
 BN_MOMENTUM = 0.9  # Keras's 0.99 leaves the moving statistics near their start after a short CPU run
 

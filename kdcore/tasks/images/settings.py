@@ -15,7 +15,6 @@ from ...params import Param
 NAME = "images"
 VGG_DEPTHS = {"vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3)}
 VGG_CHANNELS = (64, 128, 256, 512, 512)
-VGG_DENSE = 512
 BLOCKS = len(VGG_CHANNELS)
 
 params.register(
