@@ -150,13 +150,13 @@ class _Ended(Exception):
 class Loop:
     """The bookkeeping every training loop shares, whoever runs the steps: Keras ``fit`` or a loop of our own.
 
-    It owns what every loop must do alike, so that a run ends in the same words
-    whichever loop ran it: posting each batch's loss to the :class:`~kdcore.progress.Progress`, ending
-    the run as ``failed`` when the loss is not finite (with one wording, see
-    :meth:`batch`), ending it as ``stopped`` when the user asked, writing each
-    finished epoch's record (and only finished ones: an epoch cut short is not
-    recorded), and building the :class:`RunResult` with its status, reason,
-    history and time. A hand-written loop reads::
+    It owns what every loop must do alike, so that a run ends in the same
+    words whichever loop ran it: posting each batch's loss to the
+    :class:`~kdcore.progress.Progress`, ending the run as ``failed`` when the
+    loss is not finite (with one wording, see :meth:`batch`), ending it as
+    ``stopped`` when the user asked, writing each finished epoch's record (and
+    only finished ones: an epoch cut short is not recorded), and building the
+    :class:`RunResult` with its status, reason, history and time. A hand-written loop reads::
 
         loop = Loop(progress, "pretrain", epochs, steps, stage="pre-training")
         with loop:  # a NaN or a stop leaves the block at once, from however deep
@@ -228,20 +228,19 @@ class Loop:
         self.status, self.reason = Status.STOPPED, STOPPED_BY_USER
         raise _Ended
 
-    def record(self, fields: dict) -> dict | None:
+    def record(self, fields: dict) -> None:
         """Write the finished epoch's record, ``{"epoch", **fields, "seconds"}``, to the history and the progress.
 
         Nothing is written once the run has ended: Keras still ends an epoch cut
         short by a stop or a NaN, and it is not a finished epoch.
         """
         if self.ended:
-            return None
+            return
         record = {"epoch": self.epoch + 1, **fields}
         record.setdefault("seconds", time.perf_counter() - self.t0)
         self.history.append(record)
         if self.progress is not None:
             self.progress.epoch(self.series, record)
-        return record
 
     def result(self, model, score: float | None = None, device: str = "", **more) -> RunResult:
         """The run as every fit returns it; ``more`` are :class:`RunResult`'s other fields (``replicas``…)."""
