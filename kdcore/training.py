@@ -7,8 +7,9 @@ student also gets the teacher's logits. Those logits are computed once per
 Keras ``fit`` next to the labels, so distillation costs barely more per epoch
 than training from scratch (the teacher never runs inside the training step).
 
-Progress goes to a :class:`~kdcore.progress.Progress` through a Keras
-callback: a loss per batch, the full metrics per epoch, and a stop check
+Progress goes to a :class:`~kdcore.progress.Progress` through a :class:`Loop`
+(here driven by a Keras callback; the tasks' hand-written loops drive it
+themselves): a loss per batch, the full metrics per epoch, and a stop check
 between batches (on epochs of 200 batches or more, every few batches: see
 :func:`steps_per_execution`). Every run ends with a status and a reason: ``finished``,
 ``stopped`` (by the user) or ``failed`` (an error, or a loss that became NaN).
@@ -139,45 +140,139 @@ def _trainer_class():
     return LogitTrainer
 
 
-def _progress_callback(progress: Progress | None, series: str, outcome: dict):
+STOPPED_BY_USER = "stopped by user"
+
+
+class _Ended(Exception):
+    """Raised by :meth:`Loop.step` and :meth:`Loop.stop` to leave the ``with loop:`` block: the run has ended."""
+
+
+class Loop:
+    """The bookkeeping every training loop shares, whoever runs the steps: Keras ``fit`` or a loop of our own.
+
+    It owns what every loop must do alike, so that a run ends in the same
+    words whichever loop ran it: posting each batch's loss to the
+    :class:`~kdcore.progress.Progress`, ending the run as ``failed`` when the
+    loss is not finite (with one wording, see :meth:`batch`), ending it as
+    ``stopped`` when the user asked, writing each finished epoch's record (and
+    only finished ones: an epoch cut short is not recorded), and building the
+    :class:`RunResult` with its status, reason, history and time. A hand-written loop reads::
+
+        loop = Loop(progress, "pretrain", epochs, steps, stage="pre-training")
+        with loop:  # a NaN or a stop leaves the block at once, from however deep
+            for epoch in loop.epochs():
+                for b in range(steps):
+                    loop.step(b + 1, loss)
+                loop.record({"loss": mean})
+        return loop.result(model, device=label)
+
+    Keras's callbacks cannot leave ``fit`` by raising, so the progress callback
+    calls :meth:`batch`, which answers False when the run has ended, and sets
+    ``stop_training`` itself. ``seconds`` counts from the loop's creation.
+    """
+
+    def __init__(self, progress: Progress | None, series: str, epochs: int, steps: int, stage: str = ""):
+        """``stage`` names a run's earlier stage in the NaN reason ("at intermediate epoch 2 batch 5")."""
+        self.progress, self.series, self.n_epochs, self.steps, self.stage = progress, series, epochs, steps, stage
+        self.status, self.reason, self.history = Status.FINISHED, "", []
+        self.epoch, self.t_start = 0, time.perf_counter()
+        self.t0 = self.t_start
+
+    @property
+    def ended(self) -> bool:
+        return self.status != Status.FINISHED
+
+    def phase(self) -> None:
+        """Tell the progress this loop's epochs begin (its series, epochs and batches per epoch)."""
+        if self.progress is not None:
+            self.progress.phase(self.series, self.n_epochs, self.steps)
+
+    def epochs(self):
+        """0, 1, … ``epochs`` − 1, each begun by :meth:`begin`; the phase is posted first."""
+        self.phase()
+        for epoch in range(self.n_epochs):
+            self.begin(epoch)
+            yield epoch
+
+    def begin(self, epoch: int) -> None:
+        self.epoch, self.t0 = epoch, time.perf_counter()
+
+    def batch(self, step: int, loss: float, points: dict | None = None, first: int | None = None) -> bool:
+        """Post batch ``step`` (1-based) and say whether the run goes on: False after a NaN or a stop.
+
+        ``points`` are the curve points to post, by series (default: ``loss``
+        on the loop's series); ``first`` is the first batch ``loss`` covers
+        when one call stands for several (Keras's ``steps_per_execution``).
+        The point is posted even when it is NaN, so the curve shows where the
+        run broke; a NaN outranks a stop asked for at the same batch.
+        """
+        if self.progress is not None:
+            for name, value in (points or {self.series: loss}).items():
+                self.progress.batch(name, step, float(value))
+        if not math.isfinite(loss):
+            first = step if first is None else first
+            where = f"batch {step}" if first == step else f"batches {first}-{step}"
+            epoch = " ".join(filter(None, (self.stage, f"epoch {self.epoch + 1}")))
+            self.status, self.reason = Status.FAILED, f"loss became NaN at {epoch} {where}"
+        elif self.progress is not None and self.progress.stop_requested:
+            self.status, self.reason = Status.STOPPED, STOPPED_BY_USER
+        return not self.ended
+
+    def step(self, step: int, loss: float, points: dict | None = None) -> None:
+        """:meth:`batch` for a loop of our own: leaves the ``with loop:`` block when the run has ended."""
+        if not self.batch(step, loss, points):
+            raise _Ended
+
+    def stop(self) -> None:
+        """End the run as stopped by the user (a stop seen outside a batch) and leave the ``with loop:`` block."""
+        self.status, self.reason = Status.STOPPED, STOPPED_BY_USER
+        raise _Ended
+
+    def record(self, fields: dict) -> None:
+        """Write the finished epoch's record, ``{"epoch", **fields, "seconds"}``, to the history and the progress.
+
+        Nothing is written once the run has ended: Keras still ends an epoch cut
+        short by a stop or a NaN, and it is not a finished epoch.
+        """
+        if self.ended:
+            return
+        record = {"epoch": self.epoch + 1, **fields}
+        record.setdefault("seconds", time.perf_counter() - self.t0)
+        self.history.append(record)
+        if self.progress is not None:
+            self.progress.epoch(self.series, record)
+
+    def result(self, model, score: float | None = None, device: str = "", **more) -> RunResult:
+        """The run as every fit returns it; ``more`` are :class:`RunResult`'s other fields (``replicas``…)."""
+        return RunResult(model, self.status, self.reason, self.history, score, time.perf_counter() - self.t_start,
+                         device, **more)
+
+    def __enter__(self) -> Loop:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> bool:
+        return kind is _Ended
+
+
+def _progress_callback(loop: Loop):
     import keras
 
     class ProgressCallback(keras.callbacks.Callback):
-        """Per-batch loss, per-epoch metrics, stop between batches, NaN watch."""
-
-        def __init__(self):
-            super().__init__()
-            self.epoch = 0
-            self.t0 = time.perf_counter()
+        """Keras's side of a :class:`Loop`: per-batch loss, NaN watch and stop between batches, per-epoch metrics."""
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.epoch, self.t0 = epoch, time.perf_counter()
+            loop.begin(epoch)
 
         def on_train_batch_begin(self, batch, logs=None):
             self.first = batch
 
         def on_train_batch_end(self, batch, logs=None):
-            loss = float(logs["loss"])
-            if not math.isfinite(loss):
-                where = f"batch {batch + 1}" if batch == self.first else f"batches {self.first + 1}-{batch + 1}"
-                outcome.update(status="failed", reason=f"loss became NaN at epoch {self.epoch + 1} {where}")
+            if not loop.batch(batch + 1, float(logs["loss"]), first=self.first + 1):
                 self.model.stop_training = True
-            if progress is not None:
-                progress.batch(series, batch + 1, loss)
-                if progress.stop_requested:
-                    outcome.update(status="stopped", reason="stopped by user")
-                    self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
-            if outcome["status"] != "finished":
-                return  # Keras still ends an epoch cut short by a stop or a NaN: it is not a finished epoch
-            record = {"epoch": epoch + 1, "seconds": time.perf_counter() - self.t0}
-            for key, value in (logs or {}).items():
-                name = "test_accuracy" if key == "val_accuracy" else key
-                record[name] = float(value)
-            outcome.setdefault("history", []).append(record)
-            if progress is not None:
-                progress.epoch(series, record)
+            loop.record({"test_accuracy" if key == "val_accuracy" else key: float(value)
+                         for key, value in (logs or {}).items()})
 
     return ProgressCallback()
 
@@ -309,7 +404,6 @@ def fit(net, data: Dataset, cfg, *, labels=None, teacher_logits=None, temperatur
 
     labels = data.y_train if labels is None else labels
     info = device_info()
-    outcome: dict = {"status": "finished", "reason": ""}
     steps = math.ceil(len(labels) / cfg.batch_size)
     strategy, model = mirrored(net, info["replicas"] if devices is None else list(devices))
     replicas = strategy.num_replicas_in_sync if strategy else 1
@@ -322,21 +416,18 @@ def fit(net, data: Dataset, cfg, *, labels=None, teacher_logits=None, temperatur
         teacher_logits is not None and alpha > 0) else labels.astype("int64")
     train = _dataset(data.x_train, target, cfg.batch_size, cfg.seed)
     test = _dataset(data.x_test, data.y_test, 512, cfg.seed, shuffle=False)
-    if progress is not None:
-        progress.phase(series, cfg.epochs, steps)
-    t0 = time.perf_counter()
+    loop = Loop(progress, series, cfg.epochs, steps)
+    loop.phase()
     with contextlib.nullcontext() if strategy else tf.device(info["device"]):
         trainer.fit(train, epochs=cfg.epochs, validation_data=test, verbose=0, shuffle=False,
-                    callbacks=[_progress_callback(progress, series, outcome)])
-    history = outcome.get("history", [])
-    acc = history[-1].get("test_accuracy") if history else None
+                    callbacks=[_progress_callback(loop)])
+    acc = loop.history[-1].get("test_accuracy") if loop.history else None
     label = info["label"]
     if strategy:
         net.set_weights(model.get_weights())
         label = (f"{replicas} devices (MirroredStrategy): batch {cfg.batch_size}, "
                  f"{cfg.batch_size // replicas} per replica")
-    return RunResult(net, outcome["status"], outcome["reason"], history, acc, time.perf_counter() - t0, label,
-                     replicas, cfg.batch_size // replicas if strategy else 0)
+    return loop.result(net, acc, label, replicas=replicas, replica_batch=cfg.batch_size // replicas if strategy else 0)
 
 
 # --- baseline and distilled student ------------------------------------------------------------
@@ -519,19 +610,16 @@ def fit_hint(student, teacher, data: Dataset, cfg: DistillConfig, layers: tuple[
             return {"loss": self.tracker.result()}
 
     info = device_info()
-    outcome: dict = {"status": "finished", "reason": ""}
     hint_trainer = HintTrainer()
     hint_trainer.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), jit_compile=False)
     steps = math.ceil(len(data.y_train) / cfg.batch_size)
-    if progress is not None:
-        progress.phase("hint", cfg.hint_epochs, steps)
-    t0 = time.perf_counter()
+    loop = Loop(progress, "hint", cfg.hint_epochs, steps)
+    loop.phase()
     with tf.device(info["device"]):
         hint_trainer.fit(_dataset(data.x_train, data.y_train, cfg.batch_size, cfg.seed), epochs=cfg.hint_epochs, shuffle=False,
-                         verbose=0, callbacks=[_progress_callback(progress, "hint", outcome)])
-    return RunResult(student, outcome["status"], outcome["reason"], outcome.get("history", []), None,
-                     time.perf_counter() - t0, info["label"])
+                         verbose=0, callbacks=[_progress_callback(loop)])
+    return loop.result(student, device=info["label"])
 
 
-__all__ = ["RunResult", "fit", "mirrored", "replica_devices", "fit_distilled", "fit_baseline", "teacher_logits", "predict_logits", "accuracy",
+__all__ = ["RunResult", "Loop", "STOPPED_BY_USER", "fit", "mirrored", "replica_devices", "fit_distilled", "fit_baseline", "teacher_logits", "predict_logits", "accuracy",
            "fit_hint", "hint_pair", "hint_regressor", "pick_device", "device_info"]

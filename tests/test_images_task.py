@@ -40,8 +40,8 @@ def _cifar_files(n: int = 3) -> dict[str, tuple[bytes, np.ndarray, np.ndarray]]:
 
 @pytest.fixture
 def cifar_home(tmp_path, monkeypatch):
-    monkeypatch.setattr(images, "CIFAR_HOME", tmp_path)
-    monkeypatch.setattr(images, "_CACHE", {})
+    monkeypatch.setattr(images.data, "CIFAR_HOME", tmp_path)
+    monkeypatch.setattr(images.data, "_CACHE", {})
     return tmp_path
 
 
@@ -73,7 +73,7 @@ def test_cifar10_from_its_folder_its_archive_and_its_binary_version(cifar_home):
     for name in files:
         (folder / name).unlink()
     folder.rmdir()
-    images._CACHE.clear()
+    images.data._CACHE.clear()
     with tarfile.open(cifar_home / "cifar-10-python.tar.gz", "w:gz") as tar:
         for name, (raw, _, _) in files.items():
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
@@ -82,7 +82,7 @@ def test_cifar10_from_its_folder_its_archive_and_its_binary_version(cifar_home):
     _expect(images.load("cifar10"), files)
 
     (cifar_home / "cifar-10-python.tar.gz").unlink()
-    images._CACHE.clear()
+    images.data._CACHE.clear()
     binary = cifar_home / "cifar-10-batches-bin"
     binary.mkdir()
     for name, (_, x, y) in files.items():

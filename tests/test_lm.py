@@ -283,7 +283,7 @@ def test_bad_text_files_and_caps_are_refused_in_one_line(tmp_path, monkeypatch):
     for path, message in cases:
         with pytest.raises(DatasetError, match=message):
             tasks.get("lm").load(str(path))
-    monkeypatch.setattr(lm, "MAX_TEXT_BYTES", 10)
+    monkeypatch.setattr(lm.data, "MAX_TEXT_BYTES", 10)  # read where load_text lives
     with pytest.raises(DatasetError, match="too large"):
         lm.load_text(good)
     with pytest.raises(DatasetError, match=r"vocabulary cap must be >= 2 \(got 1\)"):
