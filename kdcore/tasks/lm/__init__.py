@@ -77,9 +77,10 @@ import numpy as np
 from ... import params
 from ...config import DistillConfig, TrainConfig, Validated, default
 from ...data import Dataset, DatasetError
+from ...metric import PERPLEXITY
 from ...params import Param
 from ...results import Status
-from ..base import SOFT, Metric, Task
+from ..base import SOFT, Task
 
 EOS, UNK = "<eos>", "<unk>"
 SOFT_TARGETS = ("online", "cache")
@@ -582,7 +583,7 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
 
     The state of the student (and of an online teacher) is carried from one
     batch to the next along each stream; see the module docstring.
-    Returns a :class:`kdcore.training.RunResult` whose ``test_accuracy``
+    Returns a :class:`kdcore.training.RunResult` whose ``score``
     holds the test perplexity.
     """
     import keras
@@ -830,7 +831,7 @@ class LanguageModel(Task):
     title = "Language model (LSTM, next word)"
     description = ("A word-level LSTM language model on the Penn Treebank (or your own text, one sentence a "
                    "line) distilled into a smaller LSTM; scored by perplexity.")
-    metric = Metric("perplexity", higher_is_better=False)
+    metric = PERPLEXITY
     example = "prompt"
     terms = (SOFT,)
     teacher_config = TeacherConfig
