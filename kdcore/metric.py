@@ -51,14 +51,28 @@ class Metric:
         return f"{value:.{self.digits}%}" if self.percent else f"{value:,.{self.digits}f}"
 
     def format_change(self, change) -> str:
-        """A difference of two scores (student − baseline) in the metric's own units: "+1.2 points", "−7.9 ppl"."""
+        """A difference of two scores (student − baseline) in the metric's own units: "+1.2 points", "-7.9 ppl".
+
+        A plain hyphen-minus, not "−": ``st.metric`` reads a delta's sign from it.
+        """
         if change is None:
             return "n/a"
-        text = f"{(100 if self.percent else 1) * change:+,.{self.digits}f} {self.unit}"
-        return text.replace("-", "\u2212")
+        return f"{(100 if self.percent else 1) * change:+,.{self.digits}f} {self.unit}"
+
+    def format_spread(self, spread: dict | None, change: bool = False) -> str:
+        """An experiment's ``{"mean", "std"}`` over seeds: "96.1% ± 0.3%", "411.8 ± 9.0".
+
+        With ``change`` it is a difference of scores: "+1.2 ± 0.3 points".
+        """
+        if not spread or spread.get("mean") is None:
+            return "n/a"
+        if not change:
+            return f"{self.format(spread['mean'])} ± {self.format(spread.get('std') or 0.0)}"
+        mean, std = ((100 if self.percent else 1) * v for v in (spread["mean"], spread.get("std") or 0.0))
+        return f"{mean:+,.{self.digits}f} ± {std:,.{self.digits}f} {self.unit}"
 
     def format_gain(self, gain) -> str:
-        """A :meth:`gain` (positive = better) shown as the change it is: a perplexity gain of 7.9 reads "−7.9 ppl"."""
+        """A :meth:`gain` (positive = better) shown as the change it is: a perplexity gain of 7.9 reads "-7.9 ppl"."""
         return self.format_change(None if gain is None else gain * self.sign)
 
     # --- comparing ----------------------------------------------------------------------------------
@@ -78,7 +92,7 @@ class Metric:
         return (student - baseline) * self.sign
 
     def gap_recovered(self, student, baseline, teacher):
-        """Share of the teacher–baseline gap the student closed: (s − b) / (t − b), in logarithms when ``log_space``.
+        """Share of the teacher–baseline gap the student closed: (s − b) / (t − b), in logs when ``log_space``.
 
         None when a score is missing (or not positive in log space) or the
         teacher is no better than the baseline: there is then no gap to close.

@@ -104,7 +104,7 @@ class TeacherResult:
     def to_json(self) -> dict:
         out = {"model": self.model, "dataset": self.dataset, "params": self.params, "status": str(self.status),
                "reason": self.reason, f"test_{self.metric.name}": self.score, "seconds": round(self.seconds, 2),
-               "device": self.device, "history": self.history, "task": self.task}
+               "device": self.device, "history": self.history, "task": self.task, "metric": self.metric.name}
         if self.stages:
             out["stages"] = self.stages
         return out

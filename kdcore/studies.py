@@ -419,7 +419,8 @@ class _NewStudy:
                       "data_fingerprint": training.dataset_fingerprint(self.ds), "distill": to_dict(self.cfg),
                       **mode, "teacher": {"file": self.teacher_path.name, "sha256": file_sha256(self.teacher_path),
                                           "accuracy": teacher_acc}}
-        study = optuna.create_study(study_name=self.name, storage=rdb, sampler=sampler, direction="maximize")
+        direction = "maximize" if self.task.metric.higher_is_better else "minimize"  # a value is student − baseline
+        study = optuna.create_study(study_name=self.name, storage=rdb, sampler=sampler, direction=direction)
         study.set_user_attr(SPEC_KEY, study_spec)
         return study
 

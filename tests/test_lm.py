@@ -319,7 +319,7 @@ def test_live_curves_of_a_language_model_show_perplexity_on_a_log_axis():
 
     series = {"student": [{"epoch": 1, "perplexity": 900.0, "valid_perplexity": 950.0},
                           {"epoch": 2, "perplexity": 500.0, "valid_perplexity": 610.0}]}
-    fig = figures.accuracy_curves(series, 400.0)  # what the job panel calls, whatever the task
+    fig = figures.score_curves(series, 400.0)  # what the job panel calls, whatever the task
     assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.title.text == "perplexity"
     assert [t.name for t in fig.data] == ["student valid", "student train"] and list(fig.data[0].y) == [950.0, 610.0]
 

@@ -22,8 +22,8 @@ def test_scores_and_changes_read_in_the_metrics_own_units():
     assert ACCURACY.format(0.9734) == "97.3%" and PERPLEXITY.format(121.54) == "121.5"
     assert ACCURACY.format(None) == PERPLEXITY.format(None) == "n/a"
     assert ACCURACY.format_change(0.012) == "+1.2 points"
-    assert PERPLEXITY.format_change(-7.9) == "\u22127.9 ppl"
-    assert PERPLEXITY.format_gain(7.9) == "\u22127.9 ppl", "a perplexity gain is a drop"
+    assert PERPLEXITY.format_change(-7.9) == "-7.9 ppl"
+    assert PERPLEXITY.format_gain(7.9) == "-7.9 ppl", "a perplexity gain is a drop"
     assert ACCURACY.label == "Test accuracy" and PERPLEXITY.label == "Perplexity"
 
 
@@ -83,3 +83,55 @@ def test_perplexity_verdicts_read_a_negative_change_as_help():
     out = DistillResult("s", "ptb", 8000, "t", 100.0, 200.0, 400.0, metric=PERPLEXITY, task="lm").to_json()
     assert out["gap_recovered"] == pytest.approx(0.5) and out["gain"] == -200.0
     assert out["test_examples"] == out["test_images"] == 8000, "the old key stays for its readers"
+
+
+@pytest.mark.slow
+def test_the_cli_summarises_a_language_models_distillation_in_perplexity_with_baseline_and_verdict(
+        toy_text, tmp_path, capsys):
+    from kdcore import cli
+
+    teacher, student = tmp_path / "t.keras", tmp_path / "s.keras"
+    common = ["--task", "lm", "--dataset", str(toy_text), "--epochs", "1", "--batch-size", "8", "--seq-len", "10"]
+    assert cli.main(["train-teacher", *common, "--units", "16", "--out", str(teacher)]) == 0
+    assert "test perplexity" in capsys.readouterr().out
+    assert cli.main(["distill", *common, "--teacher", str(teacher), "--student-units", "16", "--baseline",
+                     "--out", str(student)]) == 0
+    out = capsys.readouterr().out
+    record = storage_record("distill")
+    scores = {who: PERPLEXITY.format(record[f"{who}_perplexity"]) for who in ("student", "teacher", "baseline")}
+    assert f"test perplexity {scores['student']} (teacher {scores['teacher']})" in out, out
+    assert f"Baseline from scratch {scores['baseline']}" in out, out
+    assert f"Verdict: {record['verdict_reason']}" in out, out
+    assert "test accuracy" not in out and "n/a (teacher n/a)" not in out, out
+
+
+def storage_record(kind: str) -> dict:
+    """The results of the one run of ``kind`` in the run store."""
+    from kdcore import storage
+
+    (run,) = storage.run_store().runs(kind)
+    return run["results"]
+
+
+def test_the_runs_page_draws_a_language_models_own_metric_and_its_verdict():
+    from streamlit.testing.v1 import AppTest
+
+    from kdcore import storage
+    from tests.conftest import ROOT
+
+    run = DistillResult("s.keras", "toy.txt", 3000, "t.keras", 20.0, 25.0, 32.0, metric=PERPLEXITY, task="lm")
+    epochs = [(who, {"epoch": e, "loss": 3.0 / e, "perplexity": 40.0 / e, "valid_perplexity": 45.0 / e,
+                     **({"test_perplexity": score} if e == 2 else {})})
+              for who, score in (("student", 25.0), ("baseline", 32.0)) for e in (1, 2)]
+    storage.run_store().add_run("distill", "Distil an LSTM", {"task": "lm"}, "toy.txt", status="finished",
+                                results=run.to_json(), epochs=epochs)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = at.dataframe[0].value["results"][0]
+    assert "student 25.0" in shown and "baseline 32.0" in shown and "gap recovered 53%" in shown
+    assert "unknown" not in shown and "no verdict: one run, no error estimate" in shown, shown
+    chart = at.get("plotly_chart")[0].proto.spec
+    assert "no epochs recorded" not in chart
+    assert "Perplexity per epoch" in chart and '"type":"log"' in chart.replace(" ", "")
+    assert chart.count("valid_perplexity") == 0 and "[45.0,22.5]" in chart.replace(" ", ""), chart[:2000]
