@@ -376,7 +376,7 @@ def _sweep(name, spec, teacher_cfg, cfg, ds, cells, widths, seeds, progress: Pro
     task = tasks.get(spec.get("task"))
     results = {"preset": name, "dataset": ds.name, "status": "finished", "reason": "", "cells": []}
     teacher = cached_teacher(teacher_cfg, ds, progress, task.name)
-    results["teacher_accuracy"] = teacher["accuracy"]
+    results[f"teacher_{task.metric.name}"] = teacher["accuracy"]
     if teacher["status"] != "finished":
         results.update(status=teacher["status"], reason=f"teacher: {teacher['reason']}")
         return results

@@ -248,7 +248,8 @@ def live_curves(key: str, progress, max_age_s: float = LIVE_MAX_AGE_S) -> tuple[
         if fresh(entry):
             return entry.figures
         snap = progress.snapshot()
-        built = tuple(Frozen(fig) for fig in (score_curves(snap["series"], snap["results"].get("teacher_accuracy")),
+        m = metrics.of_epochs(snap["series"]) if snap["series"] else metrics.of_record(snap["results"])
+        built = tuple(Frozen(fig) for fig in (score_curves(snap["series"], snap["results"].get(f"teacher_{m.name}"), m),
                                                loss_curves(snap["series"], snap["batches"])))
         with _LIVE_GUARD:
             _LIVE[key] = _Live(writes, marker, time.monotonic(), built)

@@ -75,7 +75,7 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
     teacher_meta = storage.read_sidecar(teacher_path)
     teacher_score = t.score(teacher, ds)
     if progress is not None:
-        progress.result(teacher_accuracy=teacher_score)
+        progress.result(**{f"teacher_{t.metric.name}": teacher_score})
     student = t.distill_student(cfg, teacher, ds, progress)
     result = DistillResult("", ds.name, len(ds.y_test), str(teacher_path), teacher_score, student.score,
                            params={"teacher": int(teacher.count_params()),
@@ -85,7 +85,7 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
                            note=note)
     if cfg.baseline and student.status == Status.FINISHED:
         if progress is not None:
-            progress.result(student_accuracy=student.score)
+            progress.result(**{f"student_{t.metric.name}": student.score})
         base = t.train_baseline(cfg, ds, progress)
         result.seconds += base.seconds
         result.status, result.reason = base.status, base.reason

@@ -135,3 +135,16 @@ def test_the_runs_page_draws_a_language_models_own_metric_and_its_verdict():
     assert "no epochs recorded" not in chart
     assert "Perplexity per epoch" in chart and '"type":"log"' in chart.replace(" ", "")
     assert chart.count("valid_perplexity") == 0 and "[45.0,22.5]" in chart.replace(" ", ""), chart[:2000]
+
+
+def test_a_running_language_models_curves_are_in_perplexity_with_its_teacher_as_the_reference():
+    from kdcore import figures
+    from kdcore.progress import Progress
+
+    progress = Progress("lm")
+    progress.result(teacher_perplexity=15.0)
+    progress.epoch("student", {"epoch": 1, "loss": 3.0, "perplexity": 40.0, "valid_perplexity": 45.0})
+    scores, _ = figures.live_curves("lm-job", progress)
+    assert scores.layout.yaxis.type == "log" and scores.layout.title.text == "Perplexity per epoch (lower is better)"
+    assert [s.y0 for s in scores.layout.shapes] == [15.0]
+    assert scores.layout.annotations[0].text == "teacher 15.0"
