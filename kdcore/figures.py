@@ -144,8 +144,11 @@ def _epoch_dtick(*series: dict) -> int:
 
 
 def _held_out(series: dict[str, list[dict]], m: Metric) -> tuple[str, str]:
-    """(record key, label) of the held-out score per epoch: ``valid_<metric>`` when the records keep one
-    (a language model scores its test text once, after the last epoch), else ``test_<metric>``."""
+    """(record key, label) of the held-out score per epoch: ``valid_<metric>`` if kept, else ``test_<metric>``.
+
+    A language model keeps its validation score every epoch and scores its
+    test text once, after the last: its test key would draw a single point.
+    """
     if any(f"valid_{m.name}" in r for records in series.values() for r in records):
         return f"valid_{m.name}", "valid"
     return f"test_{m.name}", "test"
@@ -174,7 +177,7 @@ def score_curves(series: dict[str, list[dict]], teacher_score: float | None = No
                       annotation_text=f"teacher {m.format(teacher_score)}", annotation_position="bottom right")
     _waiting(fig, not fig.data)
     fig.update_xaxes(title="epoch", dtick=_epoch_dtick(series))
-    fig.update_yaxes(title=m.name, **m.axis(), range=[0, 1] if m.percent and not fig.data else None)
+    fig.update_yaxes(title=m.name, **m.axis(empty=not fig.data))
     return _curve_layout(fig, f"{m.name.capitalize()} per epoch{m.direction}")
 
 
@@ -280,7 +283,7 @@ def runs_overlay(runs: dict[str, dict[str, list[dict]]], metric: Metric | None =
                                          line=dict(color=_colour(name), dash=dashes[i % len(dashes)])))
     _waiting(fig, not fig.data, "no epochs recorded for the selected runs")
     fig.update_xaxes(title="epoch", dtick=_epoch_dtick(*runs.values()))
-    fig.update_yaxes(title=m.label, **m.axis(), range=[0, 1] if m.percent and not fig.data else None)
+    fig.update_yaxes(title=m.label, **m.axis(empty=not fig.data))
     return _curve_layout(fig, f"{m.label} per epoch{m.direction}", height=420)
 
 

@@ -120,10 +120,13 @@ class Metric:
         return math.sqrt((student * (1 - student) + baseline * (1 - baseline)) / max(n_test, 1))
 
     # --- drawing ------------------------------------------------------------------------------------
-    def axis(self) -> dict:
-        """Plotly y-axis settings for this score: shares on 0–100 %, log-space scores on a log axis."""
+    def axis(self, empty: bool = False) -> dict:
+        """Plotly y-axis settings for this score: shares as percentages, log-space scores on a log axis.
+
+        A share's axis spans 0–100 % while ``empty``, so a chart still waiting for its first epoch reads right.
+        """
         if self.percent:
-            return {"tickformat": ".0%"}
+            return {"tickformat": ".0%", "range": [0, 1] if empty else None}
         return {"type": "log"} if self.log_space else {"rangemode": "tozero"}
 
     def hover(self, precise: bool = False) -> str:
