@@ -47,7 +47,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import bench, config, export, params, storage, tasks
+from . import bench, config, export, metric, params, storage, tasks
 from .progress import Progress
 
 EXIT_ERROR = 2
@@ -117,12 +117,11 @@ def _percent(value) -> str:
 
 # --- live progress on stderr -----------------------------------------------------------------------
 def epoch_line(series: str, record: dict, epochs: int) -> str:
-    """One line per finished epoch, e.g. ``student epoch 2/5: loss 0.312, accuracy 91.0 %, ...``."""
+    """One line per finished epoch, e.g. ``student epoch 2/5: loss 0.312, accuracy 91.0%, ...``."""
     parts = [f"loss {record['loss']:.4f}"] if "loss" in record else []
-    parts += [f"{key.replace('_', ' ')} {_percent(record[key])}"
-              for key in ("accuracy", "test_accuracy") if key in record]
-    parts += [f"{key.replace('_', ' ')} {record[key]:,.1f}"
-              for key in ("valid_perplexity", "test_perplexity") if record.get(key) is not None]
+    m = metric.of_record(record)
+    parts += [f"{key.replace('_', ' ')} {m.format(record[key])}"
+              for key in (m.name, f"valid_{m.name}", f"test_{m.name}") if record.get(key) is not None]
     parts.append(f"{record.get('seconds', 0):.1f} s")
     return f"{series} epoch {record['epoch']}/{epochs or '?'}: {', '.join(parts)}"
 
@@ -223,10 +222,8 @@ def _teacher_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _teacher_text(result: dict) -> str:
-    metric = next(k for k in result if k.startswith("test_"))
-    value = result[metric]
-    shown = _percent(value) if metric == "test_accuracy" else "n/a" if value is None else f"{value:,.1f}"
-    return (f"Teacher saved to {result['model']}: {metric.replace('_', ' ')} {shown}, "
+    m = metric.of_record(result)
+    return (f"Teacher saved to {result['model']}: test {m.name} {m.format(result.get(f'test_{m.name}'))}, "
             f"{result['params']:,} parameters, {result['seconds']:.1f} s on {result['device']}")
 
 
@@ -252,11 +249,13 @@ def _distill_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _distill_text(result: dict) -> str:
-    lines = [f"Student saved to {result['model']}: test accuracy {_percent(result.get('student_accuracy'))} "
-             f"(teacher {_percent(result.get('teacher_accuracy'))})"]
-    if "baseline_accuracy" in result:
+    m = metric.of_record(result)
+    lines = [f"Student saved to {result['model']}: test {m.name} {m.format(result.get(f'student_{m.name}'))} "
+             f"(teacher {m.format(result.get(f'teacher_{m.name}'))})"]
+    if f"baseline_{m.name}" in result:
         gap = result.get("gap_recovered")
-        lines.append(f"Baseline from scratch {_percent(result['baseline_accuracy'])}; gap recovered: "
+        lines.append(f"Baseline from scratch {m.format(result[f'baseline_{m.name}'])} "
+                     f"({m.format_change(result.get('gain'))}); gap recovered: "
                      + ("n/a (the teacher is not better than the baseline)" if gap is None else f"{100 * gap:.0f} %"))
         lines.append(f"Verdict: {result['verdict_reason']}")
     lines.append(f"{result['params']['student']:,} student vs {result['params']['teacher']:,} teacher parameters, "
@@ -350,12 +349,13 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _evaluate_text(result: dict) -> str:
-    if "test_perplexity" in result:
-        return (f"Test perplexity {result['test_perplexity']:,.1f} on {result['test_size']:,} words "
-                f"(valid {result['valid_perplexity']:,.1f}); {result['note']}")
-    rows = [f"Test accuracy {_percent(result['test_accuracy'])} on {result['test_size']:,} images",
-            "confusion (rows: true label, columns: predicted):"]
-    rows += [f"  {i}: " + " ".join(f"{n:>5}" for n in row) for i, row in enumerate(result["confusion"])]
+    m = metric.of_record(result)
+    rows = [f"Test {m.name} {m.format(result[f'test_{m.name}'])} on {result['test_size']:,} examples"
+            + (f" (valid {m.format(result[f'valid_{m.name}'])})" if f"valid_{m.name}" in result else "")
+            + (f"; {result['note']}" if result.get("note") else "")]
+    if "confusion" in result:
+        rows.append("confusion (rows: true label, columns: predicted):")
+        rows += [f"  {i}: " + " ".join(f"{n:>5}" for n in row) for i, row in enumerate(result["confusion"])]
     return "\n".join(rows)
 
 
@@ -398,8 +398,9 @@ def _experiment_arguments(parser: argparse.ArgumentParser) -> None:
                                           "preset's (a teacher trained before by the same recipe is reused anyway)")
 
 
-def _spread_text(spread: dict, scale: float = 100) -> str:
-    return "n/a" if spread.get("mean") is None else f"{scale * spread['mean']:.1f} ± {scale * spread['std']:.1f}"
+def _spread_text(spread: dict) -> str:
+    """A share's mean ± std over seeds, in percent (without the sign, which the line adds)."""
+    return "n/a" if spread.get("mean") is None else f"{100 * spread['mean']:.1f} ± {100 * spread['std']:.1f}"
 
 
 def _preset_of_task(name: str, task: str | None) -> str:
@@ -414,26 +415,22 @@ def _preset_of_task(name: str, task: str | None) -> str:
 
 
 def _experiment_text(result: dict) -> str:
-    if result.get("metric") == "perplexity":
-        return "\n".join([
-            f"{result['preset']} on {result['dataset']}, seeds {result['seeds']}: "
-            f"teacher perplexity {result['teacher_perplexity']:,.1f}",
-            f"distilled {_spread_text(result['student_perplexity'], 1)}, "
-            f"from scratch {_spread_text(result['baseline_perplexity'], 1)} (test perplexity, lower is better)",
-            f"gain {_spread_text(result['gain'], 1)}, gap recovered (log-perplexity) "
-            f"{_spread_text(result['gap_recovered'])} %",
-            f"Verdict: {result['verdict_reason']}", f"{result['seconds']:.0f} s"])
+    m = metric.of_record(result)
+    gap = "gap recovered" + (f" (log-{m.name})" if m.log_space else "")
     lines = [f"{result['preset']} on {result['dataset']}, seeds {result['seeds']}: "
-             f"teacher {_percent(result['teacher_accuracy'])}",
-             f"distilled {_spread_text(result['student_accuracy'])} %, "
-             f"from scratch {_spread_text(result['baseline_accuracy'])} %",
-             f"gain {_spread_text(result['gain'])} points, gap recovered {_spread_text(result['gap_recovered'])} %"]
+             f"teacher {m.format(result.get(f'teacher_{m.name}'))}",
+             f"distilled {m.format_spread(result.get(f'student_{m.name}'))}, "
+             f"from scratch {m.format_spread(result.get(f'baseline_{m.name}'))} (test {m.name}{m.direction})",
+             f"gain {m.format_spread(result.get('gain'), change=True)}, "
+             f"{gap} {_spread_text(result['gap_recovered'])} %"]
     if "omit" in result:
         omit = result["omit"]
         lines.append(f"class {result['omit_class']}: {_spread_text(omit['student_class'])} % before, "
                      f"{_spread_text(omit['student_class_after_bias'])} % after a bias of "
                      f"{omit['bias']['mean']:+.2f} chosen on training images "
                      f"(baseline {_spread_text(omit['baseline_class'])} %)")
+    if result.get("verdict_reason"):
+        lines.append(f"Verdict: {result['verdict_reason']}")
     return "\n".join(lines + [f"{result['seconds']:.0f} s"])
 
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import time
 
 import numpy as np
@@ -48,8 +47,9 @@ import numpy as np
 from . import presets, storage, tasks, training
 from .config import DistillConfig, from_dict, to_dict
 from .dataset import Dataset
+from .metric import ACCURACY, Metric
 from .progress import Progress
-from .results import gain_noise_single, gap_recovered, verdict
+from .results import verdict
 
 
 # --- small helpers -------------------------------------------------------------------------------
@@ -130,11 +130,11 @@ def cached_teacher(cfg, ds: Dataset, progress: Progress | None = None, task: str
     res = t.train_teacher(cfg, ds, progress)
     if res.status == "finished":
         storage.save_model(res.model, path, {"kind": "teacher", "task": t.name, "dataset": ds.name,
-                                             "config": to_dict(cfg), f"test_{t.metric.name}": res.test_accuracy,
+                                             "config": to_dict(cfg), f"test_{t.metric.name}": res.score,
                                              "device": res.device, "params": t.teacher_size(cfg, ds)["params"],
                                              "seconds": res.seconds,
                                              "note": "trained by an experiment; reused for the same recipe"})
-    return {"model": res.model, "accuracy": res.test_accuracy, "path": str(path), "cached": False,
+    return {"model": res.model, "accuracy": res.score, "path": str(path), "cached": False,
             "status": res.status, "reason": res.reason, "seconds": res.seconds, "history": res.history}
 
 
@@ -205,7 +205,7 @@ def _omitted(spec: dict, omit_class: int | None, ds: Dataset) -> int | None:
     """The class to leave out of the transfer set: the argument, else the preset's, else none."""
     omit = spec.get("omit_class") if omit_class is None else omit_class
     task = tasks.get(spec.get("task"))
-    if omit is not None and task.metric.name != "accuracy":
+    if omit is not None and task.metric != ACCURACY:  # the left-out class is reported in accuracy
         raise ValueError(f"omit_class is not a setting of task {task.name!r}: it leaves a class out of a classifier's "
                          "transfer set")
     if omit is not None and not (isinstance(omit, int) and not isinstance(omit, bool) and 0 <= omit < len(ds.classes)):
@@ -285,10 +285,9 @@ def _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress:
         if baseline.status != "finished":
             results.update(status=str(baseline.status), reason=f"seed {seed}: {baseline.reason}")
             break
-        run = {"seed": seed, "student": student.test_accuracy, "baseline": baseline.test_accuracy,
-               "gain": student.test_accuracy - baseline.test_accuracy,
-               "gap_recovered": _gap(student.test_accuracy, baseline.test_accuracy, teacher["accuracy"],
-                                     task.metric.higher_is_better),
+        run = {"seed": seed, "student": student.score, "baseline": baseline.score,
+               "gain": student.score - baseline.score,
+               "gap_recovered": task.metric.gap_recovered(student.score, baseline.score, teacher["accuracy"]),
                "seconds": student.seconds + baseline.seconds}
         cpu = (_cpu(student), _cpu(baseline))
         if None not in cpu:
@@ -302,23 +301,14 @@ def _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress:
     return results
 
 
-def _gap(student, baseline, teacher, higher_is_better: bool = True):
-    """Share of the teacher–baseline gap closed; for perplexity (lower is better) measured in log-perplexity."""
-    if higher_is_better:
-        return gap_recovered(student, baseline, teacher)
-    logs = [math.log(v) if v else None for v in (student, baseline, teacher)]
-    return gap_recovered(*logs, higher_is_better=False)
-
-
-def _summarise(runs: list[dict], omit: int | None, ds: Dataset, metric=None) -> dict:
-    m = metric.name if metric is not None else "accuracy"
-    higher = metric.higher_is_better if metric is not None else True
+def _summarise(runs: list[dict], omit: int | None, ds: Dataset, metric: Metric = ACCURACY) -> dict:
+    m = metric.name
     out = {key: spread([r[key] for r in runs]) for key in ("gain", "gap_recovered")}
     out.update({f"student_{m}": spread([r["student"] for r in runs]),
                 f"baseline_{m}": spread([r["baseline"] for r in runs]), "runs": runs})
     one = runs[0] if len(runs) == 1 else None  # one seed: the test set's own noise is all there is
-    noise = gain_noise_single(one["student"], one["baseline"], len(ds.y_test)) if one and m == "accuracy" else None
-    v = verdict([r["gain"] for r in runs], noise=noise, higher_is_better=higher, metric=m)
+    noise = metric.gain_noise(one["student"], one["baseline"], len(ds.y_test)) if one else None
+    v = verdict([r["gain"] for r in runs], metric, noise=noise)
     out.update(verdict=v.outcome, verdict_reason=v.why)
     if omit is not None and runs:
         reports = [r["omit"] for r in runs]
@@ -386,7 +376,7 @@ def _sweep(name, spec, teacher_cfg, cfg, ds, cells, widths, seeds, progress: Pro
     task = tasks.get(spec.get("task"))
     results = {"preset": name, "dataset": ds.name, "status": "finished", "reason": "", "cells": []}
     teacher = cached_teacher(teacher_cfg, ds, progress, task.name)
-    results["teacher_accuracy"] = teacher["accuracy"]
+    results[f"teacher_{task.metric.name}"] = teacher["accuracy"]
     if teacher["status"] != "finished":
         results.update(status=teacher["status"], reason=f"teacher: {teacher['reason']}")
         return results
@@ -402,11 +392,11 @@ def _sweep(name, spec, teacher_cfg, cfg, ds, cells, widths, seeds, progress: Pro
             if (w, seed) not in baselines:
                 base = task.train_baseline(cell_cfg, ds, _Tagged(progress, f"w{w} s{seed}"))
                 progress.check_stop()
-                baselines[(w, seed)] = base.test_accuracy
+                baselines[(w, seed)] = base.score
                 done += 1
             student = task.distill_student(cell_cfg, teacher["model"], ds, tagged, logits=logits)
             progress.check_stop()
-            accs.append(student.test_accuracy)
+            accs.append(student.score)
             done += 1
             progress.result(cells_done=done, cells_total=total)
         base = spread([baselines[(w, s)] for s in seeds])["mean"]

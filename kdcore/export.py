@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from . import storage, tasks
+from .metric import ACCURACY, Metric
 
 FORMATS = ("litert",)
 QUANTIZE = ("none", "float16", "int8")
@@ -425,7 +426,7 @@ def export(model_path: str | Path, quantize: str = "int8", out: str | Path | Non
     with tempfile.TemporaryDirectory(prefix="kdstudio-export-") as tmp:
         staged = convert(model, Path(tmp) / out.name, quantize, calibration, steps)
         figures = {"bytes": staged.stat().st_size, "accuracy": None, "float_accuracy": None,
-                   "accuracy_change": None, "test_images": None}
+                   "accuracy_change": None, "test_images": None, "test_examples": None}
         if ds is not None and words:
             from .tasks import lm
 
@@ -440,7 +441,7 @@ def export(model_path: str | Path, quantize: str = "int8", out: str | Path | Non
 
             figures.update(accuracy=accuracy(outputs(staged, ds.x_test), ds.y_test),
                            float_accuracy=accuracy(test_logits(model, ds), ds.y_test),
-                           test_images=int(len(ds.y_test)))
+                           test_examples=int(len(ds.y_test)), test_images=int(len(ds.y_test)))  # the old key, kept
             figures["accuracy_change"] = figures["accuracy"] - figures["float_accuracy"]
         figures["latency_ms"] = {f"threads_{n}": litert_latency(staged, n) for n in THREADS}
         stamp = _source_stamp(model_path)
@@ -531,7 +532,7 @@ def pareto(points: list[dict], higher_is_better: bool = True) -> list[dict]:
     return front
 
 
-def verdict(points: list[dict], metric: str = "accuracy") -> str | None:
+def verdict(points: list[dict], metric: Metric = ACCURACY) -> str | None:
     """ "The int8 distilled student is N× smaller and M× faster than the teacher and X points less accurate."
 
     The newest int8 export of a student against the student's own teacher
@@ -549,12 +550,13 @@ def verdict(points: list[dict], metric: str = "accuracy") -> str | None:
     if teacher is None or teacher.get("score") is None:
         return None
     smaller = teacher["bytes"] / student["bytes"]
-    if metric == "accuracy":
-        points_lost = 100 * (teacher["score"] - student["score"])
+    if metric.percent:
+        points_lost = 100 * metric.gain(teacher["score"], student["score"])
         accuracy_text = (f"{points_lost:.1f} points less accurate" if points_lost >= 0.05 else
                          f"{-points_lost:.1f} points more accurate" if points_lost <= -0.05 else "as accurate")
     else:
-        accuracy_text = f"its {metric} is {student['score']:,.1f} against the teacher's {teacher['score']:,.1f}"
+        accuracy_text = (f"its {metric.name} is {metric.format(student['score'])} against the teacher's "
+                         f"{metric.format(teacher['score'])}")
     if teacher["latency_ms"]:
         faster = teacher["latency_ms"] / student["latency_ms"]
         return (f"The int8 distilled student is {smaller:,.0f}× smaller and {faster:,.0f}× faster than the "
@@ -594,7 +596,8 @@ def text(result: dict) -> str:
                      f"{result['window_words']} (float model {result['float_perplexity']:,.2f}, "
                      f"{result['perplexity_change']:+.2f})")
     if result.get("accuracy") is not None:
-        lines.append(f"accuracy {100 * result['accuracy']:.2f} % on {result['test_images']:,} test images "
+        examples = result.get("test_examples", result.get("test_images"))  # records before test_examples
+        lines.append(f"accuracy {100 * result['accuracy']:.2f} % on {examples:,} test images "
                      f"(float model {100 * result['float_accuracy']:.2f} %, "
                      f"{100 * result['accuracy_change']:+.2f} points)")
     for key, name in (("latency_ms", "LiteRT"), ("keras_latency_ms", "Keras")):

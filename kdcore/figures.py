@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
+from . import metric as metrics
+from .metric import Metric
+
 COLOURS = {"teacher": "#2563eb", "student": "#f97316", "baseline": "#64748b", "intermediate": "#a855f7",
            "pretrain": "#0d9488"}
 
@@ -140,8 +143,28 @@ def _epoch_dtick(*series: dict) -> int:
     return max(1, -(-last // 10))
 
 
-def _score_curves(series: dict[str, list[dict]], keys, reference: float | None, shown: str) -> go.Figure:
-    """One line per (model, key) over epochs, models in their colours, and the teacher's score as a dashed line."""
+def _held_out(series: dict[str, list[dict]], m: Metric) -> tuple[str, str]:
+    """(record key, label) of the held-out score per epoch: ``valid_<metric>`` if kept, else ``test_<metric>``.
+
+    A language model keeps its validation score every epoch and scores its
+    test text once, after the last: its test key would draw a single point.
+    """
+    if any(f"valid_{m.name}" in r for records in series.values() for r in records):
+        return f"valid_{m.name}", "valid"
+    return f"test_{m.name}", "test"
+
+
+def score_curves(series: dict[str, list[dict]], teacher_score: float | None = None,
+                 metric: Metric | None = None) -> go.Figure:
+    """Held-out (solid) and training (dotted) score per epoch, per model, in the run's own metric.
+
+    ``teacher_score`` draws the teacher's test score as a horizontal line: the
+    ceiling a distilled student is measured against. ``metric`` defaults to
+    the one the records are scored by; a log-space metric (perplexity) gets a
+    log axis.
+    """
+    m = metric or metrics.of_epochs(series)
+    keys = (*_held_out(series, m), "solid"), (m.name, "train", "dot")
     fig = go.Figure()
     for name, records in series.items():
         epochs = [r["epoch"] for r in records]
@@ -149,36 +172,13 @@ def _score_curves(series: dict[str, list[dict]], keys, reference: float | None, 
             if any(key in r for r in records):
                 fig.add_trace(go.Scatter(x=epochs, y=[r.get(key) for r in records], name=f"{name} {label}",
                                          mode="lines+markers", line=dict(color=_colour(name), dash=dash)))
-    if reference is not None:
-        fig.add_hline(y=reference, line_dash="dash", line_color=COLOURS["teacher"],
-                      annotation_text=f"teacher {shown}", annotation_position="bottom right")
+    if teacher_score is not None:
+        fig.add_hline(y=teacher_score, line_dash="dash", line_color=COLOURS["teacher"],
+                      annotation_text=f"teacher {m.format(teacher_score)}", annotation_position="bottom right")
     _waiting(fig, not fig.data)
     fig.update_xaxes(title="epoch", dtick=_epoch_dtick(series))
-    return fig
-
-
-def accuracy_curves(series: dict[str, list[dict]], teacher_accuracy: float | None = None) -> go.Figure:
-    """Test accuracy (solid) and training accuracy (dotted) per epoch, per model.
-
-    ``teacher_accuracy`` draws the teacher's test accuracy as a horizontal
-    line: the ceiling a distilled student is measured against. A run scored
-    by perplexity (a language model's records hold ``perplexity`` and
-    ``valid_perplexity``) is drawn by :func:`perplexity_curves` instead.
-    """
-    if any("valid_perplexity" in r for records in series.values() for r in records):
-        return perplexity_curves(series, teacher_accuracy)
-    fig = _score_curves(series, (("test_accuracy", "test", "solid"), ("accuracy", "train", "dot")),
-                        teacher_accuracy, f"{teacher_accuracy:.1%}" if teacher_accuracy is not None else "")
-    fig.update_yaxes(title="accuracy", tickformat=".0%", range=None if fig.data else [0, 1])
-    return _curve_layout(fig, "Accuracy per epoch")
-
-
-def perplexity_curves(series: dict[str, list[dict]], teacher_perplexity: float | None = None) -> go.Figure:
-    """Validation (solid) and training (dotted) perplexity per epoch, per model, on a log axis (lower is better)."""
-    fig = _score_curves(series, (("valid_perplexity", "valid", "solid"), ("perplexity", "train", "dot")),
-                        teacher_perplexity, f"{teacher_perplexity:,.1f}" if teacher_perplexity is not None else "")
-    fig.update_yaxes(title="perplexity", type="log")
-    return _curve_layout(fig, "Perplexity per epoch (lower is better)")
+    fig.update_yaxes(title=m.name, **m.axis(empty=not fig.data))
+    return _curve_layout(fig, f"{m.name.capitalize()} per epoch{m.direction}")
 
 
 # --- a running job's curves, shared by every session that watches it ---------------------------------
@@ -251,7 +251,8 @@ def live_curves(key: str, progress, max_age_s: float = LIVE_MAX_AGE_S) -> tuple[
         if fresh(entry):
             return entry.figures
         snap = progress.snapshot()
-        built = tuple(Frozen(fig) for fig in (accuracy_curves(snap["series"], snap["results"].get("teacher_accuracy")),
+        m = metrics.of_epochs(snap["series"]) if snap["series"] else metrics.of_record(snap["results"])
+        built = tuple(Frozen(fig) for fig in (score_curves(snap["series"], snap["results"].get(f"teacher_{m.name}"), m),
                                                loss_curves(snap["series"], snap["batches"])))
         with _LIVE_GUARD:
             _LIVE[key] = _Live(writes, marker, time.monotonic(), built)
@@ -261,56 +262,58 @@ def live_curves(key: str, progress, max_age_s: float = LIVE_MAX_AGE_S) -> tuple[
     return built
 
 
-def runs_overlay(runs: dict[str, dict[str, list[dict]]]) -> go.Figure:
-    """Test accuracy per epoch of several stored runs, one line per (run, model) pair.
+def runs_overlay(runs: dict[str, dict[str, list[dict]]], metric: Metric | None = None) -> go.Figure:
+    """The held-out score per epoch of several stored runs, one line per (run, model) pair.
 
     ``runs`` maps a run's label to its ``RunStore.epochs`` dict; models keep
-    their colour and runs are told apart by line style.
+    their colour and runs are told apart by line style. ``metric`` defaults to
+    the one the records are scored by (a language model's runs: perplexity).
     """
     dashes = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+    merged = {f"{label} {name}": records for label, series in runs.items() for name, records in series.items()}
+    m = metric or metrics.of_epochs(merged)
+    held, _ = _held_out(merged, m)
     fig = go.Figure()
     for i, (label, series) in enumerate(runs.items()):
         for name, records in series.items():
-            points = [(r["epoch"], r["test_accuracy"]) for r in records if "test_accuracy" in r]
+            points = [(r["epoch"], r[held]) for r in records if r.get(held) is not None]
             if points:
                 x, y = zip(*points)
                 fig.add_trace(go.Scatter(x=x, y=y, name=f"{label} · {name}", mode="lines+markers",
                                          line=dict(color=_colour(name), dash=dashes[i % len(dashes)])))
     _waiting(fig, not fig.data, "no epochs recorded for the selected runs")
     fig.update_xaxes(title="epoch", dtick=_epoch_dtick(*runs.values()))
-    fig.update_yaxes(title="test accuracy", tickformat=".0%", range=None if fig.data else [0, 1])
-    return _curve_layout(fig, "Test accuracy per epoch", height=420)
+    fig.update_yaxes(title=m.label, **m.axis(empty=not fig.data))
+    return _curve_layout(fig, f"{m.label} per epoch{m.direction}", height=420)
 
 
 # --- experiments over seeds -------------------------------------------------------------------
 def experiment_bars(results: dict) -> go.Figure:
-    """Teacher, distilled student and baseline: mean test accuracy over seeds, ± one std as error bars.
+    """Teacher, distilled student and baseline: mean test score over seeds, ± one std as error bars.
 
     ``results`` is :func:`kdcore.experiments.run_experiment`'s dict. The y-axis
     starts near the lowest bar, not at 0: the differences that matter here are
     a point or two, invisible on a 0-100 % axis; the error bars show whether
     they exceed the seed-to-seed spread.
     """
-    m = results.get("metric", "accuracy")
-    bars = [("teacher", "Teacher", {"mean": results.get(f"teacher_{m}"), "std": 0.0}),
-            ("student", "Distilled student", results.get(f"student_{m}") or {}),
-            ("baseline", "Baseline (from scratch)", results.get(f"baseline_{m}") or {})]
+    m = metrics.of_record(results)
+    bars = [("teacher", "Teacher", {"mean": results.get(f"teacher_{m.name}"), "std": 0.0}),
+            ("student", "Distilled student", results.get(f"student_{m.name}") or {}),
+            ("baseline", "Baseline (from scratch)", results.get(f"baseline_{m.name}") or {})]
     bars = [(key, label, s) for key, label, s in bars if s.get("mean") is not None]
-    shown = ".1%" if m == "accuracy" else ",.1f"
-    hover = ".2%" if m == "accuracy" else ",.1f"
+    shown, hover = m.hover(), m.hover(precise=True)
     fig = go.Figure([go.Bar(x=[label], y=[s["mean"]], name=label, marker_color=COLOURS[key],
                             error_y=dict(type="data", array=[s.get("std") or 0.0], visible=True),
                             text=[format(s["mean"], shown)], textposition="inside",
                             hovertemplate=f"{label}: %{{y:{hover}}} ± {format(s.get('std') or 0, hover)}<extra></extra>")
                      for key, label, s in bars])
     fig.update_layout(showlegend=False, height=340, margin=dict(l=10, r=10, t=40, b=10),
-                      title=f"Mean test {m} over {len(results.get('seeds', []))} seed(s), ± 1 std"
-                            + ("" if m == "accuracy" else " (lower is better)"))
-    if m == "accuracy":
+                      title=f"Mean test {m.name} over {len(results.get('seeds', []))} seed(s), ± 1 std{m.direction}")
+    if m.percent:
         low = min((s["mean"] - 3 * (s.get("std") or 0) for _, _, s in bars), default=0.0)
-        fig.update_yaxes(range=[max(0.0, low - 0.03), 1.0], tickformat=".0%", title="test accuracy")
+        fig.update_yaxes(range=[max(0.0, low - 0.03), 1.0], tickformat=".0%", title=f"test {m.name}")
     else:
-        fig.update_yaxes(rangemode="tozero", title=f"test {m}")
+        fig.update_yaxes(rangemode="tozero", title=f"test {m.name}")
     return fig
 
 
@@ -326,7 +329,7 @@ def sweep_heatmap(frame, value: str = "gain", units: int | None = None) -> go.Fi
     cells = frame[frame["units"] == units] if len(frame) else frame
     table = cells.pivot_table(index="alpha", columns="temperature", values=value) if len(cells) else None
     gain = value == "gain"
-    accuracy = (cells["metric"].iloc[0] if "metric" in cells and len(cells) else "accuracy") == "accuracy"
+    m = metrics.get(cells["metric"].iloc[0] if "metric" in cells and len(cells) else None)
     if table is None:
         fig = go.Figure()
         _waiting(fig, True, "no sweep cell finished yet")
@@ -335,16 +338,16 @@ def sweep_heatmap(frame, value: str = "gain", units: int | None = None) -> go.Fi
     limit = float(np.nanmax(np.abs(z))) if gain and np.isfinite(z).any() else None
     fig = go.Figure(go.Heatmap(
         z=z, x=[f"T={t:g}" for t in table.columns], y=[f"α={a:g}" for a in table.index],
-        text=[[("+" if gain and v > 0 else "") + f"{(100 if accuracy else 1) * v:.1f}" for v in row] for row in z],
-        texttemplate="%{text}", colorscale=("RdBu" if accuracy else "RdBu_r") if gain else "Blues",
+        text=[[("+" if gain and v > 0 else "") + f"{(100 if m.percent else 1) * v:.1f}" for v in row] for row in z],
+        texttemplate="%{text}", colorscale=("RdBu" if m.higher_is_better else "RdBu_r") if gain else "Blues",
         zmid=0 if gain else None, zmin=-limit if limit else None, zmax=limit if limit else None,
-        colorbar=dict(title=("points" if accuracy else "perplexity") if gain else ("accuracy" if accuracy else
-                                                                                  "perplexity")),
+        colorbar=dict(title=m.unit if gain else m.name),
         hovertemplate="%{y}, %{x}: %{text}<extra></extra>"))
-    if accuracy:
-        what = "gain over the baseline (points)" if gain else "student test accuracy (%)"
+    if gain:
+        what = (f"gain over the baseline ({m.unit})" if m.higher_is_better else
+                f"change in {m.name} vs the baseline (negative: helped)")
     else:
-        what = "change in perplexity vs the baseline (negative: helped)" if gain else "student test perplexity"
+        what = f"student test {m.name}" + (" (%)" if m.percent else "")
     fig.update_layout(title=f"{units}-unit student: {what}", height=320, margin=dict(l=10, r=10, t=50, b=10))
     fig.update_yaxes(autorange="reversed")
     return fig
@@ -364,7 +367,7 @@ def _latency_sizes(latencies: list) -> list[float]:
     return [10.0 if not v else float(min(48.0, 10.0 + 9.0 * np.log10(v / low))) for v in latencies]
 
 
-def deployment_map(points: list[dict], front: list[dict], metric: str = "accuracy") -> go.Figure:
+def deployment_map(points: list[dict], front: list[dict], metric: Metric = metrics.ACCURACY) -> go.Figure:
     """Every model and export: file size (log) across, the test metric up, marker size = latency at batch 1.
 
     ``points`` and ``front`` come from :func:`kdcore.export.catalogue` and
@@ -387,22 +390,19 @@ def deployment_map(points: list[dict], front: list[dict], metric: str = "accurac
                         symbol=[_FORMAT_SYMBOLS.get(p["format"], "circle") + ("" if p.get("latency_ms") else "-open")
                                 for p in group], line=dict(width=1, color="#0f172a")),
             text=[f"{p['label']} ({p['format']})<br>latency {duration(p.get('latency_ms'))}" for p in group],
-            hovertemplate="%{text}<br>%{x:,.1f} KB · %{y" + (":.2%" if metric == "accuracy" else ":,.1f")
-                          + "}<extra></extra>"))
+            hovertemplate="%{text}<br>%{x:,.1f} KB · %{y:" + metric.hover(precise=True) + "}<extra></extra>"))
     if len(front) > 1:
         fig.add_trace(go.Scatter(name="Pareto front", x=[p["bytes"] / 1024 for p in front],
                                  y=[p["score"] for p in front], mode="lines", line_shape="hv",
                                  line=dict(color="#94a3b8", dash="dash"), hoverinfo="skip"))
-    _waiting(fig, not placed, f"no model with a measured {metric} yet")
-    fig.update_layout(title=dict(text=f"Size, {metric} and latency (bigger marker = slower at batch 1)",
+    _waiting(fig, not placed, f"no model with a measured {metric.name} yet")
+    fig.update_layout(title=dict(text=f"Size, {metric.name} and latency (bigger marker = slower at batch 1)",
                                  subtitle=dict(text="● .keras (Keras call) · ■ LiteRT float32 · ◆ float16 · ▲ int8; "
                                                     "hollow: latency not measured yet")),
                       height=460, margin=dict(l=10, r=10, t=80, b=10))
     fig.update_xaxes(type="log", title="file size (KB, log scale)")
-    if metric == "accuracy":
-        fig.update_yaxes(title="test accuracy", tickformat=".1%")
-    else:
-        fig.update_yaxes(title=f"test {metric} (lower is better, log scale)", type="log")
+    fig.update_yaxes(title=f"test {metric.name}{metric.direction}" + (", log scale" if metric.log_space else ""),
+                     **metric.axis())
     return fig
 
 

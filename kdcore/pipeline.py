@@ -56,10 +56,10 @@ def train_teacher(cfg, dataset: str | None = None, out=None, progress: Progress 
     res = t.train_teacher(cfg, ds, progress)
     size = t.teacher_size(cfg, ds)["params"]
     meta = {"kind": "teacher", "task": t.name, "dataset": ds.name, "config": to_dict(cfg),
-            f"test_{t.metric.name}": res.test_accuracy, "params": size, "device": res.device, "seconds": res.seconds}
+            f"test_{t.metric.name}": res.score, "params": size, "device": res.device, "seconds": res.seconds}
     path = _save(res, out, "teacher", meta)
-    return TeacherResult(path, ds.name, size, res.status, res.reason, res.test_accuracy, res.seconds, res.device,
-                         res.history, t.metric.name, t.name, dict(res.stages))
+    return TeacherResult(path, ds.name, size, res.status, res.reason, res.score, res.seconds, res.device,
+                         res.history, t.metric, t.name, dict(res.stages))
 
 
 def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=None,
@@ -75,26 +75,26 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
     teacher_meta = storage.read_sidecar(teacher_path)
     teacher_score = t.score(teacher, ds)
     if progress is not None:
-        progress.result(teacher_accuracy=teacher_score)
+        progress.result(**{f"teacher_{t.metric.name}": teacher_score})
     student = t.distill_student(cfg, teacher, ds, progress)
-    result = DistillResult("", ds.name, len(ds.y_test), str(teacher_path), teacher_score, student.test_accuracy,
+    result = DistillResult("", ds.name, len(ds.y_test), str(teacher_path), teacher_score, student.score,
                            params={"teacher": int(teacher.count_params()),
                                    "student": t.student_size(cfg.student, ds)["params"]},
                            history={**student.stages, "student": student.history}, device=student.device, status=student.status,
-                           reason=student.reason, seconds=student.seconds, metric=t.metric.name,
-                           higher_is_better=t.metric.higher_is_better, task=t.name, note=note)
+                           reason=student.reason, seconds=student.seconds, metric=t.metric, task=t.name,
+                           note=note)
     if cfg.baseline and student.status == Status.FINISHED:
         if progress is not None:
-            progress.result(student_accuracy=student.test_accuracy)
+            progress.result(**{f"student_{t.metric.name}": student.score})
         base = t.train_baseline(cfg, ds, progress)
         result.seconds += base.seconds
         result.status, result.reason = base.status, base.reason
         result.history["baseline"] = base.history
         if base.status == Status.FINISHED:
-            result.baseline_score = base.test_accuracy
+            result.baseline_score = base.score
     m = t.metric.name
     meta = {"kind": "student", "task": t.name, "dataset": ds.name, "config": to_dict(cfg),
-            f"test_{m}": student.test_accuracy, "teacher": str(teacher_path),
+            f"test_{m}": student.score, "teacher": str(teacher_path),
             "teacher_name": teacher_meta.get("name", Path(teacher_path).stem),
             "params": result.params["student"], "device": student.device, f"baseline_{m}": result.baseline_score}
     result.model = _save(student, out, "student", meta) if result.status == Status.FINISHED else ""

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .metric import ACCURACY, Metric
+
 
 class Status(str, Enum):
     """How a run stands. A ``str`` enum, so ``status == "finished"`` and JSON both work."""
@@ -46,29 +48,19 @@ class Verdict:
     why: str
 
 
-def gain_noise_single(student: float, baseline: float, n_test: int) -> float:
-    """Standard deviation of one run's gain (student − baseline accuracy) from the test set's size.
-
-    Each accuracy measured on ``n_test`` examples has the binomial variance
-    p(1 − p)/n; the two are measured on the same examples but by different
-    models, so the variances are added (an upper bound when the two models
-    err on the same examples).
-    """
-    return math.sqrt((student * (1 - student) + baseline * (1 - baseline)) / max(n_test, 1))
-
-
-def verdict(gains: list[float], *, noise: float | None = None, higher_is_better: bool = True,
-            metric: str = "accuracy") -> Verdict:
+def verdict(gains: list[float], metric: Metric = ACCURACY, *, noise: float | None = None) -> Verdict:
     """Did distillation help? The one rule every screen and the CLI use.
 
-    The statistic is the **standard deviation of the gain** (distilled minus
-    from-scratch, per run): measured across seeds when there are two or more
-    runs, else ``noise`` (for accuracy, :func:`gain_noise_single`). The
-    verdict is *helped* when the mean gain is more than twice that spread in
-    the good direction, *hurt* when it is more than twice in the bad one, and
-    a *tie* otherwise. Two spreads is a plain, conservative line: it asks the
-    gain to stand out from the run-to-run variation a user would see by
-    running the same recipe again, not from the (smaller) error of a mean.
+    ``gains`` are the records' ``gain`` values, distilled minus from-scratch
+    score per run (so for perplexity a negative one is good: ``metric`` says
+    which way is better). The statistic is the **standard deviation of the
+    gain**: measured across seeds when there are two or more runs, else
+    ``noise`` (one run's, :meth:`Metric.gain_noise`). The verdict is *helped*
+    when the mean gain is more than twice that spread in the good direction,
+    *hurt* when it is more than twice in the bad one, and a *tie* otherwise.
+    Two spreads is a plain, conservative line: it asks the gain to stand out
+    from the run-to-run variation a user would see by running the same recipe
+    again, not from the (smaller) error of a mean.
     """
     gains = [g for g in gains if g is not None]
     if not gains:
@@ -83,30 +75,12 @@ def verdict(gains: list[float], *, noise: float | None = None, higher_is_better:
         basis = "twice the gain's standard error on this test set"
     if spread is None:
         return Verdict("unknown", mean, None, "With one run and no error estimate the gain cannot be told from noise.")
-    good = mean if higher_is_better else -mean
+    good = mean * metric.sign
     outcome = "helped" if good > 2 * spread else "hurt" if good < -2 * spread else "tie"
     words = {"helped": "distillation helped: the gain is larger than",
              "hurt": "distillation hurt: the loss is larger than",
              "tie": "a tie: the difference is within"}[outcome]
-    return Verdict(outcome, mean, spread, f"{words} {basis} ({2 * spread:.3g} {_unit(metric)}).")
-
-
-def _unit(metric: str) -> str:
-    return "in accuracy" if metric == "accuracy" else f"in {metric}"
-
-
-def gap_recovered(student: float | None, baseline: float | None, teacher: float | None,
-                  higher_is_better: bool = True) -> float | None:
-    """Share of the teacher–baseline gap that distillation closed: (s − b) / (t − b).
-
-    For perplexity pass logarithms (``higher_is_better=False``): the ratio
-    then reads the same. None when the teacher is no better than the baseline.
-    """
-    if student is None or baseline is None or teacher is None:
-        return None
-    if (teacher - baseline) * (1 if higher_is_better else -1) <= 1e-9:
-        return None
-    return (student - baseline) / (teacher - baseline)
+    return Verdict(outcome, mean, spread, f"{words} {basis} ({2 * spread:.3g} in {metric.name}).")
 
 
 # --- results of runs --------------------------------------------------------------------------------
@@ -123,14 +97,14 @@ class TeacherResult:
     seconds: float
     device: str
     history: list = field(default_factory=list)
-    metric: str = "accuracy"
+    metric: Metric = ACCURACY
     task: str = ""  # the task's name: the pipeline, which knows it, fills it in
     stages: dict = field(default_factory=dict)  # earlier stages' histories (the text teacher's masked-LM "pretrain")
 
     def to_json(self) -> dict:
         out = {"model": self.model, "dataset": self.dataset, "params": self.params, "status": str(self.status),
-               "reason": self.reason, f"test_{self.metric}": self.score, "seconds": round(self.seconds, 2),
-               "device": self.device, "history": self.history, "task": self.task}
+               "reason": self.reason, f"test_{self.metric.name}": self.score, "seconds": round(self.seconds, 2),
+               "device": self.device, "history": self.history, "task": self.task, "metric": self.metric.name}
         if self.stages:
             out["stages"] = self.stages
         return out
@@ -153,35 +127,33 @@ class DistillResult:
     status: Status = Status.FINISHED
     reason: str = ""
     seconds: float = 0.0
-    metric: str = "accuracy"
-    higher_is_better: bool = True
+    metric: Metric = ACCURACY
     task: str = ""  # as in TeacherResult
     teacher_model: str = ""  # set by the demo, which trains the teacher in the same job
     note: str = ""  # what was done to the data for the teacher (grey given as colour, say), for the page to say
 
     @property
     def gain(self) -> float | None:
+        """Student minus baseline score, as the JSON's ``gain`` holds it (for perplexity, negative is better)."""
         if self.student_score is None or self.baseline_score is None:
             return None
         return self.student_score - self.baseline_score
 
     @property
     def gap_recovered(self) -> float | None:
-        if self.metric == "perplexity":  # a gap in perplexity is a ratio: compare logarithms
-            logs = [math.log(v) if v else None for v in (self.student_score, self.baseline_score, self.teacher_score)]
-            return gap_recovered(*logs, higher_is_better=False)
-        return gap_recovered(self.student_score, self.baseline_score, self.teacher_score)
+        return self.metric.gap_recovered(self.student_score, self.baseline_score, self.teacher_score)
 
     def verdict(self) -> Verdict:
         noise = None
-        if self.metric == "accuracy" and self.gain is not None:
-            noise = gain_noise_single(self.student_score, self.baseline_score, self.test_examples)
-        return verdict([self.gain] if self.gain is not None else [], noise=noise,
-                       higher_is_better=self.higher_is_better, metric=self.metric)
+        if self.gain is not None:
+            noise = self.metric.gain_noise(self.student_score, self.baseline_score, self.test_examples)
+        return verdict([self.gain] if self.gain is not None else [], self.metric, noise=noise)
 
     def to_json(self) -> dict:
-        m = self.metric
-        out = {"model": self.model, "dataset": self.dataset, "test_images": self.test_examples,
+        m = self.metric.name
+        # test_images is the older name of test_examples (it counts words and sentences too): kept for its readers
+        out = {"model": self.model, "dataset": self.dataset, "test_examples": self.test_examples,
+               "test_images": self.test_examples, "metric": m,
                "teacher": self.teacher, f"teacher_{m}": self.teacher_score, f"student_{m}": self.student_score,
                "params": self.params, "history": self.history, "device": self.device, "status": str(self.status),
                "reason": self.reason, "seconds": round(self.seconds, 2), "task": self.task}

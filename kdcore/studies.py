@@ -419,7 +419,8 @@ class _NewStudy:
                       "data_fingerprint": training.dataset_fingerprint(self.ds), "distill": to_dict(self.cfg),
                       **mode, "teacher": {"file": self.teacher_path.name, "sha256": file_sha256(self.teacher_path),
                                           "accuracy": teacher_acc}}
-        study = optuna.create_study(study_name=self.name, storage=rdb, sampler=sampler, direction="maximize")
+        direction = "maximize" if self.task.metric.higher_is_better else "minimize"  # a value is student − baseline
+        study = optuna.create_study(study_name=self.name, storage=rdb, sampler=sampler, direction=direction)
         study.set_user_attr(SPEC_KEY, study_spec)
         return study
 
@@ -564,8 +565,8 @@ def _baseline(ctx: _Context, cfg, key: str, progress, timing: dict) -> tuple[flo
     with _study_time(timing):
         shared = ctx.study.user_attrs.get(key)  # another worker may have finished the same one meanwhile: theirs wins
         if shared is None:
-            ctx.study.set_user_attr(key, base.test_accuracy)
-            shared = base.test_accuracy
+            ctx.study.set_user_attr(key, base.score)
+            shared = base.score
     return shared, base.history, True
 
 
@@ -630,7 +631,7 @@ def _trial(ctx: _Context, trial, progress: Progress, timing: dict) -> dict:
     student = ctx.task.distill_student(cfg, ctx.teacher, ctx.ds, watch or _Tagged(progress, tag), logits=ctx.logits)
     results = {"study": trial.study.study_name, "trial": trial.number, **p, "worker": WORKER_ID,
                "teacher_model": str(ctx.teacher_path), "teacher_accuracy": ctx.teacher_accuracy,
-               "student_accuracy": student.test_accuracy, "baseline_accuracy": baseline,
+               "student_accuracy": student.score, "baseline_accuracy": baseline,
                "history": {"student": student.history, **({"baseline": base_history} if trained else {})},
                "status": str(student.status), "reason": student.reason, "seconds": round(student.seconds, 2)}
     pruned = watch is not None and watch.pruned_at is not None
@@ -644,9 +645,9 @@ def _trial(ctx: _Context, trial, progress: Progress, timing: dict) -> dict:
             ctx.study.tell(trial, state=TrialState.FAIL)
         return results
     else:
-        state, value = TrialState.COMPLETE, student.test_accuracy - baseline
+        state, value = TrialState.COMPLETE, student.score - baseline
     with _study_time(timing):
-        for key, attr in (("student", student.test_accuracy), ("baseline", baseline),
+        for key, attr in (("student", student.score), ("baseline", baseline),
                           ("teacher", ctx.teacher_accuracy), ("seconds", round(student.seconds, 2))):
             trial.set_user_attr(key, attr)
         try:

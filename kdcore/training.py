@@ -285,7 +285,7 @@ class RunResult:
     status: Status = Status.FINISHED
     reason: str = ""
     history: list = field(default_factory=list)
-    test_accuracy: float | None = None
+    score: float | None = None  # the task's test metric: accuracy, or a perplexity for a language model
     seconds: float = 0.0
     device: str = ""
     replicas: int = 1  # devices the run was mirrored over (tf.distribute.MirroredStrategy); 1: one device
@@ -296,8 +296,8 @@ class RunResult:
         self.status = Status(self.status)
 
     def to_json(self) -> dict:
-        """The run without its model, as the run store keeps it (``test_accuracy`` is the task's test metric)."""
-        out = {"status": str(self.status), "reason": self.reason, "test_accuracy": self.test_accuracy,
+        """The run without its model, as the run store keeps it (``test_accuracy`` holds ``score``: a JSON key kept)."""
+        out = {"status": str(self.status), "reason": self.reason, "test_accuracy": self.score,
                "seconds": round(self.seconds, 2), "device": self.device, "history": self.history}
         if self.replicas > 1:
             out.update(replicas=self.replicas, replica_batch=self.replica_batch)

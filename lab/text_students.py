@@ -74,7 +74,7 @@ def main(argv=None) -> dict:
                                            "wall_prediction_epochs": pred})
         for name, run in (("scratch", base), ("logits", logit), ("tinybert", tiny)):
             assert run.status == "finished", (name, run.reason)
-            arms[name].append(run.test_accuracy)
+            arms[name].append(run.score)
         print(f"seed {seed}: " + json.dumps({"accuracy": {k: v[-1] for k, v in arms.items()},
                                              "cost": {k: v[-1] for k, v in cost.items()}}), file=sys.stderr, flush=True)
 

@@ -570,7 +570,7 @@ def _seed_teacher(home: Path, dataset: str, teacher: str | Path | None, log) -> 
     ds = data.load(dataset).subset(2000, 500, seed=0)
     res = DIGITS.train_teacher(TeacherConfig(epochs=1, seed=0), ds)
     storage.save_model(res.model, models / "teacher-viewers.keras",
-                       {"kind": "teacher", "dataset": dataset, "test_accuracy": res.test_accuracy})
+                       {"kind": "teacher", "dataset": dataset, "test_accuracy": res.score})
 
 
 # --- command line ----------------------------------------------------------------------------------

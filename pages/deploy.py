@@ -24,12 +24,12 @@ st.caption(f"Models trained on **{dataset}** and their LiteRT exports, measured 
            f"with the LiteRT interpreter: size, test {metric.name}, and latency for one example at batch 1.")
 
 points = export.catalogue(dataset, metric.name)
-sentence = export.verdict(points, metric.name)
+sentence = export.verdict(points, metric)
 if sentence:
     st.markdown(f"**{sentence}**")
 else:
     st.info("Export a distilled student to int8 below to see how it compares with its teacher.", icon=":material/info:")
-st.plotly_chart(figures.deployment_map(points, export.pareto(points, metric.higher_is_better), metric.name),
+st.plotly_chart(figures.deployment_map(points, export.pareto(points, metric.higher_is_better), metric),
                 key="deploy_map")
 hidden = len(export.catalogue()) - len(points)
 if hidden:
@@ -88,9 +88,8 @@ if job is not None:
 exports = [e for e in export.list_exports() if e.get("dataset") == dataset and e.get(metric.name) is not None]
 if exports:
     st.subheader("Exports")
-    scale = 100 if metric.name == "accuracy" else 1
-    shown, change = (("accuracy (%)", "vs float (points)") if metric.name == "accuracy" else
-                     (metric.name, "vs float"))
+    scale = 100 if metric.percent else 1
+    shown, change = ((f"{metric.name} (%)", "vs float (points)") if metric.percent else (metric.name, "vs float"))
     table = pd.DataFrame([{
         "file": e["name"], "quantize": e["quantize"], "KB": e["bytes"] / 1024,
         shown: scale * e[metric.name], change: scale * e[f"{metric.name}_change"],

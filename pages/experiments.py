@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from kdcore import experiments, figures, presets, studies, tasks
+from kdcore.metric import ACCURACY
 from pages import job_panel, state
 
 st.title("Experiments")
@@ -41,13 +42,14 @@ def _recipe(spec: dict) -> str:
             + "".join(f" · {e}" for e in extras))
 
 
-def _pm(spread: dict, scale: float = 100, unit: str = " %") -> str:
-    return "n/a" if spread.get("mean") is None else f"{scale * spread['mean']:.1f} ± {scale * spread['std']:.1f}{unit}"
+def _pm(spread: dict) -> str:
+    """A share's mean ± std over seeds, in percent."""
+    return "n/a" if spread.get("mean") is None else f"{100 * spread['mean']:.1f} ± {100 * spread['std']:.1f} %"
 
 
 task = state.task()
-METRIC = task.metric.name
-ACCURACY = METRIC == "accuracy"
+METRIC = task.metric
+CLASSIFIER = METRIC == ACCURACY  # a class left out of the transfer set is reported in accuracy
 
 
 def live(job, done_label: str, total_label: str, noun: str) -> None:
@@ -114,7 +116,7 @@ if "labels_fraction" in task.distill_params():
                           float(spec["distill"].get("labels_fraction", 1.0)), min_value=0.05, max_value=1.0,
                           step=0.025, help="The student learns the unlabelled rest from the teacher alone; the "
                                            "baseline learns from the labelled part only.")
-if ACCURACY:
+if CLASSIFIER:
     omit_options = ["none", *range(len(state.current_dataset().classes))]
     omit = state.kept(right.selectbox, "Leave out of the transfer set", f"experiments.{name}.omit",
                       "none" if spec.get("omit_class") is None else spec["omit_class"], options=omit_options,
@@ -127,26 +129,24 @@ job = job_panel.current_job("experiment")
 busy = job is not None and job.status.active
 if st.button("Run experiment", type="primary", disabled=busy):
     job_panel.start_job("experiment", lambda: experiments.start_experiment(
-        name, seeds, float(fraction) if fraction != 1.0 or ACCURACY else None, None if omit == "none" else int(omit)))
+        name, seeds, float(fraction) if fraction != 1.0 or CLASSIFIER else None, None if omit == "none" else int(omit)))
 
 
 if job is not None:
     live(job, "seeds_done", "seeds_total", "seeds")
     result = job.result or {}
-    if job.status == "finished" and result.get(f"student_{METRIC}"):
+    if job.status == "finished" and result.get(f"student_{METRIC.name}"):
         bars, numbers = st.columns([3, 2])
         bars.plotly_chart(figures.experiment_bars(result), key="experiment_bars")
         with numbers:
-            if ACCURACY:
-                st.metric("Gain of distillation", _pm(result["gain"], unit=" points"),
-                          help="Distilled minus baseline test accuracy, per seed; mean ± std over seeds.")
-            else:
-                st.metric("Change in perplexity", _pm(result["gain"], 1, ""),
-                          help="Distilled minus baseline test perplexity, per seed (negative: distillation "
-                               "helped); mean ± std over seeds.")
+            st.metric("Gain of distillation" if METRIC.higher_is_better else f"Change in {METRIC.name}",
+                      METRIC.format_spread(result["gain"], change=True),
+                      help=f"Distilled minus baseline test {METRIC.name}, per seed"
+                           + ("" if METRIC.higher_is_better else " (negative: distillation helped)")
+                           + "; mean ± std over seeds.")
             st.metric("Gap recovered", _pm(result["gap_recovered"]),
                       help="(student − baseline) / (teacher − baseline): 100 % would match the teacher."
-                      + ("" if ACCURACY else " For perplexity the gap is measured in log-perplexity."))
+                      + (f" For {METRIC.name} the gap is measured in log-{METRIC.name}." if METRIC.log_space else ""))
             outcome = {"helped": "**Distillation helped.**", "hurt": "**Distillation hurt.**",
                        "tie": "**A tie.**"}.get(result.get("verdict"), "")
             st.markdown(f"{outcome} The rule: {result.get('verdict_reason', '')}")
@@ -187,7 +187,7 @@ if sweep_job is not None:
         frame = pd.DataFrame(cells)
         shown, width = st.columns(2)
         value = shown.radio("Show", ["gain", "student"], horizontal=True, key="experiments.sweep.value",
-                            format_func={"gain": "gain over the baseline", "student": f"student {METRIC}"}.get)
+                            format_func={"gain": "gain over the baseline", "student": f"student {METRIC.name}"}.get)
         units = width.selectbox("Student width", sorted(frame["units"].unique()), key="experiments.sweep.units")
         st.plotly_chart(figures.sweep_heatmap(frame, value, int(units)), key="sweep_heatmap")
         st.dataframe(frame, hide_index=True)

@@ -135,14 +135,10 @@ def show(job) -> None:
 
 def distill_outcome(result) -> None:
     """Student, baseline and teacher side by side, and kdcore's verdict on whether the teacher helped."""
-    from kdcore import tasks
-
-    metric = tasks.get(result.task).metric
+    metric = result.metric
     cols = st.columns(3)
     gain = result.gain
-    delta = None
-    if gain is not None:
-        delta = f"{gain * 100:+.1f} points vs baseline" if metric.name == "accuracy" else f"{gain:+.1f} vs baseline"
+    delta = None if gain is None else f"{metric.format_change(gain)} vs baseline"
     cols[0].metric("Distilled student", metric.format(result.student_score), delta=delta,
                    delta_color="normal" if metric.higher_is_better else "inverse")
     cols[1].metric("Baseline (no teacher)", metric.format(result.baseline_score)
@@ -152,7 +148,7 @@ def distill_outcome(result) -> None:
     if verdict.outcome == "unknown" and result.baseline_score is None:
         st.markdown("No baseline was trained, so this run cannot show what the teacher added; tick *Train baseline too*.")
         return
-    if verdict.outcome == "unknown":  # a perplexity from one run has no error estimate: seeds give one
+    if verdict.outcome == "unknown":  # a metric with no noise model for one run (perplexity): seeds give one
         st.markdown(f"{verdict.why} The Experiments page repeats the run over seeds and says whether the teacher "
                     "helped.")
         return

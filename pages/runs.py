@@ -7,40 +7,32 @@ with the reason it ended.
 import pandas as pd
 import streamlit as st
 
-from kdcore import figures, storage
+from kdcore import figures, metric, storage
 from kdcore.jobs import runner
 from kdcore.results import ACTIVE
 from pages import state  # noqa: F401 - routes deep links through app.py
 
 WHO = ("test", "teacher", "student", "baseline")  # result fields are <who>_<metric>: student_accuracy, ...
+VERDICTS = {"helped": "helped", "hurt": "hurt", "tie": "tie", "unknown": "no verdict: one run, no error estimate"}
 
 
 def _label(run: dict) -> str:
     return f"{run['kind']} {run['id'][:6]}"
 
 
-def _percent(value, digits: int = 1) -> str:
-    """A share, or an experiment's ``{"mean", "std"}`` over seeds as "mean ± std"."""
-    if isinstance(value, dict):
-        return "n/a" if value.get("mean") is None else f"{value['mean']:.{digits}%} ± {value['std']:.{digits}%}"
-    return f"{value:.{digits}%}"
-
-
-def _shown(value, metric: str) -> str:
-    if metric == "accuracy":
-        return _percent(value)
-    if isinstance(value, dict):
-        return "n/a" if value.get("mean") is None else f"{value['mean']:,.1f} ± {value['std']:,.1f}"
-    return f"{value:,.1f}"
-
-
 def _key_results(results: dict) -> str:
-    parts = [f"{who} {_shown(results[f'{who}_{m}'], m)}" for who in WHO for m in ("accuracy", "perplexity")
-             if results.get(f"{who}_{m}") is not None]
+    """Scores in the run's own metric (an experiment's as mean ± std over seeds), its verdict and gap recovered."""
+    m = metric.of_record(results)
+    parts = [f"{who} {m.format_spread(v) if isinstance(v, dict) else m.format(v)}"
+             for who in WHO if (v := results.get(f"{who}_{m.name}")) is not None]
     if results.get("verdict"):
-        parts.append(results["verdict"])
-    if results.get("gap_recovered") is not None:
-        parts.append(f"gap recovered {_percent(results['gap_recovered'], 0)}")
+        parts.append(VERDICTS.get(results["verdict"], results["verdict"]))
+    gap = results.get("gap_recovered")
+    if isinstance(gap, dict):
+        parts.append("gap recovered n/a" if gap.get("mean") is None else
+                     f"gap recovered {gap['mean']:.0%} ± {gap['std']:.0%}")
+    elif gap is not None:
+        parts.append(f"gap recovered {gap:.0%}")
     return " · ".join(parts)
 
 

@@ -47,7 +47,7 @@ def teacher_file(tmp_path_factory, mnist5k):
     result = DIGITS.train_teacher(cfg, mnist5k)
     path = tmp_path_factory.mktemp("teacher") / "teacher.keras"
     storage.save_model(result.model, path, {"kind": "teacher", "dataset": "mnist-5k",
-                                            "test_accuracy": result.test_accuracy})
+                                            "test_accuracy": result.score})
     return path
 
 

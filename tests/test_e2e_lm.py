@@ -35,7 +35,7 @@ def dashboard(tmp_path_factory, toy_text):
     home = tmp_path_factory.mktemp("e2e-lm") / "kdhome"
     for kind, run in (("teacher", teacher), ("student", student)):
         storage.save_model(run.model, home / "models" / f"{kind}-lm.keras",
-                           {"kind": kind, "task": "lm", "dataset": str(toy_text), "test_perplexity": run.test_accuracy})
+                           {"kind": kind, "task": "lm", "dataset": str(toy_text), "test_perplexity": run.score})
     yield from served(home, "e2e-lm-streamlit.log")
 
 

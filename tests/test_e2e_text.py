@@ -40,7 +40,7 @@ def dashboard(tmp_path_factory):
     for kind, result, cfg in (("teacher", teacher, t_cfg), ("student", student, s_cfg)):
         storage.save_model(result.model, home / "models" / f"{kind}-text.keras",
                            {"kind": kind, "task": "text", "dataset": "rotten-tomatoes", "config": to_dict(cfg),
-                            "test_accuracy": result.test_accuracy})
+                            "test_accuracy": result.score})
     yield from served(home, "e2e-text-streamlit.log")
 
 

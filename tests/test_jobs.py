@@ -25,7 +25,7 @@ def baseline_work(data, **overrides):
 
     def work(job):
         run = DIGITS.train_baseline(cfg, data, job.progress)
-        return {"status": run.status, "reason": run.reason, "accuracy": run.test_accuracy}
+        return {"status": run.status, "reason": run.reason, "accuracy": run.score}
     return work
 
 

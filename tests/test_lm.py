@@ -190,8 +190,8 @@ def test_a_tiny_teacher_and_student_beat_a_unigram_model(toy, toy_teacher, soft_
     student = task.distill_student(cfg, teacher.model, toy)
     unigram = _unigram_perplexity(toy)
     assert teacher.status == student.status == "finished"
-    assert teacher.test_accuracy < 0.7 * unigram and student.test_accuracy < 0.8 * unigram, \
-        (teacher.test_accuracy, student.test_accuracy, unigram)
+    assert teacher.score < 0.7 * unigram and student.score < 0.8 * unigram, \
+        (teacher.score, student.score, unigram)
     assert student.history[-1]["soft"] > 0 and "valid_perplexity" in student.history[0]
 
 
@@ -319,7 +319,7 @@ def test_live_curves_of_a_language_model_show_perplexity_on_a_log_axis():
 
     series = {"student": [{"epoch": 1, "perplexity": 900.0, "valid_perplexity": 950.0},
                           {"epoch": 2, "perplexity": 500.0, "valid_perplexity": 610.0}]}
-    fig = figures.accuracy_curves(series, 400.0)  # what the job panel calls, whatever the task
+    fig = figures.score_curves(series, 400.0)  # what the job panel calls, whatever the task
     assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.title.text == "perplexity"
     assert [t.name for t in fig.data] == ["student valid", "student train"] and list(fig.data[0].y) == [950.0, 610.0]
 

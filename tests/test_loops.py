@@ -68,7 +68,7 @@ def test_each_hand_written_loop_stops_within_one_batch_of_a_stop(name, toy_text,
     progress = Progress(name)
     progress.request_stop()
     run, series, _ = LOOPS[name](progress, _data(name, toy_text, sentences), lambda net: net)
-    assert (run.status, run.reason, run.history, run.test_accuracy) == ("stopped", STOPPED_BY_USER, [], None)
+    assert (run.status, run.reason, run.history, run.score) == ("stopped", STOPPED_BY_USER, [], None)
     snap = progress.snapshot()
     assert [step for step, _ in snap["batches"][series]] == [1] and snap["series"] == {}
 

@@ -223,7 +223,7 @@ def test_curve_figures_draw_what_the_progress_holds():
     loss = figures.loss_curves(series, {"student": [(1, 2.0), (2, 1.5)]})
     assert {t.name for t in loss.data} == {"student (batch)", "student total", "student soft", "student hard",
                                            "baseline total", "baseline hard"}, "a soft term that is all zero is left out"
-    accuracy = figures.accuracy_curves(series, teacher_accuracy=0.95)
+    accuracy = figures.score_curves(series, teacher_score=0.95)
     assert {t.name for t in accuracy.data} == {"student test", "student train", "baseline test", "baseline train"}
     assert [s.y0 for s in accuracy.layout.shapes] == [0.95], "the teacher is a horizontal reference line"
     overlay = figures.runs_overlay({"run a": series, "run b": {"teacher": [record]}})

@@ -45,7 +45,7 @@ def tiny_teacher(tmp_path_factory, slice_npz):
     result = DIGITS.train_teacher(TeacherConfig(epochs=1, seed=0), ds)
     path = tmp_path_factory.mktemp("teacher") / "tiny-teacher.keras"
     storage.save_model(result.model, path, {"kind": "teacher", "dataset": ds.name,
-                                            "test_accuracy": result.test_accuracy})
+                                            "test_accuracy": result.score})
     return path
 
 
@@ -269,7 +269,7 @@ two = training.fit(build_student(StudentConfig(units=32), 0), ds, cfg, series="t
 one = training.fit(build_student(StudentConfig(units=32), 0), ds, cfg, series="one", devices=devices[:1])
 print(json.dumps({"devices": devices, "in_sync": strategy.num_replicas_in_sync, "replicas": two.replicas,
                   "replica_batch": two.replica_batch, "label": two.device, "loss": [one.history[0]["loss"],
-                  two.history[0]["loss"]], "acc": [one.test_accuracy, two.test_accuracy],
+                  two.history[0]["loss"]], "acc": [one.score, two.score],
                   "one_replicas": one.replicas}))
 """
 

@@ -134,14 +134,14 @@ def test_pretraining_reads_train_only_and_fills_in_masked_words(toy):
     first = result.stages["pretrain"]
     assert result.status == "finished" and [r["epoch"] for r in first] == [1, 2, 3]
     assert first[-1]["loss"] < first[0]["loss"] and first[-1]["masked_accuracy"] > 1 / toy.tokenizer.size
-    assert result.history and result.test_accuracy is not None  # then it learned sentiment
+    assert result.history and result.score is not None  # then it learned sentiment
     with pytest.raises(ValueError, match="pretrain_epochs"):
         text.TeacherConfig(pretrain_epochs=-1).validate()
     stopped = Progress("stopped")
     stopped.request_stop()  # a stop during the stage ends the run there, and says so
     result = tasks.get("text").train_teacher(cfg, toy, stopped)
     assert result.status == "stopped" and result.reason == "stopped by user"
-    assert result.history == [] and result.stages == {"pretrain": []} and result.test_accuracy is None
+    assert result.history == [] and result.stages == {"pretrain": []} and result.score is None
 
 
 # --- projections, mapping, sizes -------------------------------------------------------------------
@@ -273,13 +273,13 @@ def toy_teacher(toy):
 @pytest.mark.slow
 def test_a_tiny_teacher_teaches_a_student_layer_by_layer(toy, toy_teacher, tmp_path):
     task = tasks.get("text")
-    assert toy_teacher.status == "finished" and toy_teacher.test_accuracy >= 0.8, toy_teacher.history
+    assert toy_teacher.status == "finished" and toy_teacher.score >= 0.8, toy_teacher.history
     cfg = task.distill_from({"student_layers": 1, "student_hidden": 64, "student_heads": 2, "epochs": 3,
                              "intermediate_epochs": 2, "batch_size": 16, "learning_rate": 1e-3,
                              "temperature": 2.0}).validate(len(toy.y_train))
     progress = Progress("tiny")
     student = task.distill_student(cfg, toy_teacher.model, toy, progress)
-    assert student.status == "finished" and student.test_accuracy >= 0.7, student.history  # chance is 0.5
+    assert student.status == "finished" and student.score >= 0.7, student.history  # chance is 0.5
     # Each intermediate term is drawn live: a running mean after every batch, then drawn dashed by the page.
     steps = -(-len(toy.y_train) // 16)
     terms = ("intermediate embedding", "intermediate hidden", "intermediate attention")

@@ -25,19 +25,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .. import params
-
-
-@dataclass(frozen=True)
-class Metric:
-    """How a task's models are scored: ``accuracy`` (higher is better) or ``perplexity`` (lower is)."""
-
-    name: str = "accuracy"
-    higher_is_better: bool = True
-
-    def format(self, value) -> str:
-        if value is None:
-            return "n/a"
-        return f"{value:.1%}" if self.name == "accuracy" else f"{value:,.1f}"
+from ..metric import ACCURACY, Metric  # noqa: F401 - Metric is re-exported: tasks.Metric, from .base import Metric
 
 
 @dataclass(frozen=True)
@@ -58,7 +46,7 @@ class Task:
     name = ""
     title = ""
     description = ""
-    metric = Metric()
+    metric = ACCURACY
     example = "none"
     soft_targets_story = ("The teacher's softened probabilities carry what it learnt about how "
                           "its classes resemble each other.")

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ...dataset import Dataset, DatasetError
-from ..base import SOFT, Metric, Task
+from ...metric import PERPLEXITY
+from ..base import SOFT, Task
 from .cache import _kept_cache, cached_logits, cached_soft_loss, cached_terms, teacher_cache
 from .data import (DEFAULT_VOCAB_CAP, EOS, MAX_TEXT_BYTES, MIN_TEXT_LINES, PTB_SOURCE, PTB_TOKENS, SMALL, UNK,
                    _ptb, encode, load_text, streams, tokens, vocabulary)
@@ -36,7 +37,7 @@ class LanguageModel(Task):
     title = "Language model (LSTM, next word)"
     description = ("A word-level LSTM language model on the Penn Treebank (or your own text, one sentence a "
                    "line) distilled into a smaller LSTM; scored by perplexity.")
-    metric = Metric("perplexity", higher_is_better=False)
+    metric = PERPLEXITY
     example = "prompt"
     soft_targets_story = ("The teacher's softened probabilities over the next word (after \"the stock\", *market* "
                           "but also *price* or *exchange*) carry what it learnt about which next words are plausible.")

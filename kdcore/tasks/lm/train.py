@@ -32,7 +32,7 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
 
     The state of the student (and of an online teacher) is carried from one
     batch to the next along each stream; see the module docstring.
-    Returns a :class:`kdcore.training.RunResult` whose ``test_accuracy``
+    Returns a :class:`kdcore.training.RunResult` whose ``score``
     holds the test perplexity.
     """
     import keras

@@ -62,7 +62,7 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
     is drawn live: its running mean after every batch (series ``intermediate
     embedding``, ``intermediate hidden``, ``intermediate attention`` beside the
     total's ``intermediate``) and its mean in every epoch's record. Returns a
-    :class:`~kdcore.training.RunResult` (``test_accuracy`` is None: the
+    :class:`~kdcore.training.RunResult` (``score`` is None: the
     classifier has not been trained yet).
 
     The teacher's activations are **cached** (computed once, before the first
