@@ -406,7 +406,7 @@ def _preset_of_task(name: str, task: str | None) -> str:
     """The preset, refused in one line when it belongs to another task than ``--task`` names."""
     from . import presets
 
-    own = presets.get(name).get("task", "digits")
+    own = presets.get(name).get("task", tasks.DEFAULT)
     if task is not None and own != task:
         raise ValueError(f"preset {name!r} is for task {own!r}, not {task!r}; presets of {task!r}: "
                          f"{', '.join(presets.names(task)) or 'none yet'}")

@@ -24,6 +24,7 @@ from ... import params
 from ...config import TrainConfig, Validated, default
 from ...params import Param
 from ..base import HINT, SOFT, Task
+from .presets import PRESETS
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -183,6 +184,7 @@ class Digits(Task):
     description = ("A CNN teacher and a small MLP or CNN student on MNIST-style images: MNIST, its 5,000 "
                    "offline digits, Fashion-MNIST, or your own .npz or IDX folder.")
     example = "canvas"
+    presets = PRESETS
     terms = (SOFT, HINT)
     teacher_config = TeacherConfig
     student_config = StudentConfig

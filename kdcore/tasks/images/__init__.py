@@ -34,6 +34,7 @@ from ...data import Dataset, DatasetError
 from ...params import Param
 from ...training import shape_text
 from ..base import HINT, SOFT, Task
+from .presets import PRESETS
 
 NAME = "images"
 SIZE_SHAPE = (32, 32, 3)  # what the size table assumes: CIFAR-10's images and classes
@@ -498,6 +499,7 @@ class Images(Task):
     description = ("A VGG-style teacher and a small CNN or FitNet-shaped student on CIFAR-10, Fashion-MNIST "
                    "or your own .npz of images; FitNets' hint stage uses a convolutional regressor.")
     example = "image"
+    presets = PRESETS
     terms = (SOFT, HINT)
     teacher_config = TeacherConfig
     student_config = StudentConfig

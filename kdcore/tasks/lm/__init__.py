@@ -80,6 +80,7 @@ from ...data import Dataset, DatasetError
 from ...params import Param
 from ...results import Status
 from ..base import SOFT, Metric, Task
+from .presets import PRESETS
 
 EOS, UNK = "<eos>", "<unk>"
 SOFT_TARGETS = ("online", "cache")
@@ -832,6 +833,7 @@ class LanguageModel(Task):
                    "line) distilled into a smaller LSTM; scored by perplexity.")
     metric = Metric("perplexity", higher_is_better=False)
     example = "prompt"
+    presets = PRESETS
     terms = (SOFT,)
     teacher_config = TeacherConfig
     student_config = StudentConfig

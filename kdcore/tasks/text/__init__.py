@@ -62,6 +62,7 @@ from ...data import Dataset, DatasetError
 from ...params import Param
 from ...results import Status
 from ..base import SOFT, Task, Term
+from .presets import PRESETS
 
 NAME = "text"
 MAX_LEN = 48  # [CLS] + 47 words: 99.9 % of the snippets fit whole
@@ -940,6 +941,7 @@ class Text(Task):
     description = ("A small BERT-style encoder classifies Rotten Tomatoes snippets (or your text,label CSV) as "
                    "fresh or rotten; a smaller transformer learns it layer by layer as in TinyBERT.")
     example = "sentence"
+    presets = PRESETS
     terms = (SOFT, EMBEDDING, HIDDEN, ATTENTION)
     teacher_config = TeacherConfig
     student_config = StudentConfig
