@@ -455,7 +455,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperatures", type=_number_list(float), required=True, help="e.g. 1,2,4,8")
     parser.add_argument("--alphas", type=_number_list(float), required=True, help="e.g. 0.5,0.9")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per cell (default 1)")
-    parser.add_argument("--widths", type=_number_list(int), help="student hidden units, e.g. 32,128")
+    parser.add_argument("--widths", type=_number_list(int), help="student widths, values of the task's width setting (`tasks --json`), e.g. 32,128")
     study = parser.add_argument_group("as an Optuna study that workers on any machine can join (README: "
                                       "\"Sweeps across machines\")")
     study.add_argument("--study", help="create the grid as the Optuna study of this name")

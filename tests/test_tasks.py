@@ -196,3 +196,74 @@ def test_one_verdict_rule():
     assert run.verdict().outcome == "helped" and run.gap_recovered == pytest.approx(0.5)
     assert DistillResult("", "d", 100, "t", 0.97, 0.95, 0.94).verdict().outcome == "tie"
     assert Status("finished") == "finished" and Status.RUNNING.active
+
+
+# --- central code asks the task ---------------------------------------------------------------------
+def test_each_builtin_task_fills_in_the_protocol_of_its_example_kind():
+    from kdcore.tasks.base import EXAMPLES
+
+    for name in tasks.BUILTIN:
+        task = tasks.get(name)
+        assert isinstance(task, EXAMPLES[task.example]), (name, task.example)
+    assert not isinstance(tasks.get("digits"), EXAMPLES["sentence"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", tasks.BUILTIN)
+def test_the_experiments_page_describes_each_preset_by_its_task(name):
+    from streamlit.testing.v1 import AppTest
+
+    from kdcore import presets
+    from tests.conftest import ROOT
+
+    task = tasks.get(name)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["task"] = name
+    at.switch_page("pages/experiments.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = at.selectbox(key="experiments.preset").value
+    teacher, distill = presets.configs(shown)
+    recipe = next(m.value for m in at.markdown if presets.get(shown)["description"] in m.value)
+    assert f"teacher {task.describe_teacher(teacher)} · student {task.describe_student(distill.student)}" in recipe
+
+
+@pytest.mark.slow
+def test_a_sweep_over_an_images_preset_ranges_over_the_tasks_width_setting():
+    """The sweep used to guess the width field (``units`` or else ``hidden``) and raised AttributeError here."""
+    from kdcore import experiments
+
+    rng = np.random.default_rng(0)
+    y = np.arange(160) % 2
+    x = (rng.normal(0.5, 0.1, (160, 16, 16, 3)) + 0.3 * y[:, None, None, None]).astype("float32")
+    data = Dataset("stripes", x[:120], y[:120], x[120:], y[120:], "generated", ("dark", "light"))
+    preset = {"name": "tiny-images", "task": "images", "dataset": "stripes",
+              "teacher": {"variant": "vgg11", "width": 0.125, "epochs": 1, "batch_size": 32},
+              "distill": {"student": {"filters": 4, "depth": 1, "blocks": 2, "guided": 1, "hint": 1}, "epochs": 1,
+                          "batch_size": 32}}
+    frame = experiments.sweep(preset, [2.0, 4.0], [0.5, 0.9], data=data, record=False)
+    assert tasks.get("images").width_setting == "student_filters"
+    assert len(frame) == 4 and set(frame["units"]) == {4}
+
+
+@pytest.mark.slow
+def test_a_text_study_without_widths_ranges_over_the_presets_own_student(tmp_path):
+    """The study read ``cfg.student.units``, which a transformer student does not have."""
+    from kdcore import studies
+
+    task = tasks.get("text")
+    rows = [(f"{'good fine great' if i % 2 else 'bad dull poor'} film number w{i}", "pos" if i % 2 else "neg")
+            for i in range(80)]
+    csv = tmp_path / "tiny.csv"
+    csv.write_text("text,label\n" + "\n".join(f'"{t}",{label}' for t, label in rows) + "\n")
+    data = task.load(str(csv))
+    teacher_cfg = task.teacher_config(layers=1, hidden=64, heads=2)
+    teacher = tmp_path / "text-teacher.keras"
+    storage.save_model(task.build_teacher(teacher_cfg, data.tokenizer.size, len(data.classes)), teacher,
+                       {"kind": "teacher", "task": "text", "dataset": str(csv)})
+    preset = {"name": "tiny-text", "task": "text", "dataset": str(csv), "teacher": {"layers": 1, "hidden": 64,
+                                                                                     "heads": 2},
+              "distill": {"student": {"layers": 1, "hidden": 64, "heads": 2}, "epochs": 1, "batch_size": 16}}
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    made = studies.create_grid_study("text-grid", url, preset, [2.0], [0.5, 0.9], teacher=str(teacher))
+    assert made["trials"] == 2
+    assert studies.study_view("text-grid", url)["spec"]["space"]["units"] == [64]

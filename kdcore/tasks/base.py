@@ -274,7 +274,7 @@ class Task:
 
         return {"name": self.name, "title": self.title, "description": self.description,
                 "metric": {"name": self.metric.name, "higher_is_better": self.metric.higher_is_better},
-                "example": self.example, "terms": [t.name for t in self.terms],
+                "example": self.example, "terms": [t.name for t in self.terms], "width_setting": self.width_setting,
                 "datasets": self.datasets(), "default_dataset": self.default_dataset()[0],
                 "settings": {"teacher": rows(self.teacher_params(), "teacher"), "student": rows(self.student_params()),
                              "distill": rows(self.distill_params())}}

@@ -213,6 +213,16 @@ class Digits(Task):
     def describe_student(self, cfg: StudentConfig) -> str:
         return f"{cfg.units}-unit MLP" if not cfg.filters else f"CNN ({cfg.filters} filters, {cfg.units} units)"
 
+    def describe_teacher(self, cfg: TeacherConfig) -> str:
+        extras = [f"dropout {cfg.dropout:g}"] * bool(cfg.dropout) + ["shifts"] * bool(cfg.augment)
+        return ", ".join([cfg.variant, f"{cfg.epochs} epochs", *extras])
+
+    def prepare_image(self, source, shape):
+        """One picture (a path, bytes or an upload) as the model takes it: MNIST-style centring."""
+        from ... import images
+
+        return images.preprocess(source)
+
     def check_model(self, model, name: str) -> None:
         in_shape = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
         out_shape = tuple(model.output_shape[1:]) if hasattr(model, "output_shape") else None

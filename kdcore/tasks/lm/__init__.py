@@ -876,6 +876,9 @@ class LanguageModel(Task):
     def describe_student(self, cfg: StudentConfig) -> str:
         return f"{cfg.layers}×{cfg.units} LSTM"
 
+    def describe_teacher(self, cfg: TeacherConfig) -> str:
+        return f"{cfg.layers}×{cfg.units} LSTM, {cfg.epochs} epochs"
+
     def check_model(self, model, name: str) -> None:
         ins = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
         outs = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
@@ -883,9 +886,9 @@ class LanguageModel(Task):
                 or len(outs[0]) != 3):
             raise ValueError(f"{name} is not a KD Studio language model (it takes {ins} and gives {outs})")
 
-    def check_fits(self, model, data: Dataset, who: str = "model") -> None:
+    def check_fits(self, model, data: Dataset, who: str = "the model") -> None:
         """One line when ``model`` predicts another vocabulary than ``data``'s."""
-        self._check_vocab(model, data, who)
+        self._check_vocab(model, data, who.removeprefix("the "))
 
     def _check_vocab(self, model, data: Dataset, who: str) -> None:
         if vocab_size(model) != len(data.classes):

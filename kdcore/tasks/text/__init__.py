@@ -942,6 +942,7 @@ class Text(Task):
                    "fresh or rotten; a smaller transformer learns it layer by layer as in TinyBERT.")
     example = "sentence"
     presets = PRESETS
+    width_setting = "student_hidden"
     terms = (SOFT, EMBEDDING, HIDDEN, ATTENTION)
     teacher_config = TeacherConfig
     student_config = StudentConfig
@@ -975,6 +976,10 @@ class Text(Task):
     def describe_student(self, cfg: StudentConfig) -> str:
         return f"{cfg.layers}-layer transformer (hidden {cfg.hidden}, {cfg.heads} heads)"
 
+    def describe_teacher(self, cfg: TeacherConfig) -> str:
+        pretrain = f", {cfg.pretrain_epochs} masked-LM epochs first" if cfg.pretrain_epochs else ""
+        return f"{self.describe_student(cfg)}, {cfg.epochs} epochs{pretrain}"
+
     def custom_objects(self) -> dict:
         """The encoder's three layers, registered under ``kdstudio_text>``: plain code of ours, no lambdas."""
         return {f"kdstudio_text>{cls.__name__}": cls for cls in _layers()}
@@ -1007,7 +1012,7 @@ class Text(Task):
                              f"{model.output_shape})")
 
     @staticmethod
-    def check_fits(model, data: Dataset, who: str = "the teacher") -> None:
+    def check_fits(model, data: Dataset, who: str = "the model") -> None:
         got = shape_of(model)
         if got["vocab"] != data.tokenizer.size or got["classes"] != len(data.classes):
             raise ValueError(f"{who} reads {got['vocab']:,} token ids and gives {got['classes']} classes, but "
@@ -1044,7 +1049,7 @@ class Text(Task):
         from ... import training
 
         cfg.validate(len(data.y_train))
-        self.check_fits(teacher, data)
+        self.check_fits(teacher, data, "the teacher")
         student = self._student(cfg, data)
         layer_map(cfg.layer_map, cfg.student.layers, depth(teacher))  # a mapping beyond the teacher: one line, now
         if not cfg.intermediate_epochs:
