@@ -9,7 +9,6 @@ import streamlit as st
 
 from kdcore import figures, inference, params
 from kdcore.images import ImageError
-from kdcore.tasks.images import prepare_photo
 from kdcore.training import predict_logits
 from pages import state
 
@@ -32,7 +31,7 @@ if photo is None:
     st.info("Upload a photo to see it as the models see it.", icon=":material/upload:")
     st.stop()
 try:
-    image, note = prepare_photo(photo, shape)
+    image, note = state.task().prepare_photo(photo, shape)
 except ImageError as exc:
     state.error(exc)
     st.stop()
