@@ -879,6 +879,22 @@ class LanguageModel(Task):
     def describe_teacher(self, cfg: TeacherConfig) -> str:
         return f"{cfg.layers}×{cfg.units} LSTM, {cfg.epochs} epochs"
 
+    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "lm-ptb") -> dict:
+        from . import bench  # the benchmark's timing machinery is loaded only when one runs
+        return bench.run(dataset, epochs, repeats, preset)
+
+    def bench_text(self, result: dict) -> str:
+        from . import bench
+        return bench.text(result)
+
+    def export_window(self, run_config: dict) -> int:
+        """Exported, the model reads windows of its training sequence length (35 when its run names none)."""
+        return int(run_config.get("seq_len") or 35)
+
+    def score_export(self, model, exported, data: Dataset, window: int | None = None) -> dict:
+        from .export import score  # that module imports this package, so it loads on first use
+        return score(self, model, exported, data, window or self.export_window({}))
+
     def check_model(self, model, name: str) -> None:
         ins = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
         outs = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]

@@ -980,6 +980,14 @@ class Text(Task):
         pretrain = f", {cfg.pretrain_epochs} masked-LM epochs first" if cfg.pretrain_epochs else ""
         return f"{self.describe_student(cfg)}, {cfg.epochs} epochs{pretrain}"
 
+    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "text-tinybert") -> dict:
+        from . import bench  # the benchmark's timing machinery is loaded only when one runs
+        return bench.run(dataset, epochs, repeats, preset)
+
+    def bench_text(self, result: dict) -> str:
+        from . import bench
+        return bench.text(result)
+
     def custom_objects(self) -> dict:
         """The encoder's three layers, registered under ``kdstudio_text>``: plain code of ours, no lambdas."""
         return {f"kdstudio_text>{cls.__name__}": cls for cls in _layers()}
