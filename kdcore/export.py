@@ -257,7 +257,7 @@ class Exported:
         return outputs(self.path, x, self.threads)
 
     def runner(self):
-        """The interpreter's signature runner: inputs and outputs by name, for a model with several (an LSTM's state)."""
+        """The interpreter's signature runner: inputs and outputs by name (an LSTM's state is several)."""
         return _interpreter(self.path, self.threads).get_signature_runner()
 
 

@@ -370,7 +370,7 @@ def create_search_study(name: str, url: str | None, preset, temperatures, alphas
             raise StudyError(f"{what} must be a whole number >= 0 (got {value!r})")
     t_range, a_range = search_ranges(temperatures, alphas)
     new = _NewStudy(name, url, preset, seeds, widths, epochs, dataset)
-    experiments.grid(new.task, new.cfg, len(new.ds.y_train), t_range, a_range, new.widths)  # every corner is a valid run
+    experiments.grid(new.task, new.cfg, len(new.ds.y_train), t_range, a_range, new.widths)  # every corner runs
     space = search_space(new.widths, t_range, a_range, new.seeds)
     search = {"trials": trials, "seed": SEARCH_SEED,
               "pruner": {"n_startup_trials": prune_startup, "n_warmup_steps": prune_warmup}}

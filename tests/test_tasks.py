@@ -70,9 +70,10 @@ def _open(page: str, task: str):
 def test_teacher_page_draws_a_new_tasks_settings_with_no_page_code(toy):
     at = _open("teacher", "toy")
     hidden = at.slider(key="teacher.toy_hidden")
-    assert (hidden.label, hidden.value, hidden.min, hidden.max, hidden.step) == ("Toy hidden", 32, 4, 256, 4)
+    start = toytask.PRESETS["toy-quick"]["teacher"]["toy_hidden"]  # the page starts from the task's first preset
+    assert (hidden.label, hidden.value, hidden.min, hidden.max, hidden.step) == ("Toy hidden", start, 4, 256, 4)
     assert "teacher.variant" not in [w.key for w in at.selectbox]  # digits' settings are not shown
-    assert any(f"{_size(32)['params']:,} parameters" in c.value for c in at.caption)  # the task's own count
+    assert any(f"{_size(start)['params']:,} parameters" in c.value for c in at.caption)  # the task's own count
 
 
 @pytest.mark.slow
@@ -214,7 +215,8 @@ def test_the_toy_task_runs_an_experiment_a_sweep_and_an_export(toy):
 
     frame = experiments.sweep("toy-quick", [2.0, 4.0], [0.5, 0.9])
     assert len(frame) == 4 and set(frame["units"]) == {4}  # the preset's student, by the task's width setting
-    assert frame["student"].between(0, 1).all() and frame["teacher"].iloc[0] == pytest.approx(result["teacher_accuracy"])  # reused
+    assert frame["student"].between(0, 1).all()
+    assert frame["teacher"].iloc[0] == pytest.approx(result["teacher_accuracy"])  # the experiment's teacher, reused
 
     record = export.export(result["teacher_model"], "int8", time_keras=False)
     assert record["dataset"] == "blobs" and record["test_images"] == 300 and record["input_shape"] == [8]

@@ -237,7 +237,7 @@ class Task:
 
     # --- benchmark and export -------------------------------------------------------------------
     def bench(self, dataset=None, epochs: int = 2, repeats: int = 1) -> dict:
-        """``bench --task NAME``: what this task's own benchmark measures (with ``"task"``: :meth:`bench_text` reads it).
+        """``bench --task NAME``: this task's own measurements, with ``"task"`` so that :meth:`bench_text` prints them.
 
         Without one, ``bench`` measures the training machinery on the default task's networks.
         """
