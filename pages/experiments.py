@@ -24,7 +24,7 @@ st.caption("One distillation run proves little: two seeds of the same student di
 def _recipe(name: str) -> str:
     """A preset in one line, its teacher and student described by their task."""
     spec, (teacher, d) = presets.get(name), presets.configs(name)
-    task = tasks.get(spec["task"])
+    task = tasks.get(spec.get("task"))
     extras = [f"labels for {d.labels_fraction:.1%} of the examples"] if d.labels_fraction < 1 else []
     extras += [f"no {spec['omit_class']} in the transfer set"] if spec.get("omit_class") is not None else []
     return (f"{spec['dataset']} · teacher {task.describe_teacher(teacher)} · student "
