@@ -243,3 +243,29 @@ def test_the_toy_task_runs_a_study_with_two_workers_on_sqlite(toy):
     assert view["done"] and view["states"]["complete"] == 4
     assert sorted((c["units"], c["temperature"], c["alpha"]) for c in view["cells"]) == [
         (4, t, a) for t in (2.0, 4.0) for a in (0.5, 0.9)]
+
+
+def test_no_page_and_no_central_module_imports_a_specific_task():
+    """Central code asks the task object; only the shared benchmark and config's default student use the
+    default task's own networks (the machinery is measured on them, and a bare DistillConfig needs a student)."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    allowed = {f"kdcore/{name}.py" for name in ("bench", "config")}
+    found = []
+    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "kdcore").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [f"{node.module or ''}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else [])
+            found += [(str(path.relative_to(ROOT)), n) for n in names
+                      if any(f"tasks.{task}" in f"{n}." for task in tasks.BUILTIN)]
+    assert [(where, name) for where, name in found if where not in allowed] == []
+
+
+def test_predict_and_bench_ask_the_task_and_refuse_what_it_lacks_in_one_line(toy, capsys):
+    assert cli.main(["predict", "--task", "toy", "--model", "nowhere.keras"]) == 2
+    assert "task 'toy' has no example to predict (its example kind is 'none')" in capsys.readouterr().err
+    assert cli.main(["bench", "--task", "toy"]) == 2
+    err = capsys.readouterr().err
+    assert "task 'toy' has no benchmark of its own" in err and len(err.strip().splitlines()) == 1
