@@ -39,8 +39,10 @@ that poller over the time without), the latency of classifying one drawn canvas 
 models (``predict_ms``), and how often TensorFlow warned about retracing.
 
 The dashboard's start-up is measured apart, by ``lab/first_paint.py``: the
-engine never starts a server or a browser. ``bench --task lm`` measures the
-language model's soft targets instead (:func:`run_lm`).
+engine never starts a server or a browser. ``bench --task NAME`` runs that
+task's own benchmark instead (``Task.bench``: the language model's soft
+targets in :mod:`kdcore.tasks.lm.bench`, TinyBERT's intermediate epoch in
+:mod:`kdcore.tasks.text.bench`), built on the machinery here.
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import tasks
 from .dataset import Dataset
 from .config import DistillConfig
 from .tasks.digits import StudentConfig, TeacherConfig
@@ -442,28 +445,8 @@ def run(dataset=None, epochs: int = 3, repeats: int = 3, quick: bool = False) ->
     return result
 
 
-# --- the language model (bench --task lm) -----------------------------------------------------------
-LM_TARGETS = {  # docs/tasks/lm.md, on the 2-core development machine; never asserted by tests
-    "cpu_ratios.cache_vs_scratch": ("<=", 1.25), "cpu_ratios.cache_vs_online": ("<=", 0.70),
-    "cache_mb_full_ptb": ("<=", 300.0),
-}
-
-
-def _lm_fit(task, cfg, ds, teacher=None, soft_targets="cache") -> list:
-    """(wall, CPU) seconds of each epoch after the first, up to its last training batch (no validation pass)."""
-    from .tasks import lm
-
-    clock = _Clock()
-    net = lm.unigram_bias(task.build_student(cfg.student, cfg.seed, len(ds.classes)), ds.y_train)
-    result = lm.fit(net, ds, cfg, series="student", progress=clock, teacher=teacher,
-                    temperature=cfg.temperature, alpha=cfg.alpha if teacher is not None else 0.0,
-                    soft_targets=soft_targets, top_k=cfg.top_k)
-    if result.status != "finished":
-        raise RuntimeError(f"benchmark run {result.status}: {result.reason}")
-    return clock.train_s[1:]
-
-
-def _preset_run(task_name: str, preset, dataset, default: str, repeats: int, **changes):
+# --- what the task benchmarks share ----------------------------------------------------------------
+def preset_run(task_name: str, preset, dataset, default: str, repeats: int, **changes):
     """A task's benchmark settings: ``(task, spec, teacher config, distill config with changes, dataset)``.
 
     ``preset`` is a preset's name or a dict of its shape (tests time tiny shapes); ``dataset`` a loaded
@@ -474,7 +457,7 @@ def _preset_run(task_name: str, preset, dataset, default: str, repeats: int, **c
         raise ValueError(f"epochs must be >= 2 (the first is tracing) and repeats >= 1 (got {epochs}, {repeats})")
     import dataclasses
 
-    from . import presets, tasks
+    from . import presets
     from .config import from_dict
 
     task = tasks.get(task_name)
@@ -483,153 +466,6 @@ def _preset_run(task_name: str, preset, dataset, default: str, repeats: int, **c
     cfg = from_dict(task.distill_class(), spec["distill"], task)
     ds = dataset if isinstance(dataset, Dataset) else task.load(dataset or default)
     return task, spec, teacher_cfg, dataclasses.replace(cfg, **changes).validate(len(ds.y_train)), ds
-
-
-def run_lm(dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "lm-ptb") -> dict:
-    """The language model's soft targets three ways, on one teacher and student (the ``lm-ptb`` preset's shapes).
-
-    ``scratch`` is the student from the words alone; ``cache`` distils from
-    the teacher's top-k cache (built once beforehand, timed apart as
-    ``cache_build_s``); ``online`` runs the teacher inside every step. Epochs
-    are timed as in :func:`run` (first left out, medians, methods taking turns).
-    ``cache_mb`` is the cache this run built; ``cache_mb_full_ptb`` the same
-    arrays for the full Penn Treebank's training streams (929k words). The
-    teacher is untrained: its weights do not change what a step costs.
-    """
-    load_before = os.getloadavg()
-    from .tasks import lm
-
-    task, spec, teacher_cfg, cfg, ds = _preset_run("lm", preset, dataset, "ptb-small", repeats,
-                                                   epochs=epochs, soft_targets="cache")
-    teacher = task.build_teacher(teacher_cfg, len(ds.classes))
-    start = _now()
-    probs, ids = lm._kept_cache(teacher, ds, cfg.batch_size, cfg.seq_len, cfg.temperature, cfg.top_k)  # fit reuses it
-    build = _since(start)
-    cache_bytes = probs.nbytes + ids.nbytes
-    per_token = cache_bytes / probs[..., 0].size
-    full_tokens = (lm.PTB_TOKENS["train"] // cfg.batch_size) // cfg.seq_len * cfg.seq_len * cfg.batch_size
-    del probs, ids
-    times = {k: [] for k in ("scratch", "cache", "online")}
-    rss_method = peak_rss = None
-    for _ in range(repeats):
-        if rss_method is None:
-            rss_method = _peak_rss_reset()
-        times["cache"] += _lm_fit(task, cfg, ds, teacher, "cache")
-        if peak_rss is None:
-            peak_rss = _peak_rss_mb()
-        times["scratch"] += _lm_fit(task, cfg, ds)
-        times["online"] += _lm_fit(task, cfg, ds, teacher, "online")
-    epoch_s, cpu_s = _epoch_medians(times)
-    result = {
-        "task": "lm", "dataset": ds.name, "train_words": int(len(ds.y_train)),
-        "preset": preset if isinstance(preset, str) else spec.get("name", "custom"),
-        "teacher": f"{teacher_cfg.layers}×{teacher_cfg.units} LSTM", "student": task.describe_student(cfg.student),
-        "batch_size": cfg.batch_size, "seq_len": cfg.seq_len, "top_k": cfg.top_k, "temperature": cfg.temperature,
-        "epochs": epochs, "repeats": repeats,
-        "epoch_s": {k: round(v, 3) for k, v in epoch_s.items()},
-        "epoch_cpu_s": {k: round(v, 3) for k, v in cpu_s.items()},
-        "ratios": {"cache_vs_scratch": round(epoch_s["cache"] / epoch_s["scratch"], 3),
-                   "cache_vs_online": round(epoch_s["cache"] / epoch_s["online"], 3)},
-        "cpu_ratios": {"cache_vs_scratch": round(cpu_s["cache"] / cpu_s["scratch"], 3),
-                       "cache_vs_online": round(cpu_s["cache"] / cpu_s["online"], 3)},
-        "cache_build_s": round(build[0], 2), "cache_build_cpu_s": round(build[1], 2),
-        "cache_mb": round(cache_bytes / 2**20, 1), "cache_mb_full_ptb": round(full_tokens * per_token / 2**20, 1),
-        "peak_rss_mb": round(peak_rss, 1), "peak_rss_method": rss_method,
-        "machine": _machine(load_before),
-    }
-    result["meets_target"] = _verdicts(result, LM_TARGETS)
-    return result
-
-
-def _lm_text(result: dict) -> str:
-    machine = result["machine"]
-    return "\n".join([
-        f"{result['dataset']}, {result['train_words']:,} words, teacher {result['teacher']}, student "
-        f"{result['student']}, batch {result['batch_size']}×{result['seq_len']}, top-{result['top_k']} "
-        "(s / epoch, CPU s / epoch):",
-        *(f"  {k:<8} {v:7.2f} {result['epoch_cpu_s'][k]:7.2f}" for k, v in result["epoch_s"].items()),
-        f"CPU: cache/scratch {result['cpu_ratios']['cache_vs_scratch']} (target <= 1.25), cache/online "
-        f"{result['cpu_ratios']['cache_vs_online']} (target <= 0.7); wall: {result['ratios']['cache_vs_scratch']}, "
-        f"{result['ratios']['cache_vs_online']}",
-        f"cache built once in {result['cache_build_s']} s: {result['cache_mb']} MB here, "
-        f"{result['cache_mb_full_ptb']} MB for full PTB (target <= 300); peak RSS {result['peak_rss_mb']} MB",
-        f"load average {machine['load_before'][0]} before, {machine['load_after'][0]} after ({machine['cpus']} CPUs)"])
-
-
-def run_text(dataset=None, epochs: int = 2, repeats: int = 1, preset="text-tinybert") -> dict:
-    """TinyBERT's intermediate epoch against a scratch epoch, with the teacher's activations
-    computed in every step (``in_step``) or cached once beforehand (``cached``, built apart and
-    timed as ``cache_build_s``); ``prediction`` is a prediction-layer (logits-only KD) epoch.
-
-    Shapes are the preset's (default ``text-tinybert``: teacher 4 × 128 × 4, student 2 × 64 × 4).
-    Epochs are timed as in :func:`run` (first left out, medians). The teacher is untrained: its
-    weights do not change what a step costs. ``cache_mb`` is what the cache holds for this training
-    set; :data:`kdcore.tasks.text.CACHE_BUDGET` is the most the product will hold.
-    """
-    load_before = os.getloadavg()
-    from . import training
-    from .tasks import text as text_task
-
-    task, spec, teacher_cfg, cfg, ds = _preset_run("text", preset, dataset, "rotten-tomatoes", repeats,
-                                                   epochs=epochs, intermediate_epochs=epochs)
-    teacher = task.build_teacher(teacher_cfg, ds.tokenizer.size, len(ds.classes))
-    mapping = text_task.layer_map(cfg.layer_map, cfg.student.layers, teacher_cfg.layers)
-    start = _now()
-    cache_bytes = sum(a.nbytes for a in text_task.teacher_activations(teacher, ds.x_train, mapping))
-    build = _since(start)
-
-    def timed(run) -> list:
-        clock = _Clock()
-        result = run(task.build_student(cfg.student, cfg.seed, ds.tokenizer.size, len(ds.classes)), clock)
-        if result.status != "finished":
-            raise RuntimeError(f"benchmark run {result.status}: {result.reason}")
-        return clock.train_s[1:]
-
-    runs = {
-        "scratch": lambda net, clock: training.fit_baseline(cfg, ds, net, clock),
-        "prediction": lambda net, clock: training.fit_distilled(cfg, teacher, ds, net, clock),
-        "in_step": lambda net, clock: text_task.fit_intermediate(net, teacher, ds, cfg, clock, cache=False),
-        "cached": lambda net, clock: text_task.fit_intermediate(net, teacher, ds, cfg, clock, cache=True),
-    }
-    times = {k: [] for k in runs}
-    for _ in range(repeats):  # methods take turns, so a change in the machine's load falls on all of them
-        for name, run in runs.items():
-            times[name] += timed(run)
-    epoch_s, cpu_s = _epoch_medians(times)
-    ratio = {"in_step_vs_scratch": ("in_step", "scratch"), "cached_vs_scratch": ("cached", "scratch"),
-             "cached_vs_in_step": ("cached", "in_step"), "prediction_vs_scratch": ("prediction", "scratch")}
-    result = {
-        "task": "text", "dataset": ds.name, "train_sentences": int(len(ds.y_train)),
-        "preset": preset if isinstance(preset, str) else spec.get("name", "custom"),
-        "teacher": f"{teacher_cfg.layers} × {teacher_cfg.hidden} × {teacher_cfg.heads}",
-        "student": task.describe_student(cfg.student), "layer_map": mapping, "batch_size": cfg.batch_size,
-        "epochs": epochs, "repeats": repeats,
-        "epoch_s": {k: round(v, 3) for k, v in epoch_s.items()},
-        "epoch_cpu_s": {k: round(v, 3) for k, v in cpu_s.items()},
-        "ratios": {k: round(epoch_s[a] / epoch_s[b], 3) for k, (a, b) in ratio.items()},
-        "cpu_ratios": {k: round(cpu_s[a] / cpu_s[b], 3) for k, (a, b) in ratio.items()},
-        "cache_build_s": round(build[0], 2), "cache_build_cpu_s": round(build[1], 2),
-        "cache_mb": round(cache_bytes / 2**20, 1), "cache_budget_mb": round(text_task.CACHE_BUDGET / 2**20),
-        "machine": _machine(load_before),
-    }
-    # Caching pays when what an epoch saves, times the epochs after the first, exceeds the build.
-    saved = cpu_s["in_step"] - cpu_s["cached"]
-    result["cache_pays_after_epochs"] = round(build[1] / saved, 2) if saved > 0 else None
-    return result
-
-
-def _text_text(result: dict) -> str:
-    machine, cpu = result["machine"], result["cpu_ratios"]
-    return "\n".join([
-        f"{result['dataset']}, {result['train_sentences']:,} sentences, teacher {result['teacher']}, student "
-        f"{result['student']}, batch {result['batch_size']} (s / epoch, CPU s / epoch):",
-        *(f"  {k:<10} {v:7.2f} {result['epoch_cpu_s'][k]:7.2f}" for k, v in result["epoch_s"].items()),
-        f"CPU: intermediate in the step / scratch {cpu['in_step_vs_scratch']}, cached / scratch "
-        f"{cpu['cached_vs_scratch']}, cached / in the step {cpu['cached_vs_in_step']}",
-        f"cache built once in {result['cache_build_s']} s ({result['cache_build_cpu_s']} CPU s): "
-        f"{result['cache_mb']} MB (the product caches up to {result['cache_budget_mb']} MB); it pays after "
-        f"{result['cache_pays_after_epochs']} epochs",
-        f"load average {machine['load_before'][0]} before, {machine['load_after'][0]} after ({machine['cpus']} CPUs)"])
 
 
 # --- command line (registered as `python -m kdcore bench` in kdcore.cli) ----------------------------
@@ -686,22 +522,17 @@ def from_args(args) -> dict:
         return exports(args.export)
     if args.viewers:
         raise ValueError(f"bench --viewers has moved out of the engine: {VIEWERS_MOVED}")
-    if args.task == "lm":
-        return run_lm(args.dataset, 2 if args.quick else args.epochs, 1 if args.quick else args.repeats)
-    if args.task == "text":
-        return run_text(args.dataset, 2 if args.quick else args.epochs, 1 if args.quick else args.repeats)
-    if args.task not in (None, "digits"):
-        raise ValueError(f"bench measures tasks digits, lm and text (got {args.task!r})")
+    if args.task not in (None, tasks.DEFAULT):  # another task's own benchmark; this module's measures the default's
+        return tasks.get(args.task).bench(args.dataset, 2 if args.quick else args.epochs,
+                                          1 if args.quick else args.repeats)
     return run(args.dataset, args.epochs, args.repeats, args.quick)
 
 
 def text(result: dict) -> str:
     if "int8_vs_float_bytes" in result:
         return "\n".join(f"{key}: {result[key]}" for key in result if key != "machine")
-    if result.get("task") == "lm":
-        return _lm_text(result)
-    if result.get("task") == "text":
-        return _text_text(result)
+    if result.get("task"):
+        return tasks.get(result["task"]).bench_text(result)
     if "ratios_omitted" in result:
         ratios = [result["ratios_omitted"]]
     else:

@@ -306,28 +306,32 @@ def _predict_text(result: dict) -> str:
     return "\n".join(lines)
 
 
-@command("predict", "one model's or several models' answer to one image or prompt", _predict_arguments,
-         _predict_text)
-def _predict(args) -> dict:
-    task = tasks.get(args.task)
-    if task.example == "prompt":  # a language model: the next words and a sampled continuation
-        if args.prompt is None:
-            raise ValueError(f"task {task.name!r} needs --prompt \"some words\"")
-        return {"predictions": [dict(model=path, **task.prompt(path, args.prompt, args.temperature, args.seed))
-                                for path in args.model]}
-    if task.example == "sentence":  # a text classifier: each model's class and probabilities at T
-        if args.text is None:
-            raise ValueError(f"task {task.name!r} needs --text \"a sentence\"")
-        if not args.text.strip():  # refused before any model or dataset loads
-            raise ValueError("--text is empty: give a sentence, e.g. --text \"a gripping, funny film\"")
-        predictions = []
-        for path in args.model:
-            model = storage.load_model(path, task)
-            predictions.append(dict(model=path, **task.classify(model, task.dataset_of(path), args.text,
-                                                                args.temperature)))
-        for note in dict.fromkeys(p["note"] for p in predictions if p["note"]):
-            print(f"note: {note}", file=sys.stderr)
-        return {"predictions": predictions}
+def _predict_prompt(task, args) -> dict:
+    """A language model: the next words and a sampled continuation (:class:`~kdcore.tasks.base.PromptExample`)."""
+    if args.prompt is None:
+        raise ValueError(f"task {task.name!r} needs --prompt \"some words\"")
+    return {"predictions": [dict(model=path, **task.prompt(path, args.prompt, args.temperature, args.seed))
+                            for path in args.model]}
+
+
+def _predict_sentence(task, args) -> dict:
+    """A text classifier: each model's class and probabilities at T (:class:`~kdcore.tasks.base.SentenceExample`)."""
+    if args.text is None:
+        raise ValueError(f"task {task.name!r} needs --text \"a sentence\"")
+    if not args.text.strip():  # refused before any model or dataset loads
+        raise ValueError("--text is empty: give a sentence, e.g. --text \"a gripping, funny film\"")
+    predictions = []
+    for path in args.model:
+        model = storage.load_model(path, task)
+        predictions.append(dict(model=path, **task.classify(model, task.dataset_of(path), args.text,
+                                                            args.temperature)))
+    for note in dict.fromkeys(p["note"] for p in predictions if p["note"]):
+        print(f"note: {note}", file=sys.stderr)
+    return {"predictions": predictions}
+
+
+def _predict_image(task, args) -> dict:
+    """A digit or a picture, prepared as each model takes it (``prepare_image`` of the canvas and image kinds)."""
     if args.image is None:
         raise ValueError(f"task {task.name!r} needs --image FILE")
     from . import inference
@@ -340,6 +344,20 @@ def _predict(args) -> dict:
         probs = inference.softened(inference.predict_one(model, image), args.temperature)
         predictions.append({"model": path, "label": int(probs.argmax()), "probabilities": probs.tolist()})
     return {"predictions": predictions}
+
+
+PREDICT = {"prompt": _predict_prompt, "sentence": _predict_sentence, "canvas": _predict_image,
+           "image": _predict_image}  # a task's example kind -> how predict answers for one example of it
+
+
+@command("predict", "one model's or several models' answer to one image or prompt", _predict_arguments,
+         _predict_text)
+def _predict(args) -> dict:
+    task = tasks.get(args.task)
+    if task.example not in PREDICT:
+        raise ValueError(f"task {task.name!r} has no example to predict (its example kind is {task.example!r}); "
+                         f"predict takes tasks whose examples are: {', '.join(PREDICT)}")
+    return PREDICT[task.example](task, args)
 
 
 # --- evaluate -------------------------------------------------------------------------------------
@@ -452,7 +470,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperatures", type=_number_list(float), required=True, help="e.g. 1,2,4,8")
     parser.add_argument("--alphas", type=_number_list(float), required=True, help="e.g. 0.5,0.9")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per cell (default 1)")
-    parser.add_argument("--widths", type=_number_list(int), help="student hidden units, e.g. 32,128")
+    parser.add_argument("--widths", type=_number_list(int), help="student widths, values of the task's width setting (`tasks --json`), e.g. 32,128")
     study = parser.add_argument_group("as an Optuna study that workers on any machine can join (docs/studies.md)")
     study.add_argument("--study", help="create the grid as the Optuna study of this name")
     _storage_argument(study)

@@ -322,25 +322,25 @@ def _summarise(runs: list[dict], omit: int | None, ds: Dataset, metric: Metric =
 
 
 # --- sweeps -------------------------------------------------------------------------------------------
-def _width(student) -> str:
-    """The field that sets a student's width: ``units`` (digits' MLP, LSTMs) or ``hidden`` (transformers)."""
-    return "units" if hasattr(student, "units") else "hidden"
+def width(task, cfg: DistillConfig) -> int:
+    """The student's width in ``cfg``: the value of the setting the task's sweeps range over (its ``width_setting``)."""
+    return getattr(cfg.student, task.width_field())
 
 
-def cell_config(cfg: DistillConfig, units: int, temperature: float, alpha: float, seed: int) -> DistillConfig:
-    """The run of one sweep cell: ``cfg`` with this width, T, alpha and seed."""
+def cell_config(task, cfg: DistillConfig, units: int, temperature: float, alpha: float, seed: int) -> DistillConfig:
+    """The run of one sweep cell: ``cfg`` with this width (``task``'s width setting), T, alpha and seed."""
     return dataclasses.replace(cfg, seed=int(seed), temperature=float(temperature), alpha=float(alpha),
-                               student=dataclasses.replace(cfg.student, **{_width(cfg.student): int(units)}))
+                               student=dataclasses.replace(cfg.student, **{task.width_field(): int(units)}))
 
 
-def grid(cfg: DistillConfig, n_train: int, temperatures, alphas, widths) -> list[tuple[int, float, float]]:
+def grid(task, cfg: DistillConfig, n_train: int, temperatures, alphas, widths) -> list[tuple[int, float, float]]:
     """Every (width, T, alpha) cell, each checked before anything trains; an empty grid is refused."""
     cells = [(int(w), float(t), float(a)) for w in widths for t in temperatures for a in alphas]
     if not cells:
         raise ValueError(f"the grid has no cells: give at least one temperature, one alpha and one width "
                          f"(got temperatures {list(temperatures)}, alphas {list(alphas)}, widths {list(widths)})")
     for w, t, a in cells:
-        cell_config(cfg, w, t, a, cfg.seed).validate(n_train)
+        cell_config(task, cfg, w, t, a, cfg.seed).validate(n_train)
     return cells
 
 
@@ -358,8 +358,9 @@ def sweep(preset, temperatures, alphas, seeds=1, widths=None, progress: Progress
 
     seeds = seed_list(seeds)
     name, spec, teacher_cfg, cfg, ds = _setup(preset, data, {})
-    widths = list(widths) if widths else [getattr(cfg.student, _width(cfg.student))]
-    cells = grid(cfg, len(ds.y_train), temperatures, alphas, widths)
+    task = tasks.get(spec.get("task"))
+    widths = list(widths) if widths else [width(task, cfg)]
+    cells = grid(task, cfg, len(ds.y_train), temperatures, alphas, widths)
     config = {"preset": name, "teacher": to_dict(teacher_cfg), "distill": to_dict(cfg), "seeds": seeds,
               "temperatures": list(temperatures), "alphas": list(alphas), "widths": widths}
 
@@ -387,7 +388,7 @@ def _sweep(name, spec, teacher_cfg, cfg, ds, cells, widths, seeds, progress: Pro
     for w, t, a in cells:
         accs = []
         for seed in seeds:
-            cell_cfg = cell_config(cfg, w, t, a, seed)
+            cell_cfg = cell_config(task, cfg, w, t, a, seed)
             tagged = _Tagged(progress, f"w{w} T{t:g} a{a:g} s{seed}")
             if (w, seed) not in baselines:
                 base = task.train_baseline(cell_cfg, ds, _Tagged(progress, f"w{w} s{seed}"))

@@ -24,7 +24,9 @@ for int8), so such a model is refused with one line naming the ops.
 
 Nothing here is digit-specific: the input shape and dtype are read from the
 model, calibration and test data come from the dataset its sidecar names (or
-``--dataset``), and the metric is the argmax accuracy of its outputs. Shapes
+``--dataset``), and the file is scored by its task (``Task.score_export``: the
+argmax accuracy of its outputs for a classifier, perplexity for a language
+model, whose free time axis ``Task.export_window`` fixes). Shapes
 are fixed at batch 1, the way a deployed model is called: with a free batch
 dimension a Keras LSTM needs TensorFlow's TensorList ops, at batch 1 it
 converts to built-ins. Its int8 calibration, though, crashes TensorFlow
@@ -245,6 +247,21 @@ def _interpreter(path: str | Path, threads: int):
         raise ExportError(f"{Path(path).name} is not a LiteRT model the interpreter can load") from exc
 
 
+class Exported:
+    """An exported file as a task scores it (:meth:`Task.score_export <kdcore.tasks.base.Task.score_export>`)."""
+
+    def __init__(self, path: str | Path, threads: int = 2):
+        self.path, self.threads = Path(path), threads
+
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        """The file's (dequantized) outputs for inputs ``x``: see :func:`outputs`."""
+        return outputs(self.path, x, self.threads)
+
+    def runner(self):
+        """The interpreter's signature runner: inputs and outputs by name (an LSTM's state is several)."""
+        return _interpreter(self.path, self.threads).get_signature_runner()
+
+
 def _ready(path: str | Path, threads: int, batch: int):
     """An interpreter with tensors allocated for ``batch`` inputs (a file with a fixed batch keeps its own)."""
     it = _interpreter(path, threads)
@@ -290,43 +307,6 @@ def outputs(path: str | Path, x: np.ndarray, threads: int = 2, batch: int = EVAL
     return np.concatenate(results) if results else np.zeros((0,), "float32")
 
 
-def file_perplexity(path: str | Path, x: np.ndarray, y: np.ndarray, steps: int, threads: int = 2) -> float:
-    """exp(mean next-word cross-entropy) of an exported language model over the words (x, y).
-
-    One stream at batch 1, as a deployed model reads: windows of ``steps``
-    words, the LSTM state fed back from each window's outputs into the next
-    (the float model is scored the same way, by
-    :func:`kdcore.tasks.lm.perplexity` with one stream). The inputs and outputs
-    are matched by name through the file's signature: ``tokens`` and the
-    states ``h1, c1, …`` in, ``output_0`` (logits) and the states out, in the
-    order the Keras model lists them.
-    """
-    from .tasks import lm
-
-    runner = _interpreter(path, threads).get_signature_runner()
-    names = list(runner.get_input_details())
-    states = [n for n in names if n != "tokens"]
-    states.sort(key=lambda n: (int(n[1:]), n[0] == "c"))  # h1, c1, h2, c2, … as lm.build orders them
-    feed = {n: np.zeros(runner.get_input_details()[n]["shape"], "float32") for n in states}
-    xs, ys = lm.streams(x, y, 1, steps, pad=True)
-    total, count = 0.0, 0
-    for xc, yc in zip(xs, ys):
-        out = runner(tokens=xc.astype("int32"), **feed)
-        logits = out["output_0"][0].astype("float64")
-        feed = {n: out[f"output_{i + 1}"] for i, n in enumerate(states)}
-        log_p = logits - logits.max(-1, keepdims=True)
-        log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
-        mask = yc[0] >= 0
-        total -= float(log_p[np.arange(steps), np.maximum(yc[0], 0)][mask].sum())
-        count += int(mask.sum())
-    return float(np.exp(total / max(count, 1)))
-
-
-def accuracy(scores: np.ndarray, y: np.ndarray) -> float:
-    """Share of rows whose highest score is the label."""
-    return float((np.asarray(scores).argmax(-1) == np.asarray(y)).mean())
-
-
 def _spread(seconds: list[float]) -> dict:
     ms = 1000 * np.asarray(seconds)
     return {"median": float(np.median(ms)), "p90": float(np.percentile(ms, 90))}
@@ -360,8 +340,8 @@ def _keras_latency_here(model_path: str, threads: int) -> dict:
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     meta = storage.read_sidecar(model_path)
     model = storage.load_model(model_path, tasks.get(meta.get("task")))
-    steps = int((meta.get("config") or {}).get("seq_len") or 35)
-    x = [np.zeros((1, *_input_shape(model, steps)), model.inputs[0].dtype)]
+    window = tasks.get(meta.get("task")).export_window(meta.get("config") or {})
+    x = [np.zeros((1, *_input_shape(model, window)), model.inputs[0].dtype)]
     x += [np.zeros((1, *extra.shape[1:]), extra.dtype) for extra in model.inputs[1:]]
     x = x if len(x) > 1 else x[0]
     return _timed(lambda: np.asarray(model(x, training=False)[0] if len(model.outputs) > 1
@@ -411,38 +391,23 @@ def export(model_path: str | Path, quantize: str = "int8", out: str | Path | Non
     meta = storage.read_sidecar(model_path)
     task = tasks.get(meta.get("task"))
     model = storage.load_model(model_path, task)  # one line for a file that is not a model, or custom code
-    words = task.metric.name == "perplexity"  # a language model: windows of its training sequence length
-    steps = int((meta.get("config") or {}).get("seq_len") or 35) if words else None
+    window = task.export_window(meta.get("config") or {})
     blocker = _int8_blocker(model) if quantize == "int8" else None
     if blocker:  # before loading data to calibrate on
         raise ExportError(blocker)
     ds = _dataset(meta, dataset, quantize)
-    shape = _input_shape(model, steps)
-    if ds is not None and not words:
+    shape = _input_shape(model, window)
+    if ds is not None and window is None:  # fixed-shape inputs, converted as the model takes them (grey, colour)
         ds = task.fit_data(model, ds)[0]
         _check_fits(ds, shape)
     calibration = _calibration(ds) if quantize == "int8" else None
 
     with tempfile.TemporaryDirectory(prefix="kdstudio-export-") as tmp:
-        staged = convert(model, Path(tmp) / out.name, quantize, calibration, steps)
-        figures = {"bytes": staged.stat().st_size, "accuracy": None, "float_accuracy": None,
-                   "accuracy_change": None, "test_images": None, "test_examples": None}
-        if ds is not None and words:
-            from .tasks import lm
-
-            task.check_fits(model, ds)
-            exported = file_perplexity(staged, ds.x_test, ds.y_test, steps)
-            floating = lm.perplexity(model, ds.x_test, ds.y_test, steps, n=1)
-            figures = {"bytes": figures["bytes"], "perplexity": exported, "float_perplexity": floating,
-                       "perplexity_change": exported - floating, "test_words": int(len(ds.y_test)),
-                       "window_words": steps}
-        elif ds is not None:
-            from .inference import test_logits
-
-            figures.update(accuracy=accuracy(outputs(staged, ds.x_test), ds.y_test),
-                           float_accuracy=accuracy(test_logits(model, ds), ds.y_test),
-                           test_examples=int(len(ds.y_test)), test_images=int(len(ds.y_test)))  # the old key, kept
-            figures["accuracy_change"] = figures["accuracy"] - figures["float_accuracy"]
+        staged = convert(model, Path(tmp) / out.name, quantize, calibration, window)
+        scored = (task.score_export(model, Exported(staged), ds, window) if ds is not None else
+                  {"accuracy": None, "float_accuracy": None, "accuracy_change": None, "test_images": None,
+                    "test_examples": None})
+        figures = {"bytes": staged.stat().st_size, **scored}
         figures["latency_ms"] = {f"threads_{n}": litert_latency(staged, n) for n in THREADS}
         stamp = _source_stamp(model_path)
         known = _known_keras_latency(stamp)

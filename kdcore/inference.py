@@ -82,6 +82,11 @@ def test_logits(model, data) -> np.ndarray:
 
 
 # --- comparing predictions ---------------------------------------------------------------------
+def accuracy(scores, y) -> float:
+    """Share of rows whose highest score is the label."""
+    return float((np.asarray(scores).argmax(-1) == np.asarray(y)).mean())
+
+
 def confusion(y_true, y_pred, n_classes: int = 10) -> np.ndarray:
     """Counts: row = true class, column = predicted class."""
     out = np.zeros((n_classes, n_classes), dtype="int64")

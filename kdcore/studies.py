@@ -322,7 +322,7 @@ def create_grid_study(name: str, url: str | None, preset, temperatures, alphas, 
     from . import experiments
 
     new = _NewStudy(name, url, preset, seeds, widths, epochs, dataset)
-    cells = experiments.grid(new.cfg, len(new.ds.y_train), temperatures, alphas, new.widths)
+    cells = experiments.grid(new.task, new.cfg, len(new.ds.y_train), temperatures, alphas, new.widths)
     space = search_space(new.widths, temperatures, alphas, new.seeds)
     study = new.create(teacher, progress, {"mode": "grid", "space": space}, _grid_sampler(space))
     n_cells = len(cells) * len(new.seeds)
@@ -370,7 +370,7 @@ def create_search_study(name: str, url: str | None, preset, temperatures, alphas
             raise StudyError(f"{what} must be a whole number >= 0 (got {value!r})")
     t_range, a_range = search_ranges(temperatures, alphas)
     new = _NewStudy(name, url, preset, seeds, widths, epochs, dataset)
-    experiments.grid(new.cfg, len(new.ds.y_train), t_range, a_range, new.widths)  # every corner is a valid run
+    experiments.grid(new.task, new.cfg, len(new.ds.y_train), t_range, a_range, new.widths)  # every corner runs
     space = search_space(new.widths, t_range, a_range, new.seeds)
     search = {"trials": trials, "seed": SEARCH_SEED,
               "pruner": {"n_startup_trials": prune_startup, "n_warmup_steps": prune_warmup}}
@@ -394,7 +394,7 @@ class _NewStudy:
         self.source = dataset or spec["dataset"]
         ds = self.task.load(self.source)
         _, spec, self.teacher_cfg, self.cfg, self.ds = experiments._setup(preset, ds, overrides)
-        self.widths = list(widths) if widths else [self.cfg.student.units]
+        self.widths = list(widths) if widths else [experiments.width(self.task, self.cfg)]
         self.url = url or default_storage()
 
     def create(self, teacher: str | None, progress, mode: dict, sampler):
@@ -623,7 +623,7 @@ def _trial(ctx: _Context, trial, progress: Progress, timing: dict) -> dict:
 
     with _study_time(timing):
         p = _suggest(trial, ctx.spec)
-    cfg = cell_config(ctx.cfg, p["units"], p["temperature"], p["alpha"], p["seed"])
+    cfg = cell_config(ctx.task, ctx.cfg, p["units"], p["temperature"], p["alpha"], p["seed"])
     tag = f"w{p['units']} T{p['temperature']:g} a{p['alpha']:g} s{p['seed']}"
     baseline, base_history, trained = _baseline(ctx, cfg, f"baseline w{p['units']} s{p['seed']}", progress,
                                                 timing)

@@ -11,7 +11,7 @@ study's database, with the workers seen.
 import pandas as pd
 import streamlit as st
 
-from kdcore import experiments, figures, presets, studies, tasks
+from kdcore import experiments, figures, params, presets, studies, tasks
 from kdcore.metric import ACCURACY
 from pages import job_panel, state
 
@@ -22,23 +22,14 @@ st.caption("One distillation run proves little: two seeds of the same student di
            "The teacher is trained once per recipe and reused.")
 
 
-def _recipe(spec: dict) -> str:
-    t, d = spec["teacher"], spec["distill"]
-    student = d["student"]
+def _recipe(name: str) -> str:
+    """A preset in one line, its teacher and student described by their task."""
+    spec, (teacher, d) = presets.get(name), presets.configs(name)
     task = tasks.get(spec.get("task"))
-    if task.name == "lm":
-        return (f"{spec['dataset']} · teacher {t.get('layers', 2)}×{t['units']} LSTM, {t['epochs']} epochs · student "
-                f"{student.get('layers', 1)}×{student['units']} LSTM, {d['epochs']} epochs, T = {d['temperature']:g}, "
-                f"alpha = {d['alpha']:g}")
-    if task.name == "digits":
-        shape = f"{student['units']}-unit MLP" if not student.get("filters") else f"CNN ({student['filters']} filters)"
-    else:
-        shape = task.describe_student(task.student_config(**student))
-    extras = [f"labels for {d['labels_fraction']:.1%} of the images"] if d.get("labels_fraction", 1) < 1 else []
+    extras = [f"labels for {d.labels_fraction:.1%} of the examples"] if d.labels_fraction < 1 else []
     extras += [f"no {spec['omit_class']} in the transfer set"] if spec.get("omit_class") is not None else []
-    return (f"{spec['dataset']} · teacher {t.get('variant', 'cnn')}, {t['epochs']} epochs"
-            f"{', dropout ' + str(t['dropout']) if t.get('dropout') else ''}{', shifts' if t.get('augment') else ''}"
-            f" · student {shape}, {d['epochs']} epochs, T = {d['temperature']:g}, alpha = {d['alpha']:g}"
+    return (f"{spec['dataset']} · teacher {task.describe_teacher(teacher)} · student "
+            f"{task.describe_student(d.student)}, {d.epochs} epochs, T = {d.temperature:g}, alpha = {d.alpha:g}"
             + "".join(f" · {e}" for e in extras))
 
 
@@ -106,7 +97,7 @@ if st.session_state.get("kept", {}).get("experiments.preset", first) not in choi
     st.session_state.pop("experiments.preset", None)
 name = state.kept(st.selectbox, "Preset", "experiments.preset", first, options=choices)
 spec = presets.get(name)
-st.markdown(f"{spec['description']}  \n`{_recipe(spec)}`")
+st.markdown(f"{spec['description']}  \n`{_recipe(name)}`")
 left, middle, right = st.columns(3)
 seeds = int(state.kept(left.number_input, "Seeds", f"experiments.{name}.seeds", 3, min_value=1, max_value=10,
                          help="The experiment is repeated with seeds 0 … N−1; the spread is their std."))
@@ -170,8 +161,9 @@ temperatures = state.kept(a.multiselect, "Temperatures", "experiments.sweep.T", 
                             options=[1.0, 2.0, 4.0, 8.0, 16.0, 20.0])
 alphas = state.kept(b.multiselect, "Alphas", "experiments.sweep.alpha", [0.5, 0.9],
                       options=[0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
-widths = state.kept(c.multiselect, "Student widths (units)", "experiments.sweep.widths", [],
-                      options=[16, 32, 64, 128, 256], help="Empty: the preset's own student.")
+widths = state.kept(c.multiselect, f"Student widths ({params.get(task.width_setting, task.name).label.lower()})",
+                    "experiments.sweep.widths", [], options=[16, 32, 64, 128, 256],
+                    help="Empty: the preset's own student.")
 sweep_seeds = int(state.kept(d.number_input, "Seeds per cell", "experiments.sweep.seeds", 1,
                                min_value=1, max_value=5))
 sweep_job = job_panel.current_job("sweep")

@@ -10,8 +10,6 @@ import numpy as np
 import streamlit as st
 
 from kdcore import figures, inference, params
-from kdcore.tasks.images import prepare_photo
-from kdcore.tasks.images.photo import match_background
 from kdcore.training import predict_logits
 from pages import state
 
@@ -34,11 +32,11 @@ if photo is None:
     st.info("Upload a photo to see it as the models see it.", icon=":material/upload:")
     st.stop()
 try:
-    image, note = prepare_photo(photo, shape)
+    image, note = state.task().prepare_photo(photo, shape)
 except ValueError as exc:  # a picture that cannot be read, in one sentence
     state.error(exc)
     st.stop()
-image, inverted = match_background(image, ds)
+image, inverted = state.task().match_background(image, ds)
 st.session_state["drawn_digit"] = {"image": image, "source": photo.name, "task": state.task().name}  # Temperature
 
 left, right = st.columns([1, 3])

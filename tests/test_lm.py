@@ -384,13 +384,14 @@ def test_the_cli_refuses_a_preset_of_another_task_in_one_line(capsys):
 @pytest.mark.slow
 def test_the_lm_bench_reports_every_figure(toy):
     from kdcore import bench
+    from kdcore.tasks.lm import bench as lm_bench
 
-    result = bench.run_lm(toy, epochs=2, repeats=1, preset=TOY_PRESET)
+    result = tasks.get("lm").bench(toy, epochs=2, repeats=1, preset=TOY_PRESET)
     assert json.loads(json.dumps(result, allow_nan=False)) == result
     assert set(result["epoch_cpu_s"]) == {"scratch", "cache", "online"}
     assert all(v > 0 for v in result["epoch_s"].values()) and all(v > 0 for v in result["cpu_ratios"].values())
     assert 0 < result["cache_mb"] < result["cache_mb_full_ptb"] and result["peak_rss_mb"] > 0
-    assert set(result["meets_target"]) == set(bench.LM_TARGETS)
+    assert set(result["meets_target"]) == set(lm_bench.TARGETS)
     assert "cache/scratch" in bench.text(result)
 
 

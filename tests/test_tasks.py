@@ -1,102 +1,33 @@
 """The task seam: a new kind of model is an addition, not an edit across the pages and the CLI.
 
-A toy task (3 classes of random 8-dimensional vectors, a one-hidden-layer
-MLP teacher and student) is registered here with its own settings in the
-settings table. With no page or CLI code written for it, the Teacher and
-Distill pages draw its settings, and the CLI trains and distils it, each run
-landing in the run store.
+A toy task (``tests/toytask/``: 3 classes of random 8-dimensional vectors, a
+one-hidden-layer MLP teacher and student, its own settings in the settings
+table and its own presets) is registered here by one line. With no page,
+CLI or engine code written for it, the Teacher and Distill pages draw its
+settings, the CLI trains and distils it, and it runs an experiment, a sweep,
+a study with two workers and an export, each run landing in the run store.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import threading
 
 import numpy as np
 import pytest
 
 from kdcore import cli, params, storage, tasks
-from kdcore.config import TrainConfig, Validated, default
 from kdcore.dataset import Dataset
 from kdcore.params import Param
 from kdcore.results import DistillResult, Status, verdict
+from tests import toytask
+from tests.toytask import ToyTeacher
 
-params.register(
-    Param("toy_hidden", int, 32, "hidden units of the toy teacher", low=4, high=256, step=4, group="teacher",
-          tasks=("toy",)),
-    Param("toy_student_hidden", int, 8, "hidden units of the toy student", low=2, high=64, group="student",
-          tasks=("toy",)),
-)
-
-
-@dataclass
-class ToyTeacher(TrainConfig):
-    TASK = "toy"
-    toy_hidden: int = default("toy_hidden", task="toy")
-
-
-@dataclass
-class ToyStudent(Validated):
-    TASK = "toy"
-    PREFIX = "toy_student_"
-    hidden: int = default("toy_student_hidden", task="toy")
-
-
-def _mlp(hidden: int, seed: int, name: str):
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((8,))
-    x = keras.layers.Dense(hidden, activation="relu")(inputs)
-    return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name=name)
-
-
-def _size(hidden: int) -> dict:
-    n = 8 * hidden + hidden + hidden * 3 + 3
-    return {"params": n, "macs": 8 * hidden + hidden * 3, "weight_bytes": 4 * n}
-
-
-class Toy(tasks.Task):
-    name = "toy"
-    title = "Toy vectors"
-    teacher_config = ToyTeacher
-    student_config = ToyStudent
-
-    def datasets(self):
-        return [{"name": "blobs", "available": True, "source": "generated", "train": 600, "test": 300}]
-
-    def default_dataset(self):
-        return "blobs", "the only one"
-
-    def load(self, name=None):
-        if name not in (None, "blobs"):
-            raise ValueError(f"unknown dataset {name!r}: use blobs")
-        rng = np.random.default_rng(0)
-        centres = rng.normal(0, 3.0, (3, 8))
-        y = rng.integers(0, 3, 900)
-        x = (centres[y] + rng.normal(0, 1.0, (900, 8))).astype("float32")
-        return Dataset("blobs", x[:600], y[:600], x[600:], y[600:], "generated blobs", ("a", "b", "c"))
-
-    def build_teacher(self, cfg):
-        return _mlp(cfg.toy_hidden, cfg.seed, "teacher")
-
-    def build_student(self, cfg, seed=0):
-        return _mlp(cfg.hidden, seed, "student")
-
-    def teacher_size(self, cfg, data=None):
-        return _size(cfg.toy_hidden)
-
-    def student_size(self, cfg, data=None):
-        return _size(cfg.hidden)
-
-    def check_model(self, model, name):
-        if tuple(model.input_shape[1:]) != (8,) or tuple(model.output_shape[1:]) != (3,):
-            raise ValueError(f"{name} is not a toy model")
+_size = toytask.size
 
 
 @pytest.fixture
 def toy():
-    task = tasks.register(Toy())
-    yield task
+    yield tasks.register(toytask.TASK)
     tasks.unregister("toy")
 
 
@@ -147,9 +78,10 @@ def _open(page: str, task: str):
 def test_teacher_page_draws_a_new_tasks_settings_with_no_page_code(toy):
     at = _open("teacher", "toy")
     hidden = at.slider(key="teacher.toy_hidden")
-    assert (hidden.label, hidden.value, hidden.min, hidden.max, hidden.step) == ("Toy hidden", 32, 4, 256, 4)
+    start = toytask.PRESETS["toy-quick"]["teacher"]["toy_hidden"]  # the page starts from the task's first preset
+    assert (hidden.label, hidden.value, hidden.min, hidden.max, hidden.step) == ("Toy hidden", start, 4, 256, 4)
     assert "teacher.variant" not in [w.key for w in at.selectbox]  # digits' settings are not shown
-    assert any(f"{_size(32)['params']:,} parameters" in c.value for c in at.caption)  # the task's own count
+    assert any(f"{_size(start)['params']:,} parameters" in c.value for c in at.caption)  # the task's own count
 
 
 @pytest.mark.slow
@@ -203,3 +135,126 @@ def test_one_verdict_rule():
     assert run.verdict().outcome == "helped" and run.gap_recovered == pytest.approx(0.5)
     assert DistillResult("", "d", 100, "t", 0.97, 0.95, 0.94).verdict().outcome == "tie"
     assert Status("finished") == "finished" and Status.RUNNING.active
+
+
+# --- central code asks the task ---------------------------------------------------------------------
+def test_each_builtin_task_fills_in_the_protocol_of_its_example_kind():
+    from kdcore.tasks.base import EXAMPLES
+
+    for name in tasks.BUILTIN:
+        task = tasks.get(name)
+        assert isinstance(task, EXAMPLES[task.example]), (name, task.example)
+    assert not isinstance(tasks.get("digits"), EXAMPLES["sentence"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", tasks.BUILTIN)
+def test_the_experiments_page_describes_each_preset_by_its_task(name):
+    from streamlit.testing.v1 import AppTest
+
+    from kdcore import presets
+    from tests.conftest import ROOT
+
+    task = tasks.get(name)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["task"] = name
+    at.switch_page("pages/experiments.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = at.selectbox(key="experiments.preset").value
+    teacher, distill = presets.configs(shown)
+    recipe = next(m.value for m in at.markdown if presets.get(shown)["description"] in m.value)
+    assert f"teacher {task.describe_teacher(teacher)} · student {task.describe_student(distill.student)}" in recipe
+
+
+@pytest.mark.slow
+def test_a_sweep_over_an_images_preset_ranges_over_the_tasks_width_setting():
+    """The sweep used to guess the width field (``units`` or else ``hidden``) and raised AttributeError here."""
+    from kdcore import experiments
+
+    rng = np.random.default_rng(0)
+    y = np.arange(160) % 2
+    x = (rng.normal(0.5, 0.1, (160, 16, 16, 3)) + 0.3 * y[:, None, None, None]).astype("float32")
+    data = Dataset("stripes", x[:120], y[:120], x[120:], y[120:], "generated", ("dark", "light"))
+    preset = {"name": "tiny-images", "task": "images", "dataset": "stripes",
+              "teacher": {"variant": "vgg11", "width": 0.125, "epochs": 1, "batch_size": 32},
+              "distill": {"student": {"filters": 4, "depth": 1, "blocks": 2, "guided": 1, "hint": 1}, "epochs": 1,
+                          "batch_size": 32}}
+    frame = experiments.sweep(preset, [2.0, 4.0], [0.5, 0.9], data=data, record=False)
+    assert tasks.get("images").width_setting == "student_filters"
+    assert len(frame) == 4 and set(frame["units"]) == {4}
+
+
+@pytest.mark.slow
+def test_a_text_study_without_widths_ranges_over_the_presets_own_student(tmp_path):
+    """The study read ``cfg.student.units``, which a transformer student does not have."""
+    from kdcore import studies
+
+    task = tasks.get("text")
+    rows = [(f"{'good fine great' if i % 2 else 'bad dull poor'} film number w{i}", "pos" if i % 2 else "neg")
+            for i in range(80)]
+    csv = tmp_path / "tiny.csv"
+    csv.write_text("text,label\n" + "\n".join(f'"{t}",{label}' for t, label in rows) + "\n")
+    data = task.load(str(csv))
+    teacher_cfg = task.teacher_config(layers=1, hidden=64, heads=2)
+    teacher = tmp_path / "text-teacher.keras"
+    storage.save_model(task.build_teacher(teacher_cfg, data.tokenizer.size, len(data.classes)), teacher,
+                       {"kind": "teacher", "task": "text", "dataset": str(csv)})
+    preset = {"name": "tiny-text", "task": "text", "dataset": str(csv), "teacher": {"layers": 1, "hidden": 64,
+                                                                                     "heads": 2},
+              "distill": {"student": {"layers": 1, "hidden": 64, "heads": 2}, "epochs": 1, "batch_size": 16}}
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    made = studies.create_grid_study("text-grid", url, preset, [2.0], [0.5, 0.9], teacher=str(teacher))
+    assert made["trials"] == 2
+    assert studies.study_view("text-grid", url)["spec"]["space"]["units"] == [64]
+
+
+# --- the toy task goes all the way: nothing written for it outside tests/toytask/ -------------------
+@pytest.mark.slow
+def test_the_toy_task_runs_an_experiment_a_sweep_and_an_export(toy):
+    from kdcore import experiments, export, presets
+
+    assert presets.demo("toy") == "toy-quick" and presets.names("toy") == ["toy-quick"]
+    result = experiments.run_experiment("toy-quick", seeds=2)
+    assert result["status"] == "finished" and result["task"] == "toy"
+    assert [r["seed"] for r in result["runs"]] == [0, 1] and result["teacher_accuracy"] > 0.6
+    runs = storage.run_store().runs()
+    assert [(r["kind"], r["status"]) for r in runs] == [("experiment", "finished")]
+
+    frame = experiments.sweep("toy-quick", [2.0, 4.0], [0.5, 0.9])
+    assert len(frame) == 4 and set(frame["units"]) == {4}  # the preset's student, by the task's width setting
+    assert frame["student"].between(0, 1).all()
+    assert frame["teacher"].iloc[0] == pytest.approx(result["teacher_accuracy"])  # the experiment's teacher, reused
+
+    record = export.export(result["teacher_model"], "int8", time_keras=False)
+    assert record["dataset"] == "blobs" and record["test_images"] == 300 and record["input_shape"] == [8]
+    assert abs(record["accuracy_change"]) < 0.05 and record["accuracy"] > 0.6
+
+
+@pytest.mark.slow
+def test_the_toy_task_runs_a_study_with_two_workers_on_sqlite(toy):
+    """Both workers run in this process, where the toy task is registered (a worker process would not know it)."""
+    from kdcore import studies
+
+    url = f"sqlite:///{storage.home() / 'studies.db'}"
+    made = studies.create_grid_study("toy-grid", url, "toy-quick", [2.0, 4.0], [0.5, 0.9], epochs=1)
+    assert made["trials"] == 4
+    answers = []
+    workers = [threading.Thread(target=lambda: answers.append(studies.run_worker("toy-grid", url, heartbeat=2)))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=240)
+    assert len(answers) == 2 and sum(a["completed"] for a in answers) == 4
+    view = studies.study_view("toy-grid", url)
+    assert view["done"] and view["states"]["complete"] == 4
+    assert sorted((c["units"], c["temperature"], c["alpha"]) for c in view["cells"]) == [
+        (4, t, a) for t in (2.0, 4.0) for a in (0.5, 0.9)]
+
+
+def test_predict_and_bench_ask_the_task_and_refuse_what_it_lacks_in_one_line(toy, capsys):
+    assert cli.main(["predict", "--task", "toy", "--model", "nowhere.keras"]) == 2
+    assert "task 'toy' has no example to predict (its example kind is 'none')" in capsys.readouterr().err
+    assert cli.main(["bench", "--task", "toy"]) == 2
+    err = capsys.readouterr().err
+    assert "task 'toy' has no benchmark of its own" in err and len(err.strip().splitlines()) == 1

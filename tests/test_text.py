@@ -340,7 +340,7 @@ def test_the_text_bench_times_every_way_and_says_when_the_cache_pays(toy):
 
     tiny = {"name": "tiny", "teacher": {"layers": 2, "hidden": 64, "heads": 2},
             "distill": {"student": {"layers": 1, "hidden": 64, "heads": 2}, "batch_size": 64}}
-    result = bench.run_text(toy, epochs=2, repeats=1, preset=tiny)
+    result = tasks.get("text").bench(toy, epochs=2, repeats=1, preset=tiny)
     methods = {"scratch", "prediction", "in_step", "cached"}
     assert set(result["epoch_s"]) == set(result["epoch_cpu_s"]) == methods
     assert all(v > 0 for v in [*result["epoch_s"].values(), *result["ratios"].values(), result["cache_build_s"]])
@@ -349,7 +349,7 @@ def test_the_text_bench_times_every_way_and_says_when_the_cache_pays(toy):
     assert result["cache_mb"] == pytest.approx(expected, abs=0.05)
     assert "cached / in the step" in bench.text(result)
     with pytest.raises(ValueError, match="epochs must be >= 2"):
-        bench.run_text(toy, epochs=1, preset=tiny)
+        tasks.get("text").bench(toy, epochs=1, preset=tiny)
 
 
 @pytest.mark.slow

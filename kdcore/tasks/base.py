@@ -9,8 +9,12 @@ classifier, an image classifier, a text classifier or a language model:
 - its metric and which way is better;
 - what its teacher's soft targets carry, in a sentence of its own (``soft_targets_story``, on Home);
 - the distillation terms it offers, as data;
-- how one example is entered and shown (``canvas``, ``image``, ``text``,
-  ``prompt``, or ``none`` for a task with no example screens);
+- how one example is entered and shown (``canvas``, ``image``, ``sentence``,
+  ``prompt``, or ``none`` for a task with no example screens), and the
+  methods that kind's screens call, declared by one Protocol per kind
+  (:data:`EXAMPLES`);
+- its presets (plain data), the student setting a sweep ranges over, its own
+  benchmark if it has one, and how an exported file of it is scored;
 - how to build, size, train and score its models.
 
 The defaults here are those of a classifier trained with
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from .. import params
 from ..metric import ACCURACY, Metric  # noqa: F401 - Metric is re-exported: tasks.Metric, from .base import Metric
@@ -54,6 +59,8 @@ class Task:
     teacher_config: type = None
     student_config: type = None
     distill_config: type = None  # a DistillConfig subclass with the task's own run settings (default: DistillConfig)
+    presets: dict = {}  # name -> {"dataset", "teacher", "distill", "description", optional "demo": True}
+    width_setting = "student_units"  # the student setting a sweep or a study ranges over
 
     # --- settings, from the table ------------------------------------------------------------
     @staticmethod
@@ -145,6 +152,14 @@ class Task:
     def describe_student(self, cfg) -> str:
         return "student"
 
+    def describe_teacher(self, cfg) -> str:
+        """A teacher recipe in a few words, as the Experiments page lists a preset: its size and how it trains."""
+        return f"{cfg.epochs} epochs"
+
+    def width_field(self) -> str:
+        """The student config's field that :attr:`width_setting` sets (the setting without the student's prefix)."""
+        return self.width_setting.removeprefix(getattr(self.student_config, "PREFIX", ""))
+
     def custom_objects(self) -> dict:
         """Keras layer classes of KD Studio's own that this task's saved models use (none: standard layers only)."""
         return {}
@@ -219,9 +234,36 @@ class Task:
         """One picture (a path, bytes or an upload) as a model whose input is ``shape`` takes it."""
         raise ValueError(f"task {self.name!r} takes no picture")
 
-    def prompt(self, model_path, text: str, temperature: float = 1.0, seed: int = 0) -> dict:
-        """``{"next_words": [{"word", "probability"}…], "continuation"}`` for a task whose example is a prompt."""
-        raise ValueError(f"task {self.name!r} takes no prompt")
+    # --- benchmark and export -------------------------------------------------------------------
+    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1) -> dict:
+        """``bench --task NAME``: this task's own measurements, with ``"task"`` so that :meth:`bench_text` prints them.
+
+        Without one, ``bench`` measures the training machinery on the default task's networks.
+        """
+        raise ValueError(f"task {self.name!r} has no benchmark of its own; run bench without --task to measure "
+                         "the training machinery")
+
+    def bench_text(self, result: dict) -> str:
+        """:meth:`bench`'s result in a few lines for the terminal."""
+        return "\n".join(f"{key}: {value}" for key, value in result.items())
+
+    def export_window(self, run_config: dict) -> int | None:
+        """The length an exported model's free time axis is fixed at (None: its inputs have a fixed shape)."""
+        return None
+
+    def score_export(self, model, exported, data, window: int | None = None) -> dict:
+        """The exported file scored on ``data``'s test split beside the float ``model``: the figures its sidecar keeps.
+
+        ``exported`` is a :class:`kdcore.export.Exported` (its ``outputs(x)``
+        and its signature ``runner()``). A classifier's default: the argmax
+        accuracy of the file's outputs against the Keras model's.
+        """
+        from .. import inference
+
+        exported_acc = inference.accuracy(exported.outputs(data.x_test), data.y_test)
+        float_acc = inference.accuracy(inference.test_logits(model, data), data.y_test)
+        return {"accuracy": exported_acc, "float_accuracy": float_acc, "accuracy_change": exported_acc - float_acc,
+                "test_images": int(len(data.y_test))}
 
     def describe(self) -> dict:
         """What ``python -m kdcore tasks --json`` prints for this task."""
@@ -231,7 +273,81 @@ class Task:
 
         return {"name": self.name, "title": self.title, "description": self.description,
                 "metric": {"name": self.metric.name, "higher_is_better": self.metric.higher_is_better},
-                "example": self.example, "terms": [t.name for t in self.terms],
+                "example": self.example, "terms": [t.name for t in self.terms], "width_setting": self.width_setting,
                 "datasets": self.datasets(), "default_dataset": self.default_dataset()[0],
                 "settings": {"teacher": rows(self.teacher_params(), "teacher"), "student": rows(self.student_params()),
                              "distill": rows(self.distill_params())}}
+
+
+# --- what each kind of example asks of its task -----------------------------------------------------
+# A task's ``example`` names one of these; the screens app.py lists for that kind, and ``predict``, call
+# exactly these methods. ``who`` in ``check_fits`` is the model as a sentence names it ("the teacher").
+@runtime_checkable
+class CanvasExample(Protocol):
+    """A drawn digit: the Draw, Temperature and Predictions screens, and ``predict --image``."""
+
+    def prepare_image(self, source, shape):
+        """One picture (a path, bytes or an upload) as the model takes it."""
+
+
+@runtime_checkable
+class ImageExample(Protocol):
+    """A picture of any size: the Upload, Temperature and Predictions screens, and ``predict --image``."""
+
+    def prepare_image(self, source, shape):
+        """One picture as the model takes it (``prepare_photo``'s image alone)."""
+
+    def prepare_photo(self, source, shape) -> tuple:
+        """(the picture cropped and resized to ``shape``, a sentence on what colour conversion happened, or "")."""
+
+    def match_background(self, image, data) -> tuple:
+        """(``image`` flipped to ``data``'s background convention when it is the opposite one, a note or "")."""
+
+    def check_fits(self, model, data, who: str = "the model") -> None:
+        """Raise a one-line ``ValueError`` when ``model`` was trained on data of another shape than ``data``."""
+
+
+@runtime_checkable
+class SentenceExample(Protocol):
+    """A sentence to classify: the Temperature (text), Attention and Predictions (text) screens, ``predict --text``."""
+
+    def dataset_of(self, model_path):
+        """The dataset a saved model was trained on (its vocabulary)."""
+
+    def check_fits(self, model, data, who: str = "the model") -> None:
+        """Raise a one-line ``ValueError`` when ``model`` reads another vocabulary or gives other classes."""
+
+    def classify(self, model, data, text: str, temperature: float = 1.0) -> dict:
+        """``{"label", "probabilities", "tokens", "truncated", "note"}`` for one sentence at T."""
+
+    def attention(self, model, data, text: str, layer: int, softmax: bool = True) -> dict:
+        """``{"tokens", "maps", "note"}``: one layer's attention over one sentence."""
+
+    def layers_and_heads(self, model) -> tuple:
+        """(layers, heads) of a saved model."""
+
+    def mapping(self, student, teacher, spec: str = "uniform") -> list:
+        """The teacher layer each student layer learned from."""
+
+
+@runtime_checkable
+class PromptExample(Protocol):
+    """A prompt to continue: the Next word and Predictions (surprisal) screens, and ``predict --prompt``."""
+
+    def check_fits(self, model, data, who: str = "the model") -> None:
+        """Raise a one-line ``ValueError`` when ``model`` predicts another vocabulary than ``data``'s."""
+
+    def prompt(self, model_path, text: str, temperature: float = 1.0, seed: int = 0) -> dict:
+        """``{"prompt", "next_words": [{"word", "probability"}…], "entropy_bits", "continuation", …}``."""
+
+    def prompt_entropy(self, model_path, text: str, temperatures) -> list:
+        """Entropy (bits) of the next word after ``text`` at each temperature."""
+
+    def compare(self, models: dict, data, words: int = 3000) -> dict:
+        """Both models' surprisal word by word over test text, and where they disagree most."""
+
+    def band(self, bits: float) -> str:
+        """A word's surprisal in words (``expected`` … ``very surprising``)."""
+
+
+EXAMPLES = {"canvas": CanvasExample, "image": ImageExample, "sentence": SentenceExample, "prompt": PromptExample}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..base import HINT, SOFT, Task
 from . import data as datasets, pictures
+from .presets import PRESETS
 from .model import (INPUT_SHAPE, NUM_CLASSES, build, build_student, build_teacher, model_stats, stats, student_layers,
                     student_stats, teacher_layers, teacher_stats)
 from .settings import NAME, TEACHER_VARIANTS, StudentConfig, TeacherConfig
@@ -23,6 +24,7 @@ class Digits(Task):
     example = "canvas"
     soft_targets_story = ("The teacher's softened probabilities (a 7 that looks a little like a 1) carry what it "
                           "learnt about how digits resemble each other.")
+    presets = PRESETS
     terms = (SOFT, HINT)
     teacher_config = TeacherConfig
     student_config = StudentConfig
@@ -57,6 +59,10 @@ class Digits(Task):
         if in_shape != INPUT_SHAPE or out_shape != (NUM_CLASSES,):
             raise ValueError(f"{name} takes input {in_shape} and gives {out_shape}; "
                              "digit models take 28x28x1 images and give 10 logits")
+
+    def describe_teacher(self, cfg: TeacherConfig) -> str:
+        extras = [f"dropout {cfg.dropout:g}"] * bool(cfg.dropout) + ["shifts"] * bool(cfg.augment)
+        return ", ".join([cfg.variant, f"{cfg.epochs} epochs", *extras])
 
     def check_image(self, source) -> None:
         pictures.load_image(source)

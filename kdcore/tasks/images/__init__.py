@@ -18,6 +18,8 @@ from ..digits.pictures import load_image
 from .data import (CIFAR10_CLASSES, CIFAR_PLACES, LUMA, MAX_SIDE, MIN_SIDE, SMALL, _make, as_seen_by, cifar10_entry,
                    cifar10_place, default_dataset, load, read_cifar_batch, read_cifar_binary, to_channels)
 from .inspection import prepare_photo
+from .photo import match_background
+from .presets import PRESETS
 from .model import (BN_MOMENTUM, CROP, SIZE_CLASSES, SIZE_SHAPE, VGG_DENSE, _shape_of, build, build_student,
                     build_teacher, stats, student_layers, teacher_layers)
 from .settings import BLOCKS, NAME, VGG_CHANNELS, VGG_DEPTHS, StudentConfig, TeacherConfig
@@ -31,6 +33,8 @@ class Images(Task):
     example = "image"
     soft_targets_story = ("The teacher's softened probabilities (a shirt that looks a little like a T-shirt, a "
                           "sneaker a little like an ankle boot) carry what it learnt about which clothes look alike.")
+    presets = PRESETS
+    width_setting = "student_filters"
     terms = (SOFT, HINT)
     teacher_config = TeacherConfig
     student_config = StudentConfig
@@ -64,6 +68,10 @@ class Images(Task):
         shape = "plain CNN" if cfg.depth == 1 else "FitNet-shaped CNN"
         return f"{shape} ({cfg.blocks} blocks × {cfg.depth} convs, {cfg.filters} channels first)"
 
+    def describe_teacher(self, cfg: TeacherConfig) -> str:
+        extras = [f"dropout {cfg.dropout:g}"] * bool(cfg.dropout) + ["flips and shifts"] * bool(cfg.augment)
+        return ", ".join([f"{cfg.variant} (width {cfg.width:g})", f"{cfg.epochs} epochs", *extras])
+
     def hint_layers(self, cfg) -> tuple[str, str]:
         return f"block{cfg.student.hint}", f"block{cfg.student.guided}"
 
@@ -74,12 +82,12 @@ class Images(Task):
                              "images (C = 1 or 3) and give one logit per class")
 
     @staticmethod
-    def check_fits(model, data: Dataset, name: str = "the teacher") -> None:
+    def check_fits(model, data: Dataset, who: str = "the model") -> None:
         """One line when a model was trained on images of another shape or another number of classes."""
         want, classes = tuple(data.x_train.shape[1:]), len(data.classes)
         got, out = tuple(model.input_shape[1:]), model.output_shape[-1]
         if got != want or out != classes:
-            raise ValueError(f"{name} takes {shape_text(got)} images and gives {out} classes, but {data.name} has "
+            raise ValueError(f"{who} takes {shape_text(got)} images and gives {out} classes, but {data.name} has "
                              f"{shape_text(want)} images and {classes} classes")
 
     # The networks' input and output sizes come from the data, so the three runs build them here.
@@ -109,7 +117,7 @@ class Images(Task):
     def distill_student(self, cfg, teacher, data, progress=None, logits=None):
         from ... import training
 
-        self.check_fits(teacher, data)
+        self.check_fits(teacher, data, "the teacher")
         student = self._student(cfg, data)
         if cfg.hint_epochs:
             training.hint_pair(student, teacher, self.hint_layers(cfg))  # an unmappable pair is refused before any work
@@ -121,6 +129,13 @@ class Images(Task):
     def prepare_image(self, source, shape):
         """A photo centre-cropped and resized to the model's input (see :func:`prepare_photo`)."""
         return prepare_photo(source, shape)[0]
+
+    prepare_photo = staticmethod(prepare_photo)
+
+    @staticmethod
+    def match_background(image, data):
+        """A photo flipped to the dataset's background convention, and a note saying so (see :mod:`.photo`)."""
+        return match_background(image, data)
 
 
 TASK = IMAGES = Images()

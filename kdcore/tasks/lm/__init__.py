@@ -28,6 +28,7 @@ from .data import (DEFAULT_VOCAB_CAP, EOS, MAX_TEXT_BYTES, MIN_TEXT_LINES, PTB_S
 from .inspection import (BANDS, CONTINUATION_WORDS, PRIME_EOS, TOP_WORDS, WORDS_COMPARED, band, compare, complete,
                          disagreements, entropy_bits, entropy_curve, next_word_probs, prompt_ids, sentence_spans)
 from .model import EVAL_STREAMS, build, perplexity, stats, unigram_bias, vocab_size, zero_state
+from .presets import PRESETS
 from .settings import CACHE_REST, SOFT_TARGETS, LMDistillConfig, StudentConfig, TeacherConfig
 from .train import CLIP_NORM, fit
 
@@ -41,6 +42,7 @@ class LanguageModel(Task):
     example = "prompt"
     soft_targets_story = ("The teacher's softened probabilities over the next word (after \"the stock\", *market* "
                           "but also *price* or *exchange*) carry what it learnt about which next words are plausible.")
+    presets = PRESETS
     terms = (SOFT,)
     teacher_config = TeacherConfig
     student_config = StudentConfig
@@ -83,6 +85,25 @@ class LanguageModel(Task):
     def describe_student(self, cfg: StudentConfig) -> str:
         return f"{cfg.layers}×{cfg.units} LSTM"
 
+    def describe_teacher(self, cfg: TeacherConfig) -> str:
+        return f"{cfg.layers}×{cfg.units} LSTM, {cfg.epochs} epochs"
+
+    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "lm-ptb") -> dict:
+        from . import bench  # the benchmark's timing machinery is loaded only when one runs
+        return bench.run(dataset, epochs, repeats, preset)
+
+    def bench_text(self, result: dict) -> str:
+        from . import bench
+        return bench.text(result)
+
+    def export_window(self, run_config: dict) -> int:
+        """Exported, the model reads windows of its training sequence length (35 when its run names none)."""
+        return int(run_config.get("seq_len") or 35)
+
+    def score_export(self, model, exported, data: Dataset, window: int | None = None) -> dict:
+        from .export import score  # LiteRT's scoring loads only when a model is exported
+        return score(self, model, exported, data, window or self.export_window({}))
+
     def check_model(self, model, name: str) -> None:
         ins = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
         outs = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
@@ -90,9 +111,9 @@ class LanguageModel(Task):
                 or len(outs[0]) != 3):
             raise ValueError(f"{name} is not a KD Studio language model (it takes {ins} and gives {outs})")
 
-    def check_fits(self, model, data: Dataset, who: str = "model") -> None:
+    def check_fits(self, model, data: Dataset, who: str = "the model") -> None:
         """One line when ``model`` predicts another vocabulary than ``data``'s."""
-        self._check_vocab(model, data, who)
+        self._check_vocab(model, data, who.removeprefix("the "))
 
     def _check_vocab(self, model, data: Dataset, who: str) -> None:
         if vocab_size(model) != len(data.classes):

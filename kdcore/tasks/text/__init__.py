@@ -34,6 +34,7 @@ from .intermediate import CACHE_BUDGET, cache_bytes, fit_intermediate, teacher_a
 from .model import (FFN_FACTOR, PADDING_PENALTY, SIZE_CLASSES, SIZE_VOCAB, _layers, build, depth, features,
                     projections, shape_of, stats)
 from .pretrain import MASK_RATE, MAX_PICKS, mask_words, pretrain, unlabelled_texts
+from .presets import PRESETS
 from .settings import (ATTENTION, EMBEDDING, HIDDEN, NAME, StudentConfig, TeacherConfig, TextDistillConfig,
                        describe_map, layer_map)
 from .tokenizer import MAX_LEN, VOCAB_CAP, Sentence, Tokenizer, fit_vectorizer
@@ -47,6 +48,8 @@ class Text(Task):
     example = "sentence"
     soft_targets_story = ("The teacher's softened probabilities (a gushing review near 100 % fresh, a lukewarm "
                           "\"not bad\" near 50 %) carry how sure a review sounds, not just which way it leans.")
+    presets = PRESETS
+    width_setting = "student_hidden"
     terms = (SOFT, EMBEDDING, HIDDEN, ATTENTION)
     teacher_config = TeacherConfig
     student_config = StudentConfig
@@ -80,6 +83,18 @@ class Text(Task):
     def describe_student(self, cfg: StudentConfig) -> str:
         return f"{cfg.layers}-layer transformer (hidden {cfg.hidden}, {cfg.heads} heads)"
 
+    def describe_teacher(self, cfg: TeacherConfig) -> str:
+        pretrain = f", {cfg.pretrain_epochs} masked-LM epochs first" if cfg.pretrain_epochs else ""
+        return f"{self.describe_student(cfg)}, {cfg.epochs} epochs{pretrain}"
+
+    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "text-tinybert") -> dict:
+        from . import bench  # the benchmark's timing machinery is loaded only when one runs
+        return bench.run(dataset, epochs, repeats, preset)
+
+    def bench_text(self, result: dict) -> str:
+        from . import bench
+        return bench.text(result)
+
     def custom_objects(self) -> dict:
         """The encoder's three layers, registered under ``kdstudio_text>``: plain code of ours, no lambdas."""
         return {f"kdstudio_text>{cls.__name__}": cls for cls in _layers()}
@@ -112,7 +127,7 @@ class Text(Task):
                              f"{model.output_shape})")
 
     @staticmethod
-    def check_fits(model, data: Dataset, who: str = "the teacher") -> None:
+    def check_fits(model, data: Dataset, who: str = "the model") -> None:
         got = shape_of(model)
         if got["vocab"] != data.tokenizer.size or got["classes"] != len(data.classes):
             raise ValueError(f"{who} reads {got['vocab']:,} token ids and gives {got['classes']} classes, but "
@@ -149,7 +164,7 @@ class Text(Task):
         from ... import training
 
         cfg.validate(len(data.y_train))
-        self.check_fits(teacher, data)
+        self.check_fits(teacher, data, "the teacher")
         student = self._student(cfg, data)
         layer_map(cfg.layer_map, cfg.student.layers, depth(teacher))  # a mapping beyond the teacher: one line, now
         if not cfg.intermediate_epochs:
