@@ -47,7 +47,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import bench, config, export, metric, params, storage, tasks
+from . import bench, config, export, metric, params, reproduce, storage, tasks
 from .progress import Progress
 
 EXIT_ERROR = 2
@@ -212,7 +212,9 @@ def _tasks_text(result: dict) -> str:
 
 @command("tasks", "list the tasks, each with its datasets and settings", lambda parser: None, _tasks_text)
 def _tasks(args) -> dict:
-    return {"tasks": [tasks.get(n).describe() for n in tasks.names()]}
+    from . import presets
+
+    return {"tasks": [{**tasks.get(n).describe(), "demo_preset": presets.demo(n)} for n in tasks.names()]}
 
 
 # --- train-teacher --------------------------------------------------------------------------------
@@ -458,9 +460,10 @@ def _experiment(args) -> dict:
     from . import experiments
 
     with live_progress("experiment") as progress:
-        return _finished(experiments.run_experiment(_preset_of_task(args.preset, args.task), args.seeds,
-                                                    args.labels_fraction, args.omit_class, progress,
-                                                    teacher=args.teacher))
+        result = _finished(experiments.run_experiment(_preset_of_task(args.preset, args.task), args.seeds,
+                                                      args.labels_fraction, args.omit_class, progress,
+                                                      teacher=args.teacher))
+    return {**result, "machine": reproduce.machine()}  # what `reproduce --from` writes beside the figures
 
 
 def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -602,6 +605,13 @@ def _worker(args) -> dict:
         raise ValueError(f"heartbeat must be >= 1 second (got {args.heartbeat})")
     with live_progress("worker") as progress:
         return studies.run_worker(args.study, args.storage, args.trials, args.teacher, progress, args.heartbeat)
+
+
+# --- reproduce (options, summary and work live in kdcore.reproduce) --------------------------------
+@command("reproduce", reproduce.HELP, reproduce.add_arguments, reproduce.text)
+def _reproduce(args) -> dict:
+    with live_progress("reproduce") as progress:
+        return reproduce.from_args(args, progress)
 
 
 # --- export (options, summary and work live in kdcore.export) --------------------------------------

@@ -148,6 +148,14 @@ def saved_teacher(path, ds: Dataset, task: str = tasks.DEFAULT) -> dict:
             "history": meta.get("history")}
 
 
+def teacher_for(cfg, teacher_ds: Dataset, ds: Dataset, progress: Progress, task) -> dict:
+    """:func:`cached_teacher` trained on ``teacher_ds``, scored on the students' test split, which all three share."""
+    teacher = cached_teacher(cfg, teacher_ds, progress, task.name)
+    if teacher_ds is not ds and teacher["status"] == "finished":
+        teacher["accuracy"] = task.score(teacher["model"], ds)
+    return teacher
+
+
 # --- omit one class (Hinton et al. 2015, section 3) --------------------------------------------------
 def without_class(ds: Dataset, logits: np.ndarray, omit: int) -> tuple[Dataset, np.ndarray]:
     """The transfer set with every training example of class ``omit`` removed, and the matching logits rows."""
@@ -192,13 +200,28 @@ def _omit_report(student, baseline, ds: Dataset, omit: int) -> dict:
 
 
 # --- one experiment ----------------------------------------------------------------------------------
-def _setup(preset, data: Dataset | None, overrides: dict) -> tuple[str, dict, object, DistillConfig, Dataset]:
+def _setup(preset, data: Dataset | None, overrides: dict) -> tuple[str, dict, object, DistillConfig, Dataset, Dataset]:
+    """(name, preset, teacher config, distill config, the students' data, the teacher's data), all validated."""
     name, spec = resolve(preset)
     t = tasks.get(spec.get("task"))
     ds = data if data is not None else t.load(spec["dataset"])
-    teacher_cfg = from_dict(t.teacher_config, spec["teacher"]).validate(len(ds.y_train))
+    teacher_ds = teacher_data(t, spec.get("teacher_dataset"), ds)
+    teacher_cfg = from_dict(t.teacher_config, spec["teacher"]).validate(len(teacher_ds.y_train))
     cfg = from_dict(t.distill_class(), {**spec["distill"], **overrides}, t).validate(len(ds.y_train))
-    return name, spec, teacher_cfg, cfg, ds
+    return name, spec, teacher_cfg, cfg, ds, teacher_ds
+
+
+def teacher_data(task, name: str | None, data: Dataset) -> Dataset:
+    """The dataset the teacher reads: ``name`` (a preset's ``teacher_dataset``), checked to fit ``data``, else ``data``.
+
+    Distillation helps most where the teacher has learnt from more than the
+    students have labels for; their transfer set stays ``data``.
+    """
+    if name is None or name == data.name:
+        return data
+    teacher_ds = task.load(name)
+    task.compatible(teacher_ds, data)
+    return teacher_ds
 
 
 def _omitted(spec: dict, omit_class: int | None, ds: Dataset) -> int | None:
@@ -233,15 +256,15 @@ def run_experiment(preset, seeds=3, labels_fraction: float | None = None, omit_c
 
     seeds = seed_list(seeds)
     overrides = {} if labels_fraction is None else {"labels_fraction": labels_fraction}
-    name, spec, teacher_cfg, cfg, ds = _setup(preset, data, overrides)
+    name, spec, teacher_cfg, cfg, ds, teacher_ds = _setup(preset, data, overrides)
     omit = _omitted(spec, omit_class, ds)
     config = {"preset": name, "teacher": to_dict(teacher_cfg), "distill": to_dict(cfg), "seeds": seeds,
-              "omit_class": omit, "task": tasks.get(spec.get("task")).name}
+              "omit_class": omit, "task": tasks.get(spec.get("task")).name, "teacher_dataset": teacher_ds.name}
     if teacher is not None:
         config["teacher_model"] = str(teacher)
 
     def work(progress: Progress) -> dict:
-        return _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress, teacher)
+        return _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress, teacher, teacher_ds)
 
     if record:
         return recorded("experiment", f"Experiment {name} on {ds.name}, {len(seeds)} seeds", config, ds.name,
@@ -256,15 +279,16 @@ def _cpu(run) -> float | None:
 
 
 def _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress: Progress,
-                teacher_path: str | None = None) -> dict:
+                teacher_path: str | None = None, teacher_ds: Dataset | None = None) -> dict:
     t0 = time.perf_counter()
     task = tasks.get(spec.get("task"))
     m = task.metric.name
     results = {"preset": name, "dataset": ds.name, "seeds": seeds, "labels_fraction": cfg.labels_fraction,
                "omit_class": omit, "config": config, "status": "finished", "reason": "", "task": task.name,
-               "metric": m, "higher_is_better": task.metric.higher_is_better}
+               "metric": m, "higher_is_better": task.metric.higher_is_better,
+               "teacher_dataset": (teacher_ds or ds).name}
     teacher = (saved_teacher(teacher_path, ds, task.name) if teacher_path is not None
-               else cached_teacher(teacher_cfg, ds, progress, task.name))
+               else teacher_for(teacher_cfg, teacher_ds or ds, ds, progress, task))
     results.update({f"teacher_{m}": teacher["accuracy"], "teacher_cached": teacher["cached"],
                     "teacher_model": teacher["path"], "teacher_seconds": teacher.get("seconds")})
     if teacher.get("history"):
@@ -357,26 +381,28 @@ def sweep(preset, temperatures, alphas, seeds=1, widths=None, progress: Progress
     from .jobs import recorded
 
     seeds = seed_list(seeds)
-    name, spec, teacher_cfg, cfg, ds = _setup(preset, data, {})
+    name, spec, teacher_cfg, cfg, ds, teacher_ds = _setup(preset, data, {})
     task = tasks.get(spec.get("task"))
     widths = list(widths) if widths else [width(task, cfg)]
     cells = grid(task, cfg, len(ds.y_train), temperatures, alphas, widths)
     config = {"preset": name, "teacher": to_dict(teacher_cfg), "distill": to_dict(cfg), "seeds": seeds,
-              "temperatures": list(temperatures), "alphas": list(alphas), "widths": widths}
+              "temperatures": list(temperatures), "alphas": list(alphas), "widths": widths,
+              "teacher_dataset": teacher_ds.name}
 
     def work(progress: Progress) -> dict:
-        return _sweep(name, spec, teacher_cfg, cfg, ds, cells, widths, seeds, progress)
+        return _sweep(name, spec, teacher_cfg, cfg, ds, cells, widths, seeds, progress, teacher_ds)
 
     title = f"Sweep {name} on {ds.name}: {len(cells)} cells × {len(seeds)} seeds"
     results = recorded("sweep", title, config, ds.name, work, progress) if record else work(progress or Progress(name))
     return pd.DataFrame(results["cells"])
 
 
-def _sweep(name, spec, teacher_cfg, cfg, ds, cells, widths, seeds, progress: Progress) -> dict:
+def _sweep(name, spec, teacher_cfg, cfg, ds, cells, widths, seeds, progress: Progress,
+           teacher_ds: Dataset | None = None) -> dict:
     t0 = time.perf_counter()
     task = tasks.get(spec.get("task"))
     results = {"preset": name, "dataset": ds.name, "status": "finished", "reason": "", "cells": []}
-    teacher = cached_teacher(teacher_cfg, ds, progress, task.name)
+    teacher = teacher_for(teacher_cfg, teacher_ds or ds, ds, progress, task)
     results[f"teacher_{task.metric.name}"] = teacher["accuracy"]
     if teacher["status"] != "finished":
         results.update(status=teacher["status"], reason=f"teacher: {teacher['reason']}")
@@ -416,7 +442,7 @@ def start_experiment(preset: str, seeds=3, labels_fraction: float | None = None,
 
     seeds = seed_list(seeds)
     overrides = {} if labels_fraction is None else {"labels_fraction": labels_fraction}
-    name, spec, teacher_cfg, cfg, ds = _setup(preset, None, overrides)
+    name, spec, teacher_cfg, cfg, ds, _ = _setup(preset, None, overrides)
     _omitted(spec, omit_class, ds)
     title = f"Experiment {name} on {ds.name}, {len(seeds)} seeds"
     config = {"preset": name, "seeds": seeds, "labels_fraction": labels_fraction, "omit_class": omit_class}
@@ -429,7 +455,7 @@ def start_sweep(preset: str, temperatures, alphas, seeds=1, widths=None):
     from .jobs import runner
 
     seeds = seed_list(seeds)
-    name, spec, teacher_cfg, cfg, ds = _setup(preset, None, {})
+    name, spec, teacher_cfg, cfg, ds, _ = _setup(preset, None, {})
     title = f"Sweep {name} on {ds.name}"
     config = {"preset": name, "temperatures": list(temperatures), "alphas": list(alphas), "seeds": seeds,
               "widths": list(widths or [])}

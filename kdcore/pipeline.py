@@ -143,20 +143,25 @@ def start_distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, 
                            lambda job: distill(cfg, teacher_path, source, out, job.progress, task), config, ds.name)
 
 
-def start_demo(teacher_cfg, distill_cfg: DistillConfig, dataset: str | None = None, task: str = tasks.DEFAULT) -> Job:
+def start_demo(teacher_cfg, distill_cfg: DistillConfig, dataset: str | None = None, task: str = tasks.DEFAULT,
+               teacher_dataset: str | None = None) -> Job:
     """Teacher, then distilled student and baseline from that teacher, as ONE background job.
 
     One job rather than two so the distillation cannot start before its
     teacher exists, and a visitor watches a single progress bar move through
     every phase. Stopping or a failure during the teacher ends the whole run.
+    ``teacher_dataset`` (a preset's) is a larger dataset the teacher alone
+    reads; the students and all three scores use ``dataset``.
     """
     t = tasks.get(task)
     ds, source = _source(t, dataset)
-    teacher_cfg.validate(len(ds.y_train))
+    teacher_ds, teacher_source = (ds, source) if teacher_dataset is None else _source(t, teacher_dataset)
+    t.compatible(teacher_ds, ds)
+    teacher_cfg.validate(len(teacher_ds.y_train))
     distill_cfg.validate(len(ds.y_train))
 
     def work(job: Job):
-        teacher = train_teacher(teacher_cfg, source, progress=job.progress, task=task)
+        teacher = train_teacher(teacher_cfg, teacher_source, progress=job.progress, task=task)
         if teacher.status != Status.FINISHED:
             return teacher
         job.progress.check_stop()
@@ -164,6 +169,7 @@ def start_demo(teacher_cfg, distill_cfg: DistillConfig, dataset: str | None = No
         result.teacher_model = teacher.model
         return result
 
-    title = f"Demo on {ds.name}: teacher ({teacher_cfg.epochs} epochs), then student and baseline"
+    read = "" if teacher_ds is ds else f" on {teacher_ds.name}"
+    title = f"Demo on {ds.name}: teacher ({teacher_cfg.epochs} epochs{read}), then student and baseline"
     return runner().submit("demo", title, work, {"teacher": to_dict(teacher_cfg), "distill": to_dict(distill_cfg),
-                                                 "task": t.name}, ds.name)
+                                                 "task": t.name, "teacher_dataset": teacher_ds.name}, ds.name)

@@ -6,7 +6,12 @@ chosen); this module only collects them from the registry, so a new task's
 presets arrive with the task. Each preset names a dataset, a teacher recipe
 and a distillation recipe, in the fields of the task's teacher config and of
 its distillation config, and may mark itself the task's Home demo
-(``"demo": True``). Collected, each carries its task's name as ``"task"``.
+(``"demo": True``) or one of the experiments ``reproduce`` measures beside
+the demo (``"headline": True``). A preset's ``"teacher_dataset"``, when
+given, is a larger dataset of the same classes that the teacher alone reads:
+the students keep ``"dataset"`` as their transfer set, as in Hinton et al.
+(2015, §3), where that is what makes distillation pay. Collected, each
+carries its task's name as ``"task"``.
 """
 from __future__ import annotations
 

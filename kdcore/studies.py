@@ -393,7 +393,7 @@ class _NewStudy:
         self.task = tasks.get(spec.get("task"))
         self.source = dataset or spec["dataset"]
         ds = self.task.load(self.source)
-        _, spec, self.teacher_cfg, self.cfg, self.ds = experiments._setup(preset, ds, overrides)
+        _, spec, self.teacher_cfg, self.cfg, self.ds, self.teacher_ds = experiments._setup(preset, ds, overrides)
         self.widths = list(widths) if widths else [experiments.width(self.task, self.cfg)]
         self.url = url or default_storage()
 
@@ -411,7 +411,7 @@ class _NewStudy:
             model = storage.load_model(teacher, self.task)  # refuses a file that is no model of this task
             self.teacher_path, teacher_acc = Path(teacher), self.task.score(model, self.ds)
         else:
-            made = experiments.cached_teacher(self.teacher_cfg, self.ds, progress, self.task.name)
+            made = experiments.teacher_for(self.teacher_cfg, self.teacher_ds, self.ds, progress, self.task)
             if made["status"] != "finished":
                 raise StudyError(f"the teacher did not finish: {made['reason']}")
             self.teacher_path, teacher_acc = Path(made["path"]), made["accuracy"]

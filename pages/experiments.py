@@ -28,6 +28,7 @@ def _recipe(name: str) -> str:
     task = tasks.get(spec.get("task"))
     extras = [f"labels for {d.labels_fraction:.1%} of the examples"] if d.labels_fraction < 1 else []
     extras += [f"no {spec['omit_class']} in the transfer set"] if spec.get("omit_class") is not None else []
+    extras += [f"the teacher reads {spec['teacher_dataset']}"] if spec.get("teacher_dataset") else []
     return (f"{spec['dataset']} · teacher {task.describe_teacher(teacher)} · student "
             f"{task.describe_student(d.student)}, {d.epochs} epochs, T = {d.temperature:g}, alpha = {d.alpha:g}"
             + "".join(f" · {e}" for e in extras))

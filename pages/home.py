@@ -44,8 +44,10 @@ if demo is None:
     st.caption(f"{task.title} has no quick demo yet: train a teacher on the Teacher page.")
     st.stop()
 preset = presets.get(demo)
-st.caption(f"{preset['description']} Runs on {preset['dataset']}, which becomes the chosen dataset; the models it "
-           "saves become the active ones.")
+teacher_reads = (f"The teacher reads {preset['teacher_dataset']}; the students run on {preset['dataset']}"
+                 if preset.get("teacher_dataset") else f"Runs on {preset['dataset']}")
+st.caption(f"{preset['description']} {teacher_reads}, which becomes the chosen dataset; the models it saves become "
+           "the active ones.")
 job = job_panel.current_job("demo")
 busy = job is not None and job.status.active
 if st.button("Run quick demo", type="primary", disabled=busy,
@@ -53,7 +55,8 @@ if st.button("Run quick demo", type="primary", disabled=busy,
     from kdcore import pipeline
 
     job_panel.start_job("demo", lambda: pipeline.start_demo(*presets.configs(demo), preset["dataset"],
-                                                            task=task.name))
+                                                            task=task.name,
+                                                            teacher_dataset=preset.get("teacher_dataset")))
 
 if job is not None:
     job_panel.show(job)

@@ -59,7 +59,8 @@ class Task:
     teacher_config: type = None
     student_config: type = None
     distill_config: type = None  # a DistillConfig subclass with the task's own run settings (default: DistillConfig)
-    presets: dict = {}  # name -> {"dataset", "teacher", "distill", "description", optional "demo": True}
+    presets: dict = {}  # name -> {"dataset", "teacher", "distill", "description", optional "demo": True,
+    #                                  optional "teacher_dataset": a larger dataset the teacher alone reads}
     width_setting = "student_units"  # the student setting a sweep or a study ranges over
 
     # --- settings, from the table ------------------------------------------------------------
@@ -197,6 +198,20 @@ class Task:
 
         return training.fit_distilled(cfg, teacher, data, self.build_student(cfg.student, cfg.seed),
                                       progress, logits, self.hint_layers(cfg))
+
+    def compatible(self, teacher_data, data) -> None:
+        """Refuse in one line a teacher dataset whose models cannot teach students of ``data``.
+
+        A teacher may read more data than its students (a larger transfer set, Hinton et al. 2015 §3), but
+        its outputs must be the students' classes (a language model's: the same vocabulary, word for word)
+        and its inputs of the same shape, or its soft targets mean nothing to them.
+        """
+        got, want = tuple(teacher_data.x_train.shape[1:]), tuple(data.x_train.shape[1:])
+        if tuple(teacher_data.classes) != tuple(data.classes) or got != want:
+            raise ValueError(f"teacher dataset {teacher_data.name} does not fit students on {data.name}: it has "
+                             f"{len(teacher_data.classes):,} classes and inputs of shape {got}, they have "
+                             f"{len(data.classes):,} and {want}; a teacher dataset needs the same classes "
+                             "(vocabulary) and input shape")
 
     def fit_data(self, model, data):
         """(``data`` as ``model`` takes it, a sentence saying what was converted, or ""). Most tasks convert nothing."""

@@ -134,6 +134,13 @@ class Text(Task):
                              f"{data.name} has {data.tokenizer.size:,} and {len(data.classes)}; use the dataset it "
                              "was trained on")
 
+    def compatible(self, teacher_data, data) -> None:
+        """As every task's, and the same token ids: a teacher that read another vocabulary misreads the students'."""
+        super().compatible(teacher_data, data)
+        if teacher_data.tokenizer.vocab != data.tokenizer.vocab:
+            raise ValueError(f"teacher dataset {teacher_data.name} does not fit students on {data.name}: their "
+                             "vocabularies differ; a teacher dataset needs the same vocabulary (token ids)")
+
     def _student(self, cfg, data):
         return self.build_student(cfg.student, cfg.seed, data.tokenizer.size, len(data.classes))
 
