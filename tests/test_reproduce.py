@@ -88,3 +88,20 @@ def test_reproduce_refuses_a_file_that_is_no_experiment_of_the_task(toy, tmp_pat
     err = capsys.readouterr().err
     assert "is preset 'quick' of task 'digits'; reproduce --task toy takes toy-quick" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r.md").exists()
+
+
+@pytest.mark.slow
+def test_the_home_demo_trains_its_teacher_on_the_teacher_dataset_and_the_students_on_theirs(tiny, tmp_path):
+    from kdcore import pipeline
+    from kdcore.tasks.digits import TeacherConfig
+
+    wide, few = tmp_path / "wide.npz", tmp_path / "few.npz"
+    np.savez(wide, x_train=tiny.x_train, y_train=tiny.y_train, x_test=tiny.x_test, y_test=tiny.y_test)
+    part = tiny.subset(200, 100, seed=3)
+    np.savez(few, x_train=part.x_train, y_train=part.y_train, x_test=part.x_test, y_test=part.y_test)
+    distill = tasks.get("digits").distill_from({"student_units": 16, "epochs": 1, "labels_fraction": 0.5})
+    job = pipeline.start_demo(TeacherConfig(epochs=1), distill, str(few), teacher_dataset=str(wide))
+    job.wait(240)
+    assert job.status == "finished", job.error
+    assert storage.read_sidecar(job.result.teacher_model)["dataset"] == "wide"
+    assert job.result.dataset == "few" and job.result.baseline_score is not None
