@@ -64,11 +64,12 @@ def _gain(result: dict, m) -> str:
 
 
 def _time(result: dict) -> str:
-    per_seed = [r["seconds"] for r in result["runs"]]
+    """The whole experiment's wall time, its teacher's, a seed's, and so the Home demo's (teacher + one seed)."""
+    seed = sum(r["seconds"] for r in result["runs"]) / len(result["runs"])
     teacher = result.get("teacher_seconds")
-    told = ("teacher cached" if result.get("teacher_cached") else
-            f"teacher {teacher:.0f} s" if teacher is not None else "teacher time not recorded")
-    return f"{result['seconds']:.0f} s ({told}; {sum(per_seed) / len(per_seed):.0f} s a seed)"
+    if result.get("teacher_cached") or teacher is None:
+        return f"{result['seconds']:.0f} s (teacher cached; {seed:.0f} s a seed)"
+    return f"{result['seconds']:.0f} s (teacher {teacher:.0f} s; {seed:.0f} s a seed; Home demo ≈ {teacher + seed:.0f} s)"
 
 
 def row(result: dict, when: str) -> str:
@@ -82,7 +83,7 @@ def row(result: dict, when: str) -> str:
         data += f", {labels:.0%} labels"
     cells = [f"`{result['preset']}`", data, m.format(result.get(f"teacher_{key}")),
              m.format_spread(result.get(f"student_{key}")), m.format_spread(result.get(f"baseline_{key}")),
-             _gain(result, m), result.get("verdict_reason") or result.get("verdict") or "—", _time(result), when,
+             _gain(result, m), result.get("verdict") or "—", _time(result), when,
              result.get("machine") or "not recorded", f"`{command_line(result)}`"]
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
