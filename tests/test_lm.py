@@ -378,7 +378,7 @@ def test_the_cli_refuses_a_preset_of_another_task_in_one_line(capsys):
     assert cli.main(["experiment", "--task", "lm", "--preset", "quick", "--json"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
-    assert "preset 'quick' is for task 'digits', not 'lm'; presets of 'lm': lm-quick" in captured.err
+    assert "preset 'quick' is for task 'digits', not 'lm'; presets of 'lm': lm-demo, lm-quick" in captured.err
 
 
 @pytest.mark.slow
