@@ -318,7 +318,7 @@ def test_the_upload_screen_shows_the_photo_as_the_models_see_it(tmp_path):
     # Experiments offers the images presets (no run here: the CLI test above trains for real).
     at.switch_page("pages/experiments.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.selectbox(key="experiments.preset").options == ["images-kd", "images-fitnets"]
+    assert at.selectbox(key="experiments.preset").options == ["images-demo", "images-kd", "images-fitnets"]
     assert "fashion-mnist-3k" in at.markdown[0].value or any("fashion-mnist-3k" in m.value for m in at.markdown)
 
 

@@ -403,19 +403,19 @@ def test_the_experiments_page_runs_an_lm_preset_and_shows_perplexity(toy_text, m
     from kdcore.jobs import runner
     from tests.conftest import ROOT
 
-    monkeypatch.setitem(presets.PRESETS, "lm-quick", dict(TOY_PRESET, dataset=str(toy_text), demo=True,
+    monkeypatch.setitem(presets.PRESETS, "lm-demo", dict(TOY_PRESET, dataset=str(toy_text), demo=True,
                                                            description="toy"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state["task"], at.session_state["dataset"] = "lm", str(toy_text)
     at.switch_page("pages/experiments.py").run()
     assert not at.exception, [e.value for e in at.exception]
     preset = at.selectbox(key="experiments.preset")
-    assert preset.options == ["lm-quick", "lm-ptb"] and preset.value == "lm-quick"
+    assert preset.options == ["lm-demo", "lm-quick", "lm-ptb"] and preset.value == "lm-demo"
     assert "1×16 LSTM" in " ".join(str(m.value) for m in at.markdown)
     # a language model has no share of labels and no class to leave out
     assert "Share of images with labels" not in {s.label for s in at.slider}
     assert "Leave out of the transfer set" not in {s.label for s in at.selectbox}
-    at.number_input(key="experiments.lm-quick.seeds").set_value(2).run()
+    at.number_input(key="experiments.lm-demo.seeds").set_value(2).run()
     next(b for b in at.button if b.label == "Run experiment").click().run()
     job = runner().get(at.session_state["experiment_job"])
     assert job.wait(240) and job.status == "finished", job.error
@@ -435,7 +435,7 @@ def test_the_home_demo_runs_an_lm_teacher_then_student_and_baseline(toy_text, mo
     from kdcore.jobs import runner
     from tests.conftest import ROOT
 
-    monkeypatch.setitem(presets.PRESETS, "lm-quick", dict(TOY_PRESET, dataset=str(toy_text), demo=True,
+    monkeypatch.setitem(presets.PRESETS, "lm-demo", dict(TOY_PRESET, dataset=str(toy_text), demo=True,
                                                            description="toy"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state["task"], at.session_state["dataset"] = "lm", str(toy_text)
