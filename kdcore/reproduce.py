@@ -80,7 +80,7 @@ def row(result: dict, when: str) -> str:
     data = result["dataset"] if teacher_read == result["dataset"] else f"{teacher_read} → {result['dataset']}"
     labels = result.get("labels_fraction")
     if labels not in (None, 1.0):
-        data += f", {labels:.0%} labels"
+        data += f", {100 * labels:g} % of the labels"
     cells = [f"`{result['preset']}`", data, m.format(result.get(f"teacher_{key}")),
              m.format_spread(result.get(f"student_{key}")), m.format_spread(result.get(f"baseline_{key}")),
              _gain(result, m), result.get("verdict") or "—", _time(result), when,
@@ -95,7 +95,8 @@ HEADER = ("| preset | data (teacher → students) | teacher | distilled | from s
 def table(task: str, dated: list[tuple[dict, str]]) -> str:
     m = tasks.get(task).metric
     lines = [f"Written by `python -m kdcore reproduce --task {task}`; test {m.name}{m.direction}, mean ± std "
-             "over the seeds.", "", HEADER]
+             "over the seeds; the machine's load is its 1, 5 and 15-minute average as the experiment ended.",
+             "", HEADER]
     return "\n".join(lines + [row(result, when) for result, when in dated])
 
 
