@@ -248,6 +248,13 @@ def _distill_arguments(parser: argparse.ArgumentParser) -> None:
     params.add_flags(parser, _setting_names("student") + _setting_names("distill"))
 
 
+def _verdict_text(result: dict, m: metric.Metric) -> str:
+    """"Verdict: helped: +2.0 points (95 % CI +1.2 to +2.8 points, …)", then the rule's sentence."""
+    from .results import Verdict
+
+    return f"Verdict: {Verdict.of_record(result).headline(m)}\n{result['verdict_reason']}"
+
+
 def _distill_text(result: dict) -> str:
     m = metric.of_record(result)
     lines = [f"Student saved to {result['model']}: test {m.name} {m.format(result.get(f'student_{m.name}'))} "
@@ -257,7 +264,7 @@ def _distill_text(result: dict) -> str:
         lines.append(f"Baseline from scratch {m.format(result[f'baseline_{m.name}'])} "
                      f"({m.format_change(result.get('gain'))}); gap recovered: "
                      + ("n/a (the teacher is not better than the baseline)" if gap is None else f"{100 * gap:.0f} %"))
-        lines.append(f"Verdict: {result['verdict_reason']}")
+        lines.append(_verdict_text(result, m))
     lines.append(f"{result['params']['student']:,} student vs {result['params']['teacher']:,} teacher parameters, "
                  f"{result['seconds']:.1f} s on {result['device']}")
     return "\n".join(lines)
@@ -448,7 +455,7 @@ def _experiment_text(result: dict) -> str:
                      f"{omit['bias']['mean']:+.2f} chosen on training images "
                      f"(baseline {_spread_text(omit['baseline_class'])} %)")
     if result.get("verdict_reason"):
-        lines.append(f"Verdict: {result['verdict_reason']}")
+        lines.append(_verdict_text(result, m))
     return "\n".join(lines + [f"{result['seconds']:.0f} s"])
 
 
