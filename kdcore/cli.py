@@ -49,6 +49,7 @@ import numpy as np
 
 from . import bench, config, export, metric, params, storage, tasks
 from .progress import Progress
+from .results import Verdict
 
 EXIT_ERROR = 2
 BAR_WIDTH = 30
@@ -250,8 +251,6 @@ def _distill_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _verdict_text(result: dict, m: metric.Metric) -> str:
     """"Verdict: helped: +2.0 points (95 % CI +1.2 to +2.8 points, …)", then the rule's sentence."""
-    from .results import Verdict
-
     return f"Verdict: {Verdict.of_record(result).headline(m)}\n{result['verdict_reason']}"
 
 
