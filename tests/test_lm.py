@@ -223,6 +223,9 @@ def test_cli_train_teacher_distill_and_predict(toy_text, tmp_path, capsys):
     assert {"model", "student_perplexity", "baseline_perplexity", "teacher_perplexity", "gap_recovered", "params",
             "seconds", "device", "history"} <= set(out)
     assert set(out["history"]) == {"student", "baseline"}
+    low, high = out["gain_ci95"]  # student − baseline perplexity: below zero is the student's win
+    assert out["verdict_method"].startswith("paired bootstrap over") and low <= high
+    assert out["verdict"] == ("helped" if high < 0 else "hurt" if low > 0 else "tie")
     assert cli.main(["predict", "--task", "lm", "--model", str(teacher), "--model", str(student), "--prompt",
                      "the cat", "--temperature", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
