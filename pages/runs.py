@@ -20,7 +20,7 @@ def _label(run: dict) -> str:
 
 
 def _key_results(results: dict) -> str:
-    """Scores in the run's metric (an experiment's as mean ± std), the verdict with its 95 % interval, the gap recovered."""
+    """Scores in the run's metric (an experiment's as mean ± std), the verdict with its interval, the gap recovered."""
     m = metric.of_record(results)
     parts = [f"{who} {m.format_spread(v) if isinstance(v, dict) else m.format(v)}"
              for who in WHO if (v := results.get(f"{who}_{m.name}")) is not None]

@@ -227,7 +227,7 @@ class Task:
         return training.accuracy(model, data.x_test, data.y_test)
 
     def paired_gain(self, student, baseline, data, cfg=None):
-        """How much better ``student`` answers ``data``'s test split than ``baseline``: a :class:`kdcore.stats.Interval`.
+        """How much better ``student`` answers the test split than ``baseline``: a :class:`kdcore.stats.Interval`.
 
         The one-seed verdict's statistic (:func:`kdcore.results.verdict`): both
         models answer the same test examples, so the test pairs their answers
