@@ -449,6 +449,9 @@ def test_the_experiments_page_runs_an_lm_preset_and_shows_perplexity(toy_text, m
     bars = at.get("plotly_chart")[-1].proto.spec
     assert "Distilled student" in bars and "test perplexity" in bars
     assert list(at.dataframe[0].value["seed"]) == [0, 1]
+    low, high = job.result["gain_ci95"]
+    shown = " ".join(str(m.value) for m in at.markdown)
+    assert f"(95 % CI {low:+,.1f} to {high:+,.1f} ppl, 95 % t-interval over 2 seeds)" in shown, shown
 
 
 @pytest.mark.slow
