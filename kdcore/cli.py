@@ -250,8 +250,9 @@ def _distill_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _verdict_text(result: dict, m: metric.Metric) -> str:
-    """"Verdict: helped: +2.0 points (95 % CI +1.2 to +2.8 points, …)", then the rule's sentence."""
-    return f"Verdict: {Verdict.of_record(result).headline(m)}\n{result['verdict_reason']}"
+    """"Verdict: helped: +2.0 points (95 % CI +1.2 to +2.8 points, …)"; without an interval, the reason why."""
+    v = Verdict.of_record(result)
+    return f"Verdict: {v.headline(m) if v.ci95 else v.why}"
 
 
 def _distill_text(result: dict) -> str:

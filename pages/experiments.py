@@ -143,7 +143,7 @@ if job is not None:
             if verdict is not None:
                 outcome = {"helped": "Distillation helped", "hurt": "Distillation hurt",
                            "tie": "A tie"}.get(verdict.outcome, "No verdict")
-                st.markdown(f"**{outcome}:** {verdict.gain_text(METRIC)}. The rule: {verdict.why}")
+                st.markdown(f"**{outcome}:** {verdict.gain_text(METRIC)}.")
         st.dataframe(pd.DataFrame(result["runs"]).drop(columns="omit", errors="ignore"), hide_index=True)
         if "omit" in result:
             k, omit_stats = result["omit_class"], result["omit"]
