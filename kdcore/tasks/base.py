@@ -61,6 +61,7 @@ class Task:
     distill_config: type = None  # a DistillConfig subclass with the task's own run settings (default: DistillConfig)
     presets: dict = {}  # name -> {"dataset", "teacher", "distill", "description", optional "demo": True}
     width_setting = "student_units"  # the student setting a sweep or a study ranges over
+    bench_help = ""  # what :meth:`bench` times and on which data by default, a phrase for ``bench --help``
 
     # --- settings, from the table ------------------------------------------------------------
     @staticmethod
@@ -235,13 +236,14 @@ class Task:
         raise ValueError(f"task {self.name!r} takes no picture")
 
     # --- benchmark and export -------------------------------------------------------------------
-    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1) -> dict:
-        """``bench --task NAME``: this task's own measurements, with ``"task"`` so that :meth:`bench_text` prints them.
+    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1, quick: bool = False) -> dict:
+        """``bench --task NAME``: this task's own measurements, which :meth:`bench_text` prints.
 
-        Without one, ``bench`` measures the training machinery on the default task's networks.
+        ``quick`` asks for a first look (the command already cut ``epochs`` and
+        ``repeats`` to 2 and 1): a task with a large default dataset times a slice.
         """
-        raise ValueError(f"task {self.name!r} has no benchmark of its own; run bench without --task to measure "
-                         "the training machinery")
+        raise ValueError(f"task {self.name!r} has no benchmark of its own; `bench --help` lists the tasks "
+                         "that have one")
 
     def bench_text(self, result: dict) -> str:
         """:meth:`bench`'s result in a few lines for the terminal."""

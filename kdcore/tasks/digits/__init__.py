@@ -25,6 +25,8 @@ class Digits(Task):
     soft_targets_story = ("The teacher's softened probabilities (a 7 that looks a little like a 1) carry what it "
                           "learnt about how digits resemble each other.")
     presets = PRESETS
+    bench_help = ("KD Studio's distillation against keras Distiller and a GradientTape loop (data: fashion-mnist "
+                  "when its files are here, else mnist-5k; --quick: 2,000 mnist-5k images)")
     terms = (SOFT, HINT)
     teacher_config = TeacherConfig
     student_config = StudentConfig
@@ -63,6 +65,14 @@ class Digits(Task):
     def describe_teacher(self, cfg: TeacherConfig) -> str:
         extras = [f"dropout {cfg.dropout:g}"] * bool(cfg.dropout) + ["shifts"] * bool(cfg.augment)
         return ", ".join([cfg.variant, f"{cfg.epochs} epochs", *extras])
+
+    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1, quick: bool = False) -> dict:
+        from . import bench  # the benchmark's timing machinery is loaded only when one runs
+        return bench.run(dataset, epochs, repeats, quick)
+
+    def bench_text(self, result: dict) -> str:
+        from . import bench
+        return bench.text(result)
 
     def check_image(self, source) -> None:
         pictures.load_image(source)

@@ -14,7 +14,7 @@ from ...dataset import Dataset
 from ...training import shape_text
 from ..base import HINT, SOFT, Task
 from ..digits import data as datasets
-from ..digits.pictures import load_image
+from ...pictures import load_image
 from .data import (CIFAR10_CLASSES, CIFAR_PLACES, LUMA, MAX_SIDE, MIN_SIDE, SMALL, _make, as_seen_by, cifar10_entry,
                    cifar10_place, default_dataset, load, read_cifar_batch, read_cifar_binary, to_channels)
 from .inspection import prepare_photo
