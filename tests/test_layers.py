@@ -12,6 +12,8 @@ imported to find out, so these run in a second without TensorFlow.
   and never asks the task registry;
 - only ``kdcore/tasks/`` names a specific task: everything else asks a task
   object, so a new task is one new package;
+- no task package imports another: what two tasks share (Fashion-MNIST's
+  files, the safe picture reader) lives in a module of its own;
 - no import cycle, however it is spelt;
 - kdcore never imports Streamlit, and the pages never import TensorFlow.
 """
@@ -25,7 +27,7 @@ from kdcore.tasks import BUILTIN
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "kdcore"
 
-BASE = {"kdcore.params", "kdcore.results", "kdcore.progress", "kdcore.dataset"} | (
+BASE = {"kdcore.params", "kdcore.results", "kdcore.progress", "kdcore.dataset", "kdcore.pictures"} | (
     {"kdcore.metric"} if (ROOT / "kdcore" / "metric.py").exists() else set())
 ENGINE = {"kdcore.config", "kdcore.losses", "kdcore.training", "kdcore.inference", "kdcore.storage"}
 TASK_PACKAGES = {f"{PACKAGE}.tasks.{name}" for name in BUILTIN}
@@ -130,8 +132,13 @@ def sources(*folders: str) -> dict[str, Path]:
     return found
 
 
+def _task_of(module: str) -> str | None:
+    """The task package ``module`` belongs to, or None."""
+    return next((t for t in TASK_PACKAGES if module == t or module.startswith(t + ".")), None)
+
+
 def _is_task(module: str) -> bool:
-    return any(module == t or module.startswith(t + ".") for t in TASK_PACKAGES)
+    return _task_of(module) is not None
 
 
 def _outside_tasks() -> dict[str, set[str]]:
@@ -176,6 +183,13 @@ def test_only_the_tasks_package_imports_a_specific_task():
                             f"{unexpected}")
     stale = sorted(set(KNOWN_EXCEPTIONS) - set(named))
     assert not stale, f"no longer import a task, so remove them from KNOWN_EXCEPTIONS: {stale}"
+
+
+def test_no_task_package_imports_another():
+    crossing = {m: sorted(t for t in targets if _task_of(t) not in (None, _task_of(m)))
+                for m, targets in graph().items() if _task_of(m)}
+    assert not any(crossing.values()), ("task packages import each other; move what they share out of both: "
+                                        f"{ {m: t for m, t in crossing.items() if t} }")
 
 
 def test_the_base_layer_imports_nothing_of_kdcore_above_it():

@@ -13,7 +13,7 @@ from __future__ import annotations
 from ...dataset import Dataset
 from ...training import shape_text
 from ..base import HINT, SOFT, Task
-from ..digits import data as datasets
+from ..idx import fashion_entry
 from ...pictures import load_image
 from .data import (CIFAR10_CLASSES, CIFAR_PLACES, LUMA, MAX_SIDE, MIN_SIDE, SMALL, _make, as_seen_by, cifar10_entry,
                    cifar10_place, default_dataset, load, read_cifar_batch, read_cifar_binary, to_channels)
@@ -40,7 +40,7 @@ class Images(Task):
     student_config = StudentConfig
 
     def datasets(self) -> list[dict]:
-        fashion = next(r for r in datasets.available() if r["name"] == "fashion-mnist")
+        fashion = fashion_entry()
         return [cifar10_entry(),
                 fashion,
                 {"name": SMALL, "available": fashion["available"], "train": 3000, "test": 1000,
