@@ -624,7 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         cmd.add_arguments(p)
         p.add_argument("--task", help="what to distil: " + ", ".join(tasks.names())
-                       + " (default digits, or the preset's; `tasks` lists them)")
+                       + f" (default {tasks.DEFAULT}, or the preset's; `tasks` lists them)")
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
 

@@ -20,8 +20,10 @@ imported to find out, so these run in a second without TensorFlow.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
+from kdcore import tasks
 from kdcore.tasks import BUILTIN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +37,14 @@ TASK_PACKAGES = {f"{PACKAGE}.tasks.{name}" for name in BUILTIN}
 # Modules outside kdcore/tasks/ that still name a task, each with why: work in progress elsewhere removes these
 # imports, and the test below fails on an entry that is no longer needed, so the set only shrinks.
 KNOWN_EXCEPTIONS: dict[str, str] = {}
+
+# String literals outside kdcore/tasks/ that spell a task's or a dataset's name without meaning it, each with why.
+ALLOWED_LITERALS = {
+    ("kdcore.params", "text"): "a free-text setting's allowed values, in words (``tasks --json``'s allowed field)",
+    ("pages.prompt", "text"): "the Next word page's URL parameter holding the prompt",
+    ("kdcore.export", "images"): "how many calibration images an int8 export used, a field of its sidecar",
+}
+
 
 
 # --- reading imports ----------------------------------------------------------------------------------
@@ -190,6 +200,65 @@ def test_no_task_package_imports_another():
                 for m, targets in graph().items() if _task_of(m)}
     assert not any(crossing.values()), ("task packages import each other; move what they share out of both: "
                                         f"{ {m: t for m, t in crossing.items() if t} }")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    return {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body
+            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+
+
+def _dataset_names() -> set[str]:
+    """Every built-in task's dataset names: those it lists, its default, its presets' and its quick slices."""
+    found = set()
+    for name in BUILTIN:
+        task = tasks.get(name)
+        found |= {row["name"] for row in task.datasets()} | {task.default_dataset()[0]} | set(task.quick_datasets)
+        found |= {spec["dataset"] for spec in task.presets.values() if spec.get("dataset")}
+    return found
+
+
+def _named_in_literals(files: dict[str, Path] | None = None) -> dict[str, list[str]]:
+    """{module outside kdcore/tasks/: task names that are whole string literals and dataset names within one}.
+
+    ``files`` is ``{module: path}`` (default: kdcore, the pages and app.py). Docstrings are prose and may
+    name anything; comments never reach the tree.
+    """
+    dataset_names = _dataset_names()
+    within = re.compile("|".join(rf"(?<![\w-]){re.escape(n)}(?![\w-])"
+                                 for n in sorted(dataset_names, key=len, reverse=True)))
+    out = {}
+    for module, path in (files or sources(PACKAGE, "pages", "app.py")).items():
+        if module == f"{PACKAGE}.tasks" or module.startswith(f"{PACKAGE}.tasks."):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        docs = _docstrings(tree)
+        named = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                hits = ({node.value} & (set(BUILTIN) | dataset_names)) | set(within.findall(node.value))
+                named |= {h for h in hits if (module, h) not in ALLOWED_LITERALS}
+        if named:
+            out[module] = sorted(named)
+    return out
+
+
+def test_no_module_outside_the_tasks_spells_a_task_or_dataset_name():
+    """``task.name == "digits"`` or ``dataset == "mnist-5k"`` outside kdcore/tasks/ is a question the task should answer."""
+    found = _named_in_literals()
+    assert not found, f"ask the task object (an attribute or method of kdcore.tasks.base.Task) instead: {found}"
+    module_names = set(sources(PACKAGE, "pages", "app.py"))
+    stale = sorted(k for k in ALLOWED_LITERALS if k[0] not in module_names)
+    assert not stale, f"ALLOWED_LITERALS names modules that are gone: {stale}"
+
+
+def test_the_literal_check_sees_names_in_code_and_not_in_docstrings(tmp_path):
+    page = tmp_path / "toy.py"
+    page.write_text('"""Shows mnist-5k and digits, in prose."""\n'
+                    'def f(task):\n    """On digits."""\n    return task.name == "digits" or "else mnist-5k here"\n')
+    quiet = tmp_path / "quiet.py"
+    quiet.write_text('"""On fashion-mnist."""\nx = "fashion-mnistish text about digits"  # and mnist-5k\n')
+    assert _named_in_literals({"pages.toy": page, "pages.quiet": quiet}) == {"pages.toy": ["digits", "mnist-5k"]}
 
 
 def test_the_base_layer_imports_nothing_of_kdcore_above_it():

@@ -53,6 +53,7 @@ class Task:
     description = ""
     metric = ACCURACY
     example = "none"
+    example_noun = "example"  # what one example is called on the screens ("test digits", "the last drawn digit")
     soft_targets_story = ("The teacher's softened probabilities carry what it learnt about how "
                           "its classes resemble each other.")
     terms: tuple = (SOFT,)
@@ -61,6 +62,7 @@ class Task:
     distill_config: type = None  # a DistillConfig subclass with the task's own run settings (default: DistillConfig)
     presets: dict = {}  # name -> {"dataset", "teacher", "distill", "description", optional "demo": True}
     width_setting = "student_units"  # the student setting a sweep or a study ranges over
+    quick_datasets: tuple = ()  # datasets small enough that an experiment on them takes minutes on two cores
     bench_help = ""  # what :meth:`bench` times and on which data by default, a phrase for ``bench --help``
 
     # --- settings, from the table ------------------------------------------------------------

@@ -22,9 +22,11 @@ class Digits(Task):
     description = ("A CNN teacher and a small MLP or CNN student on MNIST-style images: MNIST, its 5,000 "
                    "offline digits, Fashion-MNIST, or your own .npz or IDX folder.")
     example = "canvas"
+    example_noun = "digit"
     soft_targets_story = ("The teacher's softened probabilities (a 7 that looks a little like a 1) carry what it "
                           "learnt about how digits resemble each other.")
     presets = PRESETS
+    quick_datasets = ("mnist-5k",)
     bench_help = ("KD Studio's distillation against keras Distiller and a GradientTape loop (data: fashion-mnist "
                   "when its files are here, else mnist-5k; --quick: 2,000 mnist-5k images)")
     terms = (SOFT, HINT)

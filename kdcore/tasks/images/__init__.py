@@ -31,9 +31,11 @@ class Images(Task):
     description = ("A VGG-style teacher and a small CNN or FitNet-shaped student on CIFAR-10, Fashion-MNIST "
                    "or your own .npz of images; FitNets' hint stage uses a convolutional regressor.")
     example = "image"
+    example_noun = "image"
     soft_targets_story = ("The teacher's softened probabilities (a shirt that looks a little like a T-shirt, a "
                           "sneaker a little like an ankle boot) carry what it learnt about which clothes look alike.")
     presets = PRESETS
+    quick_datasets = (SMALL,)
     width_setting = "student_filters"
     terms = (SOFT, HINT)
     teacher_config = TeacherConfig

@@ -40,9 +40,11 @@ class LanguageModel(Task):
                    "line) distilled into a smaller LSTM; scored by perplexity.")
     metric = PERPLEXITY
     example = "prompt"
+    example_noun = "word"
     soft_targets_story = ("The teacher's softened probabilities over the next word (after \"the stock\", *market* "
                           "but also *price* or *exchange*) carry what it learnt about which next words are plausible.")
     presets = PRESETS
+    quick_datasets = ("ptb-small",)
     bench_help = "the top-k cache against scratch and an online teacher (data: ptb-small; ptb for the full corpus)"
     terms = (SOFT,)
     teacher_config = TeacherConfig

@@ -46,6 +46,7 @@ class Text(Task):
     description = ("A small BERT-style encoder classifies Rotten Tomatoes snippets (or your text,label CSV) as "
                    "fresh or rotten; a smaller transformer learns it layer by layer as in TinyBERT.")
     example = "sentence"
+    example_noun = "sentence"
     soft_targets_story = ("The teacher's softened probabilities (a gushing review near 100 % fresh, a lukewarm "
                           "\"not bad\" near 50 %) carry how sure a review sounds, not just which way it leans.")
     presets = PRESETS
