@@ -152,7 +152,7 @@ def _verdicts(result: dict, targets: dict) -> dict:
 
 
 # --- what the task benchmarks share ----------------------------------------------------------------
-def preset_run(task_name: str, preset, dataset, default: str, repeats: int, **changes):
+def preset_run(task: str | tasks.Task, preset, dataset, default: str, repeats: int, **changes):
     """A task's benchmark settings: ``(task, spec, teacher config, distill config with changes, dataset)``.
 
     ``preset`` is a preset's name or a dict of its shape (tests time tiny shapes); ``dataset`` a loaded
@@ -166,7 +166,7 @@ def preset_run(task_name: str, preset, dataset, default: str, repeats: int, **ch
     from . import presets
     from .config import from_dict
 
-    task = tasks.get(task_name)
+    task = tasks.get(task)
     spec = presets.get(preset) if isinstance(preset, str) else preset
     teacher_cfg = from_dict(task.teacher_config, spec["teacher"]).validate()
     cfg = from_dict(task.distill_class(), spec["distill"], task)

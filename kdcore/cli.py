@@ -237,7 +237,7 @@ def _train_teacher(args) -> dict:
     title = f"Teacher on {args.dataset or task.default_dataset()[0]}, {cfg.epochs} epochs (command line)"
     with live_progress("teacher") as progress:
         result = recorded("teacher", title, dict(config.to_dict(cfg), task=task.name), args.dataset or "",
-                          lambda p: pipeline.train_teacher(cfg, args.dataset, args.out, p, task.name), progress)
+                          lambda p: pipeline.train_teacher(cfg, args.dataset, args.out, p, task), progress)
     return _finished(result.to_json())
 
 
@@ -273,14 +273,14 @@ def _distill(args) -> dict:
     from .jobs import recorded
 
     side = storage.read_sidecar(args.teacher)
-    for note in pipeline.notes(cfg, side.get("params"), task.name, side.get("config")):
+    for note in pipeline.notes(cfg, side.get("params"), task, side.get("config")):
         print(f"note: {note}", file=sys.stderr)
     title = (f"Distil {task.describe_student(cfg.student)} (T={cfg.temperature:g}, alpha={cfg.alpha:g}) "
              "(command line)")
     run_config = dict(config.to_dict(cfg), teacher=str(args.teacher), task=task.name)
     with live_progress("distill") as progress:
         result = recorded("distill", title, run_config, args.dataset or "",
-                          lambda p: pipeline.distill(cfg, args.teacher, args.dataset, args.out, p, task.name),
+                          lambda p: pipeline.distill(cfg, args.teacher, args.dataset, args.out, p, task),
                           progress)
     return _finished(result.to_json())
 

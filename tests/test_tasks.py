@@ -43,6 +43,15 @@ def test_settings_come_from_the_table(toy):
     assert toy.flat(cfg)["toy_student_hidden"] == 4
 
 
+def test_the_task_object_travels_wherever_its_name_does(toy):
+    from kdcore import pipeline, presets
+
+    assert tasks.get(toy) is toy is tasks.get("toy")
+    assert presets.names(toy) == presets.names("toy") != []
+    cfg = toy.default_distill()
+    assert pipeline.notes(cfg, 1, toy) == pipeline.notes(cfg, 1, "toy") != []
+
+
 @pytest.mark.parametrize("name", tasks.BUILTIN)
 def test_a_run_belongs_to_its_own_task_and_a_config_without_a_student_is_refused(name):
     task = tasks.get(name)
