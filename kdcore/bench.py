@@ -117,10 +117,34 @@ def _peak_rss_mb() -> float:
 
 
 # --- what every benchmark reports ----------------------------------------------------------------
+def _check_counts(epochs: int, repeats: int) -> None:
+    if epochs < 2 or repeats < 1:
+        raise ValueError(f"epochs must be >= 2 (the first is tracing) and repeats >= 1 (got {epochs}, {repeats})")
+
+
+def _timed(result, clock: _Clock) -> list:
+    """The (wall, CPU) seconds of a finished run's epochs after the first (tracing); a run that did not finish raises."""
+    if result.status != "finished":
+        raise RuntimeError(f"benchmark run {result.status}: {result.reason}")
+    return clock.train_s[1:]
+
+
 def _epoch_medians(times: dict) -> tuple[dict, dict]:
     """Per method, the median wall and the median CPU seconds of its timed epochs ((wall, CPU) pairs)."""
     return ({k: _median([wall for wall, _ in v]) for k, v in times.items()},
             {k: _median([cpu for _, cpu in v]) for k, v in times.items()})
+
+
+def _epoch_fields(epoch_s: dict, cpu_s: dict) -> dict:
+    """The medians as a result reports them: ``epoch_s`` and ``epoch_cpu_s``, in milliseconds' precision."""
+    return {"epoch_s": {k: round(v, 3) for k, v in epoch_s.items()},
+            "epoch_cpu_s": {k: round(v, 3) for k, v in cpu_s.items()}}
+
+
+def _load_line(machine: dict) -> str:
+    """The last line of every benchmark's summary: how loaded the machine was."""
+    return (f"load average {machine['load_before'][0]} before, {machine['load_after'][0]} after "
+            f"({machine['cpus']} CPUs)")
 
 
 def _machine(load_before, versions: bool = True) -> dict:
@@ -158,9 +182,7 @@ def preset_run(task: str | tasks.Task, preset, dataset, default: str, repeats: i
     ``preset`` is a preset's name or a dict of its shape (tests time tiny shapes); ``dataset`` a loaded
     Dataset or a name (default ``default``); ``changes`` include the timed ``epochs``.
     """
-    epochs = changes["epochs"]
-    if epochs < 2 or repeats < 1:
-        raise ValueError(f"epochs must be >= 2 (the first is tracing) and repeats >= 1 (got {epochs}, {repeats})")
+    _check_counts(changes["epochs"], repeats)
     import dataclasses
 
     from . import presets

@@ -84,9 +84,7 @@ def _kd_fit(ds, cfg, logits=None, poll=False) -> tuple[list, list[float]]:
     if poller:
         poller.done.set()
         poller.join()
-    if result.status != "finished":
-        raise RuntimeError(f"benchmark run {result.status}: {result.reason}")
-    return clock.train_s[1:], poller.lags if poller else []
+    return shared._timed(result, clock), poller.lags if poller else []
 
 
 def _epoch_timer():
@@ -251,8 +249,7 @@ def run(dataset=None, epochs: int = 3, repeats: int = 3, quick: bool = False) ->
 
     ``quick`` times a slice of ``QUICK_SUBSET`` images (of mnist-5k unless ``dataset`` says otherwise).
     """
-    if epochs < 2 or repeats < 1:
-        raise ValueError(f"epochs must be >= 2 (the first is tracing) and repeats >= 1 (got {epochs}, {repeats})")
+    shared._check_counts(epochs, repeats)
     load_before = os.getloadavg()
 
     from ... import training
@@ -292,8 +289,7 @@ def run(dataset=None, epochs: int = 3, repeats: int = 3, quick: bool = False) ->
     result = {
         "dataset": ds.name, "train_images": n, "batch_size": cfg.batch_size, "epochs": epochs,
         "repeats": repeats, "quick": quick,
-        "epoch_s": {k: round(v, 3) for k, v in epoch_s.items()},
-        "epoch_cpu_s": {k: round(v, 3) for k, v in cpu_s.items()},
+        **shared._epoch_fields(epoch_s, cpu_s),
         **_ratios(epoch_s, cpu_s, n, raw_sps),
         "teacher_logits_s": round(shared._median(logits_s), 3),
         "raw_step_samples_per_s": round(raw_sps),
@@ -320,7 +316,6 @@ def text(result: dict) -> str:
                   f"wall: distill/scratch {result['distill_vs_scratch']}, distill/Distiller "
                   f"{result['distill_vs_keras_distiller']}, distill/tape {result['distill_vs_tape_loop']}, "
                   f"poll slowdown {result['poll_slowdown']}, fit efficiency {result['fit_efficiency']}"]
-    machine = result["machine"]
     return "\n".join([
         f"{result['dataset']}, {result['train_images']:,} images, batch {result['batch_size']} "
         "(s / epoch, CPU s / epoch):",
@@ -328,5 +323,4 @@ def text(result: dict) -> str:
         f"  teacher logits once: {result['teacher_logits_s']} s",
         *ratios,
         f"live lag {result['live_lag_s']} s, predict {result['predict_ms']} ms, peak RSS {result['peak_rss_mb']} MB",
-        f"load average {machine['load_before'][0]} before, {machine['load_after'][0]} after "
-        f"({machine['cpus']} CPUs)"])
+        shared._load_line(result["machine"])])
