@@ -237,6 +237,7 @@ def test_the_toy_task_runs_an_experiment_a_sweep_and_an_export(toy):
     record = export.export(result["teacher_model"], "int8", time_keras=False)
     assert record["dataset"] == "blobs" and record["test_images"] == 300 and record["input_shape"] == [8]
     assert abs(record["accuracy_change"]) < 0.05 and record["accuracy"] > 0.6
+    assert record["task"] == "toy" and "% on 300 test images" in export.text(record)
 
 
 @pytest.mark.slow

@@ -269,6 +269,14 @@ class Task:
         return {"accuracy": exported_acc, "float_accuracy": float_acc, "accuracy_change": exported_acc - float_acc,
                 "test_images": int(len(data.y_test))}
 
+    def export_text(self, scored: dict) -> str:
+        """The line ``export`` prints for :meth:`score_export`'s figures, or "" when the file was not scored."""
+        if scored.get("accuracy") is None:
+            return ""
+        examples = scored.get("test_examples", scored.get("test_images"))  # records before test_examples
+        return (f"accuracy {100 * scored['accuracy']:.2f} % on {examples:,} test images "
+                f"(float model {100 * scored['float_accuracy']:.2f} %, {100 * scored['accuracy_change']:+.2f} points)")
+
     def describe(self) -> dict:
         """What ``python -m kdcore tasks --json`` prints for this task."""
         def rows(names, role=""):

@@ -109,6 +109,13 @@ class LanguageModel(Task):
         from .export import score  # LiteRT's scoring loads only when a model is exported
         return score(self, model, exported, data, window or self.export_window({}))
 
+    def export_text(self, scored: dict) -> str:
+        if scored.get("perplexity") is None:
+            return ""
+        return (f"perplexity {scored['perplexity']:,.2f} on {scored['test_words']:,} test words, windows of "
+                f"{scored['window_words']} (float model {scored['float_perplexity']:,.2f}, "
+                f"{scored['perplexity_change']:+.2f})")
+
     def check_model(self, model, name: str) -> None:
         ins = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
         outs = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
