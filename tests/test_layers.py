@@ -3,15 +3,17 @@
 Every ``.py`` under ``kdcore/`` is parsed with ``ast``; every import counts,
 inside functions too (moving an import into a function delays it, it does not
 remove the dependency), and relative imports are resolved. Nothing is
-imported to find out, so these run in a second without TensorFlow.
+imported to find out (only the name rule asks the built-in tasks for their
+datasets' names), so these run in a second without TensorFlow.
 
 - the **base layer** (settings table, results, progress, the dataset type,
-  the metric) imports nothing of kdcore above it, so any module may use it;
+  the metric, the safe picture reader) imports nothing of kdcore above it, so any module may use it;
 - the **engine** (configs, losses, training, inference, storage) is handed
   what it needs from a task (a student config, layer names, custom objects)
   and never asks the task registry;
-- only ``kdcore/tasks/`` names a specific task: everything else asks a task
-  object, so a new task is one new package;
+- only ``kdcore/tasks/`` names a specific task, in an import or in a string
+  (docstrings aside): everything else asks a task object, so a new task is
+  one new package;
 - no task package imports another: what two tasks share (Fashion-MNIST's
   files, the safe picture reader) lives in a module of its own;
 - no import cycle, however it is spelt;
