@@ -177,11 +177,10 @@ class Task:
     def hint_layers(self, cfg) -> tuple[str, str]:
         """(teacher layer, student layer) that the FitNets stage pairs, by layer name.
 
-        The default is the digits convention: the student's ``hint`` layer
-        learns the teacher's first pooled map (a conv student) or its ``hint``
-        dense layer (an MLP student). A task with other networks names its own.
+        The default pairs the layers both networks name ``hint``; a task whose
+        pair depends on the student's shape names its own.
         """
-        return ("pool1" if getattr(cfg.student, "filters", 0) else "hint"), "hint"
+        return "hint", "hint"
 
     # --- training ------------------------------------------------------------------------------
     def train_teacher(self, cfg, data, progress=None):

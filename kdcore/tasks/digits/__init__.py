@@ -64,6 +64,10 @@ class Digits(Task):
             raise ValueError(f"{name} takes input {in_shape} and gives {out_shape}; "
                              "digit models take 28x28x1 images and give 10 logits")
 
+    def hint_layers(self, cfg) -> tuple[str, str]:
+        """A conv student's ``hint`` layer learns the teacher's first pooled map; an MLP's, its ``hint`` dense layer."""
+        return ("pool1" if cfg.student.filters else "hint"), "hint"
+
     def describe_teacher(self, cfg: TeacherConfig) -> str:
         extras = [f"dropout {cfg.dropout:g}"] * bool(cfg.dropout) + ["shifts"] * bool(cfg.augment)
         return ", ".join([cfg.variant, f"{cfg.epochs} epochs", *extras])
