@@ -238,7 +238,7 @@ def _train_teacher(args) -> dict:
     title = f"Teacher on {args.dataset or task.default_dataset()[0]}, {cfg.epochs} epochs (command line)"
     with live_progress("teacher") as progress:
         result = recorded("teacher", title, dict(config.to_dict(cfg), task=task.name), args.dataset or "",
-                          lambda p: pipeline.train_teacher(cfg, args.dataset, args.out, p, task.name), progress)
+                          lambda p: pipeline.train_teacher(cfg, args.dataset, args.out, p, task), progress)
     return _finished(result.to_json())
 
 
@@ -280,14 +280,14 @@ def _distill(args) -> dict:
     from .jobs import recorded
 
     side = storage.read_sidecar(args.teacher)
-    for note in pipeline.notes(cfg, side.get("params"), task.name, side.get("config")):
+    for note in pipeline.notes(cfg, side.get("params"), task, side.get("config")):
         print(f"note: {note}", file=sys.stderr)
     title = (f"Distil {task.describe_student(cfg.student)} (T={cfg.temperature:g}, alpha={cfg.alpha:g}) "
              "(command line)")
     run_config = dict(config.to_dict(cfg), teacher=str(args.teacher), task=task.name)
     with live_progress("distill") as progress:
         result = recorded("distill", title, run_config, args.dataset or "",
-                          lambda p: pipeline.distill(cfg, args.teacher, args.dataset, args.out, p, task.name),
+                          lambda p: pipeline.distill(cfg, args.teacher, args.dataset, args.out, p, task),
                           progress)
     return _finished(result.to_json())
 
@@ -631,7 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         cmd.add_arguments(p)
         p.add_argument("--task", help="what to distil: " + ", ".join(tasks.names())
-                       + " (default digits, or the preset's; `tasks` lists them)")
+                       + f" (default {tasks.DEFAULT}, or the preset's; `tasks` lists them)")
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
 

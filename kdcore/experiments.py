@@ -110,7 +110,7 @@ def _fingerprint(cfg, ds: Dataset) -> str:
     return digest.hexdigest()[:12]
 
 
-def cached_teacher(cfg, ds: Dataset, progress: Progress | None = None, task: str = tasks.DEFAULT) -> dict:
+def cached_teacher(cfg, ds: Dataset, progress: Progress | None = None, task: str | tasks.Task = tasks.DEFAULT) -> dict:
     """The teacher for this recipe and dataset: loaded if trained before, else trained and saved.
 
     Returns ``{"model", "accuracy", "path", "cached", "status", "reason", "seconds"}`` (``accuracy`` holds the
@@ -138,7 +138,7 @@ def cached_teacher(cfg, ds: Dataset, progress: Progress | None = None, task: str
             "status": res.status, "reason": res.reason, "seconds": res.seconds, "history": res.history}
 
 
-def saved_teacher(path, ds: Dataset, task: str = tasks.DEFAULT) -> dict:
+def saved_teacher(path, ds: Dataset, task: str | tasks.Task = tasks.DEFAULT) -> dict:
     """A teacher the user trained before (``experiment --teacher FILE``), scored on ``ds``: as :func:`cached_teacher`."""
     t = tasks.get(task)
     model = storage.load_model(path, t)

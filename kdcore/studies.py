@@ -411,7 +411,7 @@ class _NewStudy:
             model = storage.load_model(teacher, self.task)  # refuses a file that is no model of this task
             self.teacher_path, teacher_acc = Path(teacher), self.task.score(model, self.ds)
         else:
-            made = experiments.cached_teacher(self.teacher_cfg, self.ds, progress, self.task.name)
+            made = experiments.cached_teacher(self.teacher_cfg, self.ds, progress, self.task)
             if made["status"] != "finished":
                 raise StudyError(f"the teacher did not finish: {made['reason']}")
             self.teacher_path, teacher_acc = Path(made["path"]), made["accuracy"]
@@ -782,7 +782,7 @@ def run_worker(name: str, url: str | None = None, trials: int | None = None, tea
     return answer
 
 
-def run_local_workers(name: str, url: str | None, count: int, task: str = tasks.DEFAULT,
+def run_local_workers(name: str, url: str | None, count: int, task: str | tasks.Task = tasks.DEFAULT,
                       heartbeat: int = HEARTBEAT_S, teacher: str | None = None) -> dict:
     """Start ``count`` ``worker`` processes on this machine and wait for them.
 
@@ -793,7 +793,7 @@ def run_local_workers(name: str, url: str | None, count: int, task: str = tasks.
 
     env = dict(os.environ, **{STORAGE_ENV: url or default_storage()})
     argv = ([sys.executable, "-m", "kdcore", "worker", "--study", name, "--heartbeat", str(heartbeat), "--json"]
-            + (["--task", task] if task else []) + (["--teacher", str(teacher)] if teacher else []))
+            + (["--task", tasks.get(task).name] if task else []) + (["--teacher", str(teacher)] if teacher else []))
     t0 = time.perf_counter()
     procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) for _ in range(count)]
     outs = [proc.communicate()[0] for proc in procs]

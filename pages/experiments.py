@@ -114,7 +114,7 @@ if CLASSIFIER:
                       "none" if spec.get("omit_class") is None else spec["omit_class"], options=omit_options,
                       help="Hinton et al. (2015): a student that never saw this class learns it from the "
                            "teacher's soft targets on the other digits.")
-if spec["dataset"] not in ("mnist-5k", "ptb-small", "fashion-mnist-3k"):  # the quick slices
+if spec["dataset"] not in task.quick_datasets:
     st.info(f"{spec['dataset']} is a full dataset: on two CPU cores this takes tens of minutes.", icon="⏱️")
 
 job = job_panel.current_job("experiment")

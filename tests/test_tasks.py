@@ -43,6 +43,15 @@ def test_settings_come_from_the_table(toy):
     assert toy.flat(cfg)["toy_student_hidden"] == 4
 
 
+def test_the_task_object_travels_wherever_its_name_does(toy):
+    from kdcore import pipeline, presets
+
+    assert tasks.get(toy) is toy is tasks.get("toy")
+    assert presets.names(toy) == presets.names("toy") != []
+    cfg = toy.default_distill()
+    assert pipeline.notes(cfg, 1, toy) == pipeline.notes(cfg, 1, "toy") != []
+
+
 @pytest.mark.parametrize("name", tasks.BUILTIN)
 def test_a_run_belongs_to_its_own_task_and_a_config_without_a_student_is_refused(name):
     task = tasks.get(name)
@@ -226,6 +235,7 @@ def test_the_toy_task_runs_an_experiment_a_sweep_and_an_export(toy):
     record = export.export(result["teacher_model"], "int8", time_keras=False)
     assert record["dataset"] == "blobs" and record["test_images"] == 300 and record["input_shape"] == [8]
     assert abs(record["accuracy_change"]) < 0.05 and record["accuracy"] > 0.6
+    assert record["task"] == "toy" and "% on 300 test images" in export.text(record)
 
 
 @pytest.mark.slow

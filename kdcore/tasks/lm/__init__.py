@@ -41,9 +41,12 @@ class LanguageModel(Task):
                    "line) distilled into a smaller LSTM; scored by perplexity.")
     metric = PERPLEXITY
     example = "prompt"
+    example_noun = "word"
     soft_targets_story = ("The teacher's softened probabilities over the next word (after \"the stock\", *market* "
                           "but also *price* or *exchange*) carry what it learnt about which next words are plausible.")
     presets = PRESETS
+    quick_datasets = ("ptb-small",)
+    bench_help = "the top-k cache against scratch and an online teacher (data: ptb-small; ptb for the full corpus)"
     terms = (SOFT,)
     teacher_config = TeacherConfig
     student_config = StudentConfig
@@ -89,7 +92,9 @@ class LanguageModel(Task):
     def describe_teacher(self, cfg: TeacherConfig) -> str:
         return f"{cfg.layers}×{cfg.units} LSTM, {cfg.epochs} epochs"
 
-    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "lm-ptb") -> dict:
+    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1, quick: bool = False,
+              preset: str = "lm-ptb") -> dict:
+        """The preset's shapes timed (``quick`` changes no data: ptb-small is a slice already)."""
         from . import bench  # the benchmark's timing machinery is loaded only when one runs
         return bench.run(dataset, epochs, repeats, preset)
 
@@ -104,6 +109,13 @@ class LanguageModel(Task):
     def score_export(self, model, exported, data: Dataset, window: int | None = None) -> dict:
         from .export import score  # LiteRT's scoring loads only when a model is exported
         return score(self, model, exported, data, window or self.export_window({}))
+
+    def export_text(self, scored: dict) -> str:
+        if scored.get("perplexity") is None:
+            return ""
+        return (f"perplexity {scored['perplexity']:,.2f} on {scored['test_words']:,} test words, windows of "
+                f"{scored['window_words']} (float model {scored['float_perplexity']:,.2f}, "
+                f"{scored['perplexity_change']:+.2f})")
 
     def check_model(self, model, name: str) -> None:
         ins = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
