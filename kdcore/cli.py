@@ -49,6 +49,7 @@ import numpy as np
 
 from . import bench, config, export, metric, params, reproduce, storage, tasks
 from .progress import Progress
+from .results import Verdict
 
 EXIT_ERROR = 2
 BAR_WIDTH = 30
@@ -239,7 +240,7 @@ def _train_teacher(args) -> dict:
     title = f"Teacher on {args.dataset or task.default_dataset()[0]}, {cfg.epochs} epochs (command line)"
     with live_progress("teacher") as progress:
         result = recorded("teacher", title, dict(config.to_dict(cfg), task=task.name), args.dataset or "",
-                          lambda p: pipeline.train_teacher(cfg, args.dataset, args.out, p, task.name), progress)
+                          lambda p: pipeline.train_teacher(cfg, args.dataset, args.out, p, task), progress)
     return _finished(result.to_json())
 
 
@@ -248,6 +249,12 @@ def _distill_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_options(parser)
     parser.add_argument("--teacher", required=True, help="a saved teacher .keras file")
     params.add_flags(parser, _setting_names("student") + _setting_names("distill"))
+
+
+def _verdict_text(result: dict, m: metric.Metric) -> str:
+    """"Verdict: helped: +2.0 points (95 % CI +1.2 to +2.8 points, …)"; without an interval, the reason why."""
+    v = Verdict.of_record(result)
+    return f"Verdict: {v.headline(m) if v.ci95 else v.why}"
 
 
 def _distill_text(result: dict) -> str:
@@ -259,7 +266,7 @@ def _distill_text(result: dict) -> str:
         lines.append(f"Baseline from scratch {m.format(result[f'baseline_{m.name}'])} "
                      f"({m.format_change(result.get('gain'))}); gap recovered: "
                      + ("n/a (the teacher is not better than the baseline)" if gap is None else f"{100 * gap:.0f} %"))
-        lines.append(f"Verdict: {result['verdict_reason']}")
+        lines.append(_verdict_text(result, m))
     lines.append(f"{result['params']['student']:,} student vs {result['params']['teacher']:,} teacher parameters, "
                  f"{result['seconds']:.1f} s on {result['device']}")
     return "\n".join(lines)
@@ -275,14 +282,14 @@ def _distill(args) -> dict:
     from .jobs import recorded
 
     side = storage.read_sidecar(args.teacher)
-    for note in pipeline.notes(cfg, side.get("params"), task.name, side.get("config")):
+    for note in pipeline.notes(cfg, side.get("params"), task, side.get("config")):
         print(f"note: {note}", file=sys.stderr)
     title = (f"Distil {task.describe_student(cfg.student)} (T={cfg.temperature:g}, alpha={cfg.alpha:g}) "
              "(command line)")
     run_config = dict(config.to_dict(cfg), teacher=str(args.teacher), task=task.name)
     with live_progress("distill") as progress:
         result = recorded("distill", title, run_config, args.dataset or "",
-                          lambda p: pipeline.distill(cfg, args.teacher, args.dataset, args.out, p, task.name),
+                          lambda p: pipeline.distill(cfg, args.teacher, args.dataset, args.out, p, task),
                           progress)
     return _finished(result.to_json())
 
@@ -450,7 +457,7 @@ def _experiment_text(result: dict) -> str:
                      f"{omit['bias']['mean']:+.2f} chosen on training images "
                      f"(baseline {_spread_text(omit['baseline_class'])} %)")
     if result.get("verdict_reason"):
-        lines.append(f"Verdict: {result['verdict_reason']}")
+        lines.append(_verdict_text(result, m))
     return "\n".join(lines + [f"{result['seconds']:.0f} s"])
 
 
@@ -634,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         cmd.add_arguments(p)
         p.add_argument("--task", help="what to distil: " + ", ".join(tasks.names())
-                       + " (default digits, or the preset's; `tasks` lists them)")
+                       + f" (default {tasks.DEFAULT}, or the preset's; `tasks` lists them)")
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
 

@@ -417,7 +417,7 @@ def export(model_path: str | Path, quantize: str = "int8", out: str | Path | Non
 
     import keras
 
-    record = {"kind": KIND, "format": fmt, "quantize": quantize, "path": str(out), **stamp,
+    record = {"kind": KIND, "task": task.name, "format": fmt, "quantize": quantize, "path": str(out), **stamp,
               "file_bytes": figures["bytes"],  # with "path": what storage.read_sidecar takes as a KD Studio sidecar
               "source_name": model_path.stem, "source_kind": meta.get("kind"),
               "dataset": ds.name if ds is not None else None, **figures,
@@ -556,15 +556,9 @@ def duration(ms: float | None) -> str:
 
 def text(result: dict) -> str:
     lines = [f"{result['source_name']} -> {result['path']} ({result['quantize']}, {result['bytes'] / 1024:,.1f} KB)"]
-    if result.get("perplexity") is not None:
-        lines.append(f"perplexity {result['perplexity']:,.2f} on {result['test_words']:,} test words, windows of "
-                     f"{result['window_words']} (float model {result['float_perplexity']:,.2f}, "
-                     f"{result['perplexity_change']:+.2f})")
-    if result.get("accuracy") is not None:
-        examples = result.get("test_examples", result.get("test_images"))  # records before test_examples
-        lines.append(f"accuracy {100 * result['accuracy']:.2f} % on {examples:,} test images "
-                     f"(float model {100 * result['float_accuracy']:.2f} %, "
-                     f"{100 * result['accuracy_change']:+.2f} points)")
+    scored = tasks.get(result.get("task")).export_text(result)
+    if scored:
+        lines.append(scored)
     for key, name in (("latency_ms", "LiteRT"), ("keras_latency_ms", "Keras")):
         if result.get(key):
             lines.append(f"{name} at batch 1: " + ", ".join(

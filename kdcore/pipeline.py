@@ -49,7 +49,7 @@ def save_unsaved(job: Job) -> str:
 
 
 def train_teacher(cfg, dataset: str | None = None, out=None, progress: Progress | None = None,
-                  task: str = tasks.DEFAULT) -> TeacherResult:
+                  task: str | tasks.Task = tasks.DEFAULT) -> TeacherResult:
     t = tasks.get(task)
     ds = t.load(dataset)
     cfg.validate(len(ds.y_train))
@@ -63,7 +63,7 @@ def train_teacher(cfg, dataset: str | None = None, out=None, progress: Progress 
 
 
 def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=None,
-            progress: Progress | None = None, task: str = tasks.DEFAULT) -> DistillResult:
+            progress: Progress | None = None, task: str | tasks.Task = tasks.DEFAULT) -> DistillResult:
     """Distil a student from a saved teacher and, when ``cfg.baseline``, train its from-scratch twin."""
     t = tasks.get(task)
     ds = t.load(dataset)
@@ -92,6 +92,7 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
         result.history["baseline"] = base.history
         if base.status == Status.FINISHED:
             result.baseline_score = base.score
+            result.paired = t.paired_gain(student.model, base.model, ds, cfg)  # the verdict's test, while both live
     m = t.metric.name
     meta = {"kind": "student", "task": t.name, "dataset": ds.name, "config": to_dict(cfg),
             f"test_{m}": student.score, "teacher": str(teacher_path),
@@ -101,7 +102,7 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
     return result
 
 
-def notes(cfg: DistillConfig, teacher_params: int | None, task: str = tasks.DEFAULT,
+def notes(cfg: DistillConfig, teacher_params: int | None, task: str | tasks.Task = tasks.DEFAULT,
           teacher_config: dict | None = None) -> list[str]:
     """Things that are allowed but worth saying before a run starts (and the task's own, see ``distill_notes``)."""
     out = list(tasks.get(task).distill_notes(cfg, teacher_config))
@@ -121,7 +122,7 @@ def _source(t, dataset: str | None):
     return ds, dataset or ds.name
 
 
-def start_teacher(cfg, dataset: str | None = None, out=None, task: str = tasks.DEFAULT) -> Job:
+def start_teacher(cfg, dataset: str | None = None, out=None, task: str | tasks.Task = tasks.DEFAULT) -> Job:
     t = tasks.get(task)
     ds, source = _source(t, dataset)
     cfg.validate(len(ds.y_train))
@@ -131,7 +132,7 @@ def start_teacher(cfg, dataset: str | None = None, out=None, task: str = tasks.D
 
 
 def start_distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=None,
-                  task: str = tasks.DEFAULT) -> Job:
+                  task: str | tasks.Task = tasks.DEFAULT) -> Job:
     t = tasks.get(task)
     ds, source = _source(t, dataset)
     cfg.validate(len(ds.y_train))
@@ -143,8 +144,8 @@ def start_distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, 
                            lambda job: distill(cfg, teacher_path, source, out, job.progress, task), config, ds.name)
 
 
-def start_demo(teacher_cfg, distill_cfg: DistillConfig, dataset: str | None = None, task: str = tasks.DEFAULT,
-               teacher_dataset: str | None = None) -> Job:
+def start_demo(teacher_cfg, distill_cfg: DistillConfig, dataset: str | None = None,
+               task: str | tasks.Task = tasks.DEFAULT, teacher_dataset: str | None = None) -> Job:
     """Teacher, then distilled student and baseline from that teacher, as ONE background job.
 
     One job rather than two so the distillation cannot start before its

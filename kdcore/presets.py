@@ -37,12 +37,13 @@ def get(name: str) -> dict:
     return PRESETS[name]
 
 
-def names(task: str | None = None) -> list[str]:
-    """Preset names, of one task when given."""
-    return [n for n, p in _collect().items() if task is None or p.get("task", tasks.DEFAULT) == task]
+def names(task: str | tasks.Task | None = None) -> list[str]:
+    """Preset names, of one task (a name or the object) when given."""
+    wanted = None if task is None else tasks.get(task).name
+    return [n for n, p in _collect().items() if wanted is None or p.get("task", tasks.DEFAULT) == wanted]
 
 
-def demo(task: str = tasks.DEFAULT) -> str | None:
+def demo(task: str | tasks.Task = tasks.DEFAULT) -> str | None:
     """The preset the Home page's quick demo runs for ``task``: the one it marks ``"demo": True``."""
     return next((n for n in names(task) if PRESETS[n].get("demo")), None)
 

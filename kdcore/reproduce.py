@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 
 from . import metric, presets, tasks
+from .results import Verdict, verdict
 
 HELP = "run a task's headline experiments (its demo and same-data presets) and write its table in docs/results.md"
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
@@ -54,13 +55,11 @@ def command_line(result: dict) -> str:
     return line
 
 
-def _gain(result: dict, m) -> str:
-    """The gain with its 95 % interval when the experiment gives one, else its mean ± std over seeds."""
-    ci = result.get("gain_ci95")
-    if ci is None:
-        return m.format_spread(result.get("gain"), change=True)
-    low, high = (ci["low"], ci["high"]) if isinstance(ci, dict) else ci
-    return f"{m.format_change(result['gain']['mean'])} (95 % CI {m.format_change(low)} to {m.format_change(high)})"
+def judged(result: dict, m) -> Verdict | None:
+    """The experiment's verdict by today's rule: from its per-seed gains, so an output saved before the rule
+    changed reads as a new one would; a one-seed run keeps the verdict it was given (its paired test)."""
+    gains = [r["gain"] for r in result["runs"]]
+    return verdict(gains, m) if len(gains) >= 2 else Verdict.of_record(result)
 
 
 def _time(result: dict) -> str:
@@ -76,6 +75,8 @@ def row(result: dict, when: str) -> str:
     """One markdown table row of an experiment's JSON output."""
     m = metric.of_record(result)
     key = m.name
+    v = judged(result, m)
+    gain = v.gain_text(m) if v is not None and v.ci95 is not None else m.format_spread(result.get("gain"), change=True)
     teacher_read = result.get("teacher_dataset") or result["dataset"]
     data = result["dataset"] if teacher_read == result["dataset"] else f"{teacher_read} → {result['dataset']}"
     labels = result.get("labels_fraction")
@@ -83,7 +84,7 @@ def row(result: dict, when: str) -> str:
         data += f", {100 * labels:g} % of the labels"
     cells = [f"`{result['preset']}`", data, m.format(result.get(f"teacher_{key}")),
              m.format_spread(result.get(f"student_{key}")), m.format_spread(result.get(f"baseline_{key}")),
-             _gain(result, m), result.get("verdict") or "—", _time(result), when,
+             gain, v.outcome if v is not None else "—", _time(result), when,
              result.get("machine") or "not recorded", f"`{command_line(result)}`"]
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
@@ -95,8 +96,8 @@ HEADER = ("| preset | data (teacher → students) | teacher | distilled | from s
 def table(task: str, dated: list[tuple[dict, str]]) -> str:
     m = tasks.get(task).metric
     lines = [f"Written by `python -m kdcore reproduce --task {task}`; test {m.name}{m.direction}, mean ± std "
-             "over the seeds; the machine's load is its 1, 5 and 15-minute average as the experiment ended.",
-             "", HEADER]
+             "over the seeds; the gain with its 95 % interval and the verdict by today's rule; the machine's load "
+             "is its 1, 5 and 15-minute average as the experiment ended.", "", HEADER]
     return "\n".join(lines + [row(result, when) for result, when in dated])
 
 

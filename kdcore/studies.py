@@ -782,7 +782,7 @@ def run_worker(name: str, url: str | None = None, trials: int | None = None, tea
     return answer
 
 
-def run_local_workers(name: str, url: str | None, count: int, task: str = tasks.DEFAULT,
+def run_local_workers(name: str, url: str | None, count: int, task: str | tasks.Task = tasks.DEFAULT,
                       heartbeat: int = HEARTBEAT_S, teacher: str | None = None) -> dict:
     """Start ``count`` ``worker`` processes on this machine and wait for them.
 
@@ -793,7 +793,7 @@ def run_local_workers(name: str, url: str | None, count: int, task: str = tasks.
 
     env = dict(os.environ, **{STORAGE_ENV: url or default_storage()})
     argv = ([sys.executable, "-m", "kdcore", "worker", "--study", name, "--heartbeat", str(heartbeat), "--json"]
-            + (["--task", task] if task else []) + (["--teacher", str(teacher)] if teacher else []))
+            + (["--task", tasks.get(task).name] if task else []) + (["--teacher", str(teacher)] if teacher else []))
     t0 = time.perf_counter()
     procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) for _ in range(count)]
     outs = [proc.communicate()[0] for proc in procs]

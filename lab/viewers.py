@@ -479,14 +479,14 @@ def run(viewers: list[int] | tuple[int, ...] = VIEWER_COUNTS, dataset: str | Non
     ``teacher`` is a saved .keras teacher to seed the server with (with its
     .json sidecar); without one a tiny teacher is trained here first.
     """
-    from kdcore.tasks.digits import data
+    from kdcore.tasks import idx
 
     counts = sorted(set(int(n) for n in viewers))
     if not counts or counts[0] < 1:
         raise ValueError(f"viewers must be whole numbers >= 1 (got {list(viewers)})")
     if measure < 1:
         raise ValueError(f"measure must be >= 1 epoch (got {measure})")
-    dataset = dataset or ("fashion-mnist" if data.FASHION_IDX_DIR.exists() else "mnist-5k")
+    dataset = dataset or ("fashion-mnist" if idx.FASHION_IDX_DIR.exists() else "mnist-5k")
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     t_start = time.time()
     deadline = t_start + timeout_s

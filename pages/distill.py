@@ -113,7 +113,7 @@ with table:
         st.metric("Compression", f"{teacher_size['params'] / student_size['params']:.1f}×",
                   help="Teacher parameters ÷ student parameters")
 
-for note in pipeline.notes(cfg, teacher_size.get("params"), task.name, teacher.get("config")):
+for note in pipeline.notes(cfg, teacher_size.get("params"), task, teacher.get("config")):
     st.warning(note, icon=":material/lightbulb:")
 
 job = job_panel.current_job("distill")
@@ -121,7 +121,7 @@ busy = job is not None and job.status.active
 
 
 def _start(config: DistillConfig, teacher_path: str, dataset: str) -> None:
-    job_panel.start_job("distill", lambda: pipeline.start_distill(config, teacher_path, dataset, task=task.name))
+    job_panel.start_job("distill", lambda: pipeline.start_distill(config, teacher_path, dataset, task=task))
 
 
 if st.button("Distil student", type="primary", disabled=busy):

@@ -13,7 +13,7 @@ from pages import state
 
 PER_PAGE = 40
 COLUMNS = 8
-NOUN = "digit" if state.task().example == "canvas" else "image"  # what one example of this task is called
+NOUN = state.task().example_noun
 FILTERS = {"all": f"All {NOUN}s", "disagreements": "Only disagreements", "errors": "Only errors"}
 
 st.title("🔍 Predictions")

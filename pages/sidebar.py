@@ -39,7 +39,7 @@ def models() -> None:
         st.caption(state.dataset(task.name, st.session_state["dataset"]).source)
     except ValueError as exc:
         state.error(exc)
-    if st.session_state["dataset"] == default == "mnist-5k":
+    if st.session_state["dataset"] == default:
         st.caption(why)
     for kind in ("teacher", "student"):
         meta = state.active_model(kind)

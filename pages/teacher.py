@@ -50,7 +50,7 @@ own.caption(f"{size['params']:,} parameters · {size['macs']:,} multiply-adds pe
 job = job_panel.current_job("teacher")
 busy = job is not None and job.status.active
 if st.button("Train teacher", type="primary", disabled=busy):
-    job_panel.start_job("teacher", lambda: pipeline.start_teacher(cfg, state.dataset_name(), task=task.name))
+    job_panel.start_job("teacher", lambda: pipeline.start_teacher(cfg, state.dataset_name(), task=task))
 
 if job is not None:
     job_panel.show(job)

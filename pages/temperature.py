@@ -18,7 +18,7 @@ st.caption("A distilled student learns from the teacher's probabilities softened
            "softmax(logits / T). T = 1 is the usual softmax; higher T flattens it, lower T sharpens it.")
 
 ds = state.current_dataset()
-NOUN = "digit" if state.task().example == "canvas" else "image"  # what one example of this task is called
+NOUN = state.task().example_noun
 MAX_BITS = float(np.log2(len(ds.classes)))
 models = state.loaded_models()
 if not models:
@@ -31,7 +31,8 @@ pick, temp_col = st.columns([1, 2], gap="large")
 with pick:
     if drawn is None:
         source = f"A test {NOUN}"
-        st.caption(f"A {NOUN} you {'draw on the Draw page' if NOUN == 'digit' else 'upload'} can be studied here too.")
+        how = "draw on the Draw page" if state.task().example == "canvas" else "upload"
+        st.caption(f"A {NOUN} you {how} can be studied here too.")
     else:
         source = st.radio(f"{NOUN.title()} to look at", [f"A test {NOUN}", f"The last drawn {NOUN}"], horizontal=True,
                           key="temperature_source")

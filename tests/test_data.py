@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kdcore.dataset import DatasetError, hide_labels
+from kdcore.tasks import idx
 from kdcore.tasks.digits import data
 
 
@@ -179,7 +180,7 @@ def test_hide_labels_keeps_a_stratified_fraction(mnist5k):
     np.testing.assert_array_equal(hide_labels(y, 1.0, seed=0), y)
 
 
-@pytest.mark.skipif(not (data.FASHION_IDX_DIR / "train-images-idx3-ubyte.gz").exists(),
+@pytest.mark.skipif(not (idx.FASHION_IDX_DIR / "train-images-idx3-ubyte.gz").exists(),
                     reason="Debian's dataset-fashion-mnist is not installed")
 def test_fashion_mnist_from_debian_package():
     ds = data.load("fashion-mnist")

@@ -153,6 +153,7 @@ def test_a_language_model_exports_with_its_state_and_is_scored_by_perplexity(tmp
     assert result["float_perplexity"] == pytest.approx(lm.perplexity(model, ds.x_test, ds.y_test, 7, n=1), rel=1e-6)
     assert result["perplexity"] == pytest.approx(result["float_perplexity"], rel=1e-4)  # float32 both ways
     assert 1 < result["perplexity"] < 2 * len(ds.classes)  # untrained: near the vocabulary's size, not nonsense
+    assert result["task"] == "lm" and f"perplexity {result['perplexity']:,.2f} on " in export.text(result)
     assert "accuracy" not in result and result["latency_ms"]["threads_1"]["median"] > 0
     with pytest.raises(export.ExportError, match="int8 cannot quantize the recurrent layer lstm1"):
         export.export(path, "int8", time_keras=False)

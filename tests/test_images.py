@@ -1,4 +1,5 @@
-"""kdcore.tasks.digits.pictures: real MNIST digits and drawn canvases come out MNIST-like; hostile files come out as ImageError.
+"""kdcore.pictures and kdcore.tasks.digits.pictures: real MNIST digits and drawn canvases come out MNIST-like; hostile
+files come out as ImageError.
 
 Every picture is made here with Pillow or numpy; nothing is committed.
 """
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from kdcore.tasks.digits import pictures as images
+from kdcore import pictures as images
 from kdcore.tasks.digits.pictures import ImageError, preprocess
 
 ACCEPTED = "accepted: PNG, JPEG, GIF, BMP, WebP, TIFF"
@@ -291,7 +292,7 @@ def test_svg_is_refused_by_name_and_by_content(tmp_path):
     path = tmp_path / "seven.svg"
     path.write_bytes(b"anything")
     for source in (svg, path):
-        with pytest.raises(ImageError, match="SVG is not supported; save the digit as PNG, JPEG"):
+        with pytest.raises(ImageError, match="SVG is not supported; save the picture as PNG, JPEG"):
             preprocess(source)
 
 

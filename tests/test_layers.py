@@ -3,38 +3,51 @@
 Every ``.py`` under ``kdcore/`` is parsed with ``ast``; every import counts,
 inside functions too (moving an import into a function delays it, it does not
 remove the dependency), and relative imports are resolved. Nothing is
-imported to find out, so these run in a second without TensorFlow.
+imported to find out (only the name rule asks the built-in tasks for their
+datasets' names), so these run in a second without TensorFlow.
 
 - the **base layer** (settings table, results, progress, the dataset type,
-  the metric) imports nothing of kdcore above it, so any module may use it;
+  the metric, the verdict's statistics, the safe picture reader) imports
+  nothing of kdcore above it, so any module may use it;
 - the **engine** (configs, losses, training, inference, storage) is handed
   what it needs from a task (a student config, layer names, custom objects)
   and never asks the task registry;
-- only ``kdcore/tasks/`` names a specific task: everything else asks a task
-  object, so a new task is one new package;
+- only ``kdcore/tasks/`` names a specific task, in an import or in a string
+  (docstrings aside): everything else asks a task object, so a new task is
+  one new package;
+- no task package imports another: what two tasks share (Fashion-MNIST's
+  files, the safe picture reader) lives in a module of its own;
 - no import cycle, however it is spelt;
 - kdcore never imports Streamlit, and the pages never import TensorFlow.
 """
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
+from kdcore import tasks
 from kdcore.tasks import BUILTIN
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "kdcore"
 
-BASE = {"kdcore.params", "kdcore.results", "kdcore.progress", "kdcore.dataset"} | (
-    {"kdcore.metric"} if (ROOT / "kdcore" / "metric.py").exists() else set())
+BASE = {"kdcore.params", "kdcore.results", "kdcore.progress", "kdcore.dataset", "kdcore.stats",
+        "kdcore.pictures", "kdcore.metric"}
 ENGINE = {"kdcore.config", "kdcore.losses", "kdcore.training", "kdcore.inference", "kdcore.storage"}
 TASK_PACKAGES = {f"{PACKAGE}.tasks.{name}" for name in BUILTIN}
 
 # Modules outside kdcore/tasks/ that still name a task, each with why: work in progress elsewhere removes these
 # imports, and the test below fails on an entry that is no longer needed, so the set only shrinks.
-KNOWN_EXCEPTIONS = {
-    "kdcore.bench": "times the training machinery on the default task's networks (to move into tasks/digits/)",
+KNOWN_EXCEPTIONS: dict[str, str] = {}
+
+# String literals outside kdcore/tasks/ that spell a task's or a dataset's name without meaning it, each with why.
+ALLOWED_LITERALS = {
+    ("kdcore.params", "text"): "a free-text setting's allowed values, in words (``tasks --json``'s allowed field)",
+    ("pages.prompt", "text"): "the Next word page's URL parameter holding the prompt",
+    ("kdcore.export", "images"): "how many calibration images an int8 export used, a field of its sidecar",
 }
+
 
 
 # --- reading imports ----------------------------------------------------------------------------------
@@ -132,8 +145,13 @@ def sources(*folders: str) -> dict[str, Path]:
     return found
 
 
+def _task_of(module: str) -> str | None:
+    """The task package ``module`` belongs to, or None."""
+    return next((t for t in TASK_PACKAGES if module == t or module.startswith(t + ".")), None)
+
+
 def _is_task(module: str) -> bool:
-    return any(module == t or module.startswith(t + ".") for t in TASK_PACKAGES)
+    return _task_of(module) is not None
 
 
 def _outside_tasks() -> dict[str, set[str]]:
@@ -178,6 +196,72 @@ def test_only_the_tasks_package_imports_a_specific_task():
                             f"{unexpected}")
     stale = sorted(set(KNOWN_EXCEPTIONS) - set(named))
     assert not stale, f"no longer import a task, so remove them from KNOWN_EXCEPTIONS: {stale}"
+
+
+def test_no_task_package_imports_another():
+    crossing = {m: sorted(t for t in targets if _task_of(t) not in (None, _task_of(m)))
+                for m, targets in graph().items() if _task_of(m)}
+    assert not any(crossing.values()), ("task packages import each other; move what they share out of both: "
+                                        f"{ {m: t for m, t in crossing.items() if t} }")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    return {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body
+            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+
+
+def _dataset_names() -> set[str]:
+    """Every built-in task's dataset names: those it lists, its default, its presets' and its quick slices."""
+    found = set()
+    for name in BUILTIN:
+        task = tasks.get(name)
+        found |= {row["name"] for row in task.datasets()} | {task.default_dataset()[0]} | set(task.quick_datasets)
+        found |= {spec["dataset"] for spec in task.presets.values() if spec.get("dataset")}
+    return found
+
+
+def _named_in_literals(files: dict[str, Path] | None = None) -> dict[str, list[str]]:
+    """{module outside kdcore/tasks/: task names that are whole string literals and dataset names within one}.
+
+    ``files`` is ``{module: path}`` (default: kdcore, the pages and app.py). Docstrings are prose and may
+    name anything; comments never reach the tree.
+    """
+    dataset_names = _dataset_names()
+    within = re.compile("|".join(rf"(?<![\w-]){re.escape(n)}(?![\w-])"
+                                 for n in sorted(dataset_names, key=len, reverse=True)))
+    out = {}
+    for module, path in (files or sources(PACKAGE, "pages", "app.py")).items():
+        if module == f"{PACKAGE}.tasks" or module.startswith(f"{PACKAGE}.tasks."):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        docs = _docstrings(tree)
+        named = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                hits = ({node.value} & (set(BUILTIN) | dataset_names)) | set(within.findall(node.value))
+                named |= {h for h in hits if (module, h) not in ALLOWED_LITERALS}
+        if named:
+            out[module] = sorted(named)
+    return out
+
+
+def test_no_module_outside_the_tasks_spells_a_task_or_dataset_name():
+    """``task.name == "digits"`` or ``dataset == "mnist-5k"`` outside kdcore/tasks/ is a question the task should answer."""
+    found = _named_in_literals()
+    assert not found, f"ask the task object (an attribute or method of kdcore.tasks.base.Task) instead: {found}"
+    module_names = set(sources(PACKAGE, "pages", "app.py"))
+    stale = sorted(k for k in ALLOWED_LITERALS if k[0] not in module_names)
+    assert not stale, f"ALLOWED_LITERALS names modules that are gone: {stale}"
+
+
+def test_the_literal_check_sees_names_in_code_and_not_in_docstrings(tmp_path):
+    page = tmp_path / "toy.py"
+    page.write_text('"""Shows mnist-5k and digits, in prose."""\n'
+                    'def f(task):\n    """On digits."""\n    return task.name == "digits" or "else mnist-5k here"\n')
+    quiet = tmp_path / "quiet.py"
+    quiet.write_text('"""On fashion-mnist."""\nx = "fashion-mnistish text about digits"  # and mnist-5k\n')
+    assert _named_in_literals({"pages.toy": page, "pages.quiet": quiet}) == {"pages.toy": ["digits", "mnist-5k"]}
 
 
 def test_the_base_layer_imports_nothing_of_kdcore_above_it():

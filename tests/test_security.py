@@ -134,7 +134,7 @@ def test_arrays_load_without_pickles_and_models_in_keras_safe_mode():
 def test_pillow_refuses_decompression_bombs_with_an_explicit_limit():
     from PIL import Image
 
-    from kdcore.tasks.digits import pictures as images
+    from kdcore import pictures as images
 
     assert Image.MAX_IMAGE_PIXELS == images.MAX_PIXELS <= 4096 * 4096  # Pillow's own default is ~89 megapixels
     assert images.MAX_BYTES <= 10 * 1024 * 1024

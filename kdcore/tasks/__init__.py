@@ -40,8 +40,14 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
-def get(name: str | None = None) -> Task:
-    """The task called ``name`` (default :data:`DEFAULT`); an unknown name is refused with the known ones."""
+def get(name: str | Task | None = None) -> Task:
+    """The task called ``name`` (default :data:`DEFAULT`); an unknown name is refused with the known ones.
+
+    A :class:`Task` is returned as it is, so a caller holding the object hands it on and every function
+    that takes a task takes either.
+    """
+    if isinstance(name, Task):
+        return name
     _builtin()
     name = name or DEFAULT
     if name not in _REGISTRY:

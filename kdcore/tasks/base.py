@@ -53,6 +53,7 @@ class Task:
     description = ""
     metric = ACCURACY
     example = "none"
+    example_noun = "example"  # what one example is called on the screens ("test digits", "the last drawn digit")
     soft_targets_story = ("The teacher's softened probabilities carry what it learnt about how "
                           "its classes resemble each other.")
     terms: tuple = (SOFT,)
@@ -62,6 +63,8 @@ class Task:
     presets: dict = {}  # name -> {"dataset", "teacher", "distill", "description", optional "demo": True,
     #                                  optional "teacher_dataset": a larger dataset the teacher alone reads}
     width_setting = "student_units"  # the student setting a sweep or a study ranges over
+    quick_datasets: tuple = ()  # datasets small enough that an experiment on them takes minutes on two cores
+    bench_help = ""  # what :meth:`bench` times and on which data by default, a phrase for ``bench --help``
 
     # --- settings, from the table ------------------------------------------------------------
     @staticmethod
@@ -175,11 +178,10 @@ class Task:
     def hint_layers(self, cfg) -> tuple[str, str]:
         """(teacher layer, student layer) that the FitNets stage pairs, by layer name.
 
-        The default is the digits convention: the student's ``hint`` layer
-        learns the teacher's first pooled map (a conv student) or its ``hint``
-        dense layer (an MLP student). A task with other networks names its own.
+        The default pairs the layers both networks name ``hint``; a task whose
+        pair depends on the student's shape names its own.
         """
-        return ("pool1" if getattr(cfg.student, "filters", 0) else "hint"), "hint"
+        return "hint", "hint"
 
     # --- training ------------------------------------------------------------------------------
     def train_teacher(self, cfg, data, progress=None):
@@ -241,6 +243,20 @@ class Task:
 
         return training.accuracy(model, data.x_test, data.y_test)
 
+    def paired_gain(self, student, baseline, data, cfg=None):
+        """How much better ``student`` answers the test split than ``baseline``: a :class:`kdcore.stats.Interval`.
+
+        The one-seed verdict's statistic (:func:`kdcore.results.verdict`): both
+        models answer the same test examples, so the test pairs their answers
+        example by example. A classifier's default is McNemar's exact test on
+        each model's argmax right/wrong; a task scored otherwise overrides it.
+        ``cfg`` is the run's settings, for a task whose scoring reads one.
+        """
+        from .. import stats, training
+
+        right = [training.predict_logits(m, data.x_test).argmax(-1) == data.y_test for m in (student, baseline)]
+        return stats.mcnemar(*right)
+
     def check_image(self, source) -> None:
         """Refuse in one line a file that is no picture this task reads (the CLI asks before loading any model)."""
         raise ValueError(f"task {self.name!r} takes no picture")
@@ -250,13 +266,14 @@ class Task:
         raise ValueError(f"task {self.name!r} takes no picture")
 
     # --- benchmark and export -------------------------------------------------------------------
-    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1) -> dict:
-        """``bench --task NAME``: this task's own measurements, with ``"task"`` so that :meth:`bench_text` prints them.
+    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1, quick: bool = False) -> dict:
+        """``bench --task NAME``: this task's own measurements, which :meth:`bench_text` prints.
 
-        Without one, ``bench`` measures the training machinery on the default task's networks.
+        ``quick`` asks for a first look (the command already cut ``epochs`` and
+        ``repeats`` to 2 and 1): a task with a large default dataset times a slice.
         """
-        raise ValueError(f"task {self.name!r} has no benchmark of its own; run bench without --task to measure "
-                         "the training machinery")
+        raise ValueError(f"task {self.name!r} has no benchmark of its own; `bench --help` lists the tasks "
+                         "that have one")
 
     def bench_text(self, result: dict) -> str:
         """:meth:`bench`'s result in a few lines for the terminal."""
@@ -279,6 +296,14 @@ class Task:
         float_acc = inference.accuracy(inference.test_logits(model, data), data.y_test)
         return {"accuracy": exported_acc, "float_accuracy": float_acc, "accuracy_change": exported_acc - float_acc,
                 "test_images": int(len(data.y_test))}
+
+    def export_text(self, scored: dict) -> str:
+        """The line ``export`` prints for :meth:`score_export`'s figures, or "" when the file was not scored."""
+        if scored.get("accuracy") is None:
+            return ""
+        examples = scored.get("test_examples", scored.get("test_images"))  # records before test_examples
+        return (f"accuracy {100 * scored['accuracy']:.2f} % on {examples:,} test images "
+                f"(float model {100 * scored['float_accuracy']:.2f} %, {100 * scored['accuracy_change']:+.2f} points)")
 
     def describe(self) -> dict:
         """What ``python -m kdcore tasks --json`` prints for this task."""

@@ -22,9 +22,13 @@ class Digits(Task):
     description = ("A CNN teacher and a small MLP or CNN student on MNIST-style images: MNIST, its 5,000 "
                    "offline digits, Fashion-MNIST, or your own .npz or IDX folder.")
     example = "canvas"
+    example_noun = "digit"
     soft_targets_story = ("The teacher's softened probabilities (a 7 that looks a little like a 1) carry what it "
                           "learnt about how digits resemble each other.")
     presets = PRESETS
+    quick_datasets = ("mnist-5k",)
+    bench_help = ("KD Studio's distillation against keras Distiller and a GradientTape loop (data: fashion-mnist "
+                  "when its files are here, else mnist-5k; --quick: 2,000 mnist-5k images)")
     terms = (SOFT, HINT)
     teacher_config = TeacherConfig
     student_config = StudentConfig
@@ -60,9 +64,21 @@ class Digits(Task):
             raise ValueError(f"{name} takes input {in_shape} and gives {out_shape}; "
                              "digit models take 28x28x1 images and give 10 logits")
 
+    def hint_layers(self, cfg) -> tuple[str, str]:
+        """A conv student's ``hint`` layer learns the teacher's first pooled map; an MLP's, its ``hint`` dense layer."""
+        return ("pool1" if cfg.student.filters else "hint"), "hint"
+
     def describe_teacher(self, cfg: TeacherConfig) -> str:
         extras = [f"dropout {cfg.dropout:g}"] * bool(cfg.dropout) + ["shifts"] * bool(cfg.augment)
         return ", ".join([cfg.variant, f"{cfg.epochs} epochs", *extras])
+
+    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1, quick: bool = False) -> dict:
+        from . import bench  # the benchmark's timing machinery is loaded only when one runs
+        return bench.run(dataset, epochs, repeats, quick)
+
+    def bench_text(self, result: dict) -> str:
+        from . import bench
+        return bench.text(result)
 
     def check_image(self, source) -> None:
         pictures.load_image(source)

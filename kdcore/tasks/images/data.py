@@ -2,7 +2,7 @@
 
 Images of any H×W×C (C = 1 grey or 3 colour) and K classes: CIFAR-10 when
 its files are on this machine, Fashion-MNIST (Debian's copy, read by
-:mod:`kdcore.tasks.digits.data`), or a user's ``.npz``.
+:mod:`kdcore.tasks.idx`), or a user's ``.npz``.
 
 CIFAR's Python batches are pickles. They are read by :class:`_ArraysOnly`,
 an unpickler that can build NumPy arrays of plain numbers and nothing else;
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ...dataset import KERAS_CACHE, Dataset, DatasetError
-from ..digits import data as datasets
+from ..idx import FASHION, FASHION_CLASSES, fashion_mnist
 from ...training import shape_text
 
 MIN_SIDE, MAX_SIDE = 8, 512
@@ -213,8 +213,9 @@ def load(name: str | None = None) -> Dataset:
         return _CACHE[name]
     if name == "cifar10":
         ds = _cifar10()
-    elif name == "fashion-mnist":
-        ds = datasets.load("fashion-mnist")  # 28×28 grey: VGG's blocks stop pooling at 1×1
+    elif name == FASHION:  # 28×28 grey: VGG's blocks stop pooling at 1×1
+        ((x_train, y_train), (x_test, y_test)), source = fashion_mnist()
+        ds = _make(FASHION, x_train, y_train, x_test, y_test, source, FASHION_CLASSES)
     elif name == SMALL:
         ds = _fashion_small()
     else:
@@ -237,7 +238,7 @@ def _fashion_small() -> Dataset:
     about 300 and 100 of each class), the slice docs/tasks/images.md's figures
     were measured on and the images presets use.
     """
-    full = datasets.load("fashion-mnist")
+    full = load(FASHION)
     part = full.subset(6000, 2000, seed=0)
     return Dataset(SMALL, part.x_train[:3000], part.y_train[:3000], part.x_test[:1000], part.y_test[:1000],
                    f"3,000 + 1,000 images of {full.source}", full.classes)

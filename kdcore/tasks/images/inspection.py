@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..digits.pictures import load_image
+from ...pictures import load_image
 from .data import to_channels
 
 
 def prepare_photo(source, shape) -> tuple[np.ndarray, str]:
     """(H×W×C float32 in [0, 1], a note) for a photo: centre-cropped to the model's aspect and resized to it.
 
-    The photo is read by :func:`kdcore.tasks.digits.pictures.load_image` (its size and format
+    The photo is read by :func:`kdcore.pictures.load_image` (its size and format
     guards hold for colour too); transparency is laid on white. A colour photo
     given to a grey model is made grey, and a grey photo given to a colour
     model is repeated over R, G and B: the note says which, for the page to show.

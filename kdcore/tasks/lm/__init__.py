@@ -27,7 +27,8 @@ from .data import (DEFAULT_VOCAB_CAP, EOS, MAX_TEXT_BYTES, MIN_TEXT_LINES, PTB_S
                    _ptb, encode, load_text, streams, tokens, vocabulary)
 from .inspection import (BANDS, CONTINUATION_WORDS, PRIME_EOS, TOP_WORDS, WORDS_COMPARED, band, compare, complete,
                          disagreements, entropy_bits, entropy_curve, next_word_probs, prompt_ids, sentence_spans)
-from .model import EVAL_STREAMS, build, perplexity, stats, unigram_bias, vocab_size, zero_state
+from .model import (EVAL_STREAMS, build, perplexity, sentence_nll, stats, token_nll, unigram_bias, vocab_size,
+                    zero_state)
 from .presets import PRESETS
 from .settings import CACHE_REST, SOFT_TARGETS, LMDistillConfig, StudentConfig, TeacherConfig
 from .train import CLIP_NORM, fit
@@ -40,9 +41,12 @@ class LanguageModel(Task):
                    "line) distilled into a smaller LSTM; scored by perplexity.")
     metric = PERPLEXITY
     example = "prompt"
+    example_noun = "word"
     soft_targets_story = ("The teacher's softened probabilities over the next word (after \"the stock\", *market* "
                           "but also *price* or *exchange*) carry what it learnt about which next words are plausible.")
     presets = PRESETS
+    quick_datasets = ("ptb-small",)
+    bench_help = "the top-k cache against scratch and an online teacher (data: ptb-small; ptb for the full corpus)"
     terms = (SOFT,)
     teacher_config = TeacherConfig
     student_config = StudentConfig
@@ -88,7 +92,9 @@ class LanguageModel(Task):
     def describe_teacher(self, cfg: TeacherConfig) -> str:
         return f"{cfg.layers}×{cfg.units} LSTM, {cfg.epochs} epochs"
 
-    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "lm-ptb") -> dict:
+    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1, quick: bool = False,
+              preset: str = "lm-ptb") -> dict:
+        """The preset's shapes timed (``quick`` changes no data: ptb-small is a slice already)."""
         from . import bench  # the benchmark's timing machinery is loaded only when one runs
         return bench.run(dataset, epochs, repeats, preset)
 
@@ -103,6 +109,13 @@ class LanguageModel(Task):
     def score_export(self, model, exported, data: Dataset, window: int | None = None) -> dict:
         from .export import score  # LiteRT's scoring loads only when a model is exported
         return score(self, model, exported, data, window or self.export_window({}))
+
+    def export_text(self, scored: dict) -> str:
+        if scored.get("perplexity") is None:
+            return ""
+        return (f"perplexity {scored['perplexity']:,.2f} on {scored['test_words']:,} test words, windows of "
+                f"{scored['window_words']} (float model {scored['float_perplexity']:,.2f}, "
+                f"{scored['perplexity_change']:+.2f})")
 
     def check_model(self, model, name: str) -> None:
         ins = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
@@ -141,6 +154,20 @@ class LanguageModel(Task):
     def score(self, model, data: Dataset) -> float:
         self._check_vocab(model, data, "model")
         return perplexity(model, data.x_test, data.y_test)
+
+    def paired_gain(self, student, baseline, data: Dataset, cfg=None):
+        """A paired bootstrap over test sentences: both models rescored on each resample of whole sentences.
+
+        Perplexity pools words, so the unit resampled is the sentence (its
+        words' losses are not independent), and ``cfg``'s sequence length cuts
+        the test streams as training's last score did, so the gain is the one
+        the run reports.
+        """
+        from ...stats import bootstrap  # (this package's ``stats`` is the networks' size)
+
+        seq_len = getattr(cfg, "seq_len", 35)
+        (s, words), (b, _) = (sentence_nll(m, data, seq_len) for m in (student, baseline))
+        return bootstrap(s, b, words)
 
     def teacher_targets(self, teacher, data: Dataset):
         """None: 10,000 probabilities a word cannot be kept; training runs the teacher or keeps its top k."""

@@ -26,9 +26,7 @@ def _fit(task, cfg, ds, teacher=None, soft_targets="cache") -> list:
     result = fit(net, ds, cfg, series="student", progress=clock, teacher=teacher,
                     temperature=cfg.temperature, alpha=cfg.alpha if teacher is not None else 0.0,
                     soft_targets=soft_targets, top_k=cfg.top_k)
-    if result.status != "finished":
-        raise RuntimeError(f"benchmark run {result.status}: {result.reason}")
-    return clock.train_s[1:]
+    return shared._timed(result, clock)
 
 
 def run(dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "lm-ptb") -> dict:
@@ -70,8 +68,7 @@ def run(dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "lm-ptb")
         "teacher": f"{teacher_cfg.layers}×{teacher_cfg.units} LSTM", "student": task.describe_student(cfg.student),
         "batch_size": cfg.batch_size, "seq_len": cfg.seq_len, "top_k": cfg.top_k, "temperature": cfg.temperature,
         "epochs": epochs, "repeats": repeats,
-        "epoch_s": {k: round(v, 3) for k, v in epoch_s.items()},
-        "epoch_cpu_s": {k: round(v, 3) for k, v in cpu_s.items()},
+        **shared._epoch_fields(epoch_s, cpu_s),
         "ratios": {"cache_vs_scratch": round(epoch_s["cache"] / epoch_s["scratch"], 3),
                    "cache_vs_online": round(epoch_s["cache"] / epoch_s["online"], 3)},
         "cpu_ratios": {"cache_vs_scratch": round(cpu_s["cache"] / cpu_s["scratch"], 3),
@@ -86,7 +83,6 @@ def run(dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "lm-ptb")
 
 
 def text(result: dict) -> str:
-    machine = result["machine"]
     return "\n".join([
         f"{result['dataset']}, {result['train_words']:,} words, teacher {result['teacher']}, student "
         f"{result['student']}, batch {result['batch_size']}×{result['seq_len']}, top-{result['top_k']} "
@@ -97,4 +93,4 @@ def text(result: dict) -> str:
         f"{result['ratios']['cache_vs_online']}",
         f"cache built once in {result['cache_build_s']} s: {result['cache_mb']} MB here, "
         f"{result['cache_mb_full_ptb']} MB for full PTB (target <= 300); peak RSS {result['peak_rss_mb']} MB",
-        f"load average {machine['load_before'][0]} before, {machine['load_after'][0]} after ({machine['cpus']} CPUs)"])
+        shared._load_line(result["machine"])])

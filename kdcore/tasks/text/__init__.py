@@ -46,9 +46,11 @@ class Text(Task):
     description = ("A small BERT-style encoder classifies Rotten Tomatoes snippets (or your text,label CSV) as "
                    "fresh or rotten; a smaller transformer learns it layer by layer as in TinyBERT.")
     example = "sentence"
+    example_noun = "sentence"
     soft_targets_story = ("The teacher's softened probabilities (a gushing review near 100 % fresh, a lukewarm "
                           "\"not bad\" near 50 %) carry how sure a review sounds, not just which way it leans.")
     presets = PRESETS
+    bench_help = "TinyBERT's intermediate epoch, teacher in the step or cached, against scratch (data: rotten-tomatoes)"
     width_setting = "student_hidden"
     terms = (SOFT, EMBEDDING, HIDDEN, ATTENTION)
     teacher_config = TeacherConfig
@@ -87,7 +89,9 @@ class Text(Task):
         pretrain = f", {cfg.pretrain_epochs} masked-LM epochs first" if cfg.pretrain_epochs else ""
         return f"{self.describe_student(cfg)}, {cfg.epochs} epochs{pretrain}"
 
-    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1, preset: str = "text-tinybert") -> dict:
+    def bench(self, dataset=None, epochs: int = 2, repeats: int = 1, quick: bool = False,
+              preset: str = "text-tinybert") -> dict:
+        """The preset's shapes timed (``quick`` changes no data: its sentences are few already)."""
         from . import bench  # the benchmark's timing machinery is loaded only when one runs
         return bench.run(dataset, epochs, repeats, preset)
 

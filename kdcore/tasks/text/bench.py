@@ -35,9 +35,7 @@ def run(dataset=None, epochs: int = 2, repeats: int = 1, preset="text-tinybert")
     def timed(run) -> list:
         clock = shared._Clock()
         result = run(task.build_student(cfg.student, cfg.seed, ds.tokenizer.size, len(ds.classes)), clock)
-        if result.status != "finished":
-            raise RuntimeError(f"benchmark run {result.status}: {result.reason}")
-        return clock.train_s[1:]
+        return shared._timed(result, clock)
 
     runs = {
         "scratch": lambda net, clock: training.fit_baseline(cfg, ds, net, clock),
@@ -58,8 +56,7 @@ def run(dataset=None, epochs: int = 2, repeats: int = 1, preset="text-tinybert")
         "teacher": f"{teacher_cfg.layers} × {teacher_cfg.hidden} × {teacher_cfg.heads}",
         "student": task.describe_student(cfg.student), "layer_map": mapping, "batch_size": cfg.batch_size,
         "epochs": epochs, "repeats": repeats,
-        "epoch_s": {k: round(v, 3) for k, v in epoch_s.items()},
-        "epoch_cpu_s": {k: round(v, 3) for k, v in cpu_s.items()},
+        **shared._epoch_fields(epoch_s, cpu_s),
         "ratios": {k: round(epoch_s[a] / epoch_s[b], 3) for k, (a, b) in ratio.items()},
         "cpu_ratios": {k: round(cpu_s[a] / cpu_s[b], 3) for k, (a, b) in ratio.items()},
         "cache_build_s": round(build[0], 2), "cache_build_cpu_s": round(build[1], 2),
@@ -73,7 +70,7 @@ def run(dataset=None, epochs: int = 2, repeats: int = 1, preset="text-tinybert")
 
 
 def text(result: dict) -> str:
-    machine, cpu = result["machine"], result["cpu_ratios"]
+    cpu = result["cpu_ratios"]
     return "\n".join([
         f"{result['dataset']}, {result['train_sentences']:,} sentences, teacher {result['teacher']}, student "
         f"{result['student']}, batch {result['batch_size']} (s / epoch, CPU s / epoch):",
@@ -83,4 +80,4 @@ def text(result: dict) -> str:
         f"cache built once in {result['cache_build_s']} s ({result['cache_build_cpu_s']} CPU s): "
         f"{result['cache_mb']} MB (the product caches up to {result['cache_budget_mb']} MB); it pays after "
         f"{result['cache_pays_after_epochs']} epochs",
-        f"load average {machine['load_before'][0]} before, {machine['load_after'][0]} after ({machine['cpus']} CPUs)"])
+        shared._load_line(result["machine"])])
