@@ -48,7 +48,8 @@ def headline(task: str) -> list[str]:
 
 def command_line(result: dict) -> str:
     """The command that gives ``result`` again."""
-    line = f"python -m kdcore experiment --task {result['task']} --preset {result['preset']} --seeds {len(result['seeds'])}"
+    line = (f"python -m kdcore experiment --task {result['task']} --preset {result['preset']} "
+            f"--seeds {len(result['seeds'])}")
     default = presets.get(result["preset"])["distill"].get("labels_fraction", 1.0)
     if result.get("labels_fraction") not in (None, default):
         line += f" --labels-fraction {result['labels_fraction']:g}"
@@ -68,7 +69,8 @@ def _time(result: dict) -> str:
     teacher = result.get("teacher_seconds")
     if result.get("teacher_cached") or teacher is None:
         return f"{result['seconds']:.0f} s (teacher cached; {seed:.0f} s a seed)"
-    return f"{result['seconds']:.0f} s (teacher {teacher:.0f} s; {seed:.0f} s a seed; Home demo ≈ {teacher + seed:.0f} s)"
+    return (f"{result['seconds']:.0f} s (teacher {teacher:.0f} s; {seed:.0f} s a seed; "
+            f"Home demo ≈ {teacher + seed:.0f} s)")
 
 
 def row(result: dict, when: str) -> str:

@@ -42,7 +42,7 @@ def test_a_teacher_reads_its_own_dataset_and_is_scored_on_the_students_test_spli
     sidecar = storage.read_sidecar(result["teacher_model"])
     assert sidecar["dataset"] == result["teacher_dataset"]  # trained on the teacher's data...
     teacher = storage.load_model(result["teacher_model"])
-    assert result["teacher_accuracy"] == pytest.approx(tasks.get("digits").score(teacher, students))  # ...scored on theirs
+    assert result["teacher_accuracy"] == pytest.approx(tasks.get("digits").score(teacher, students))  # ...on theirs
 
 
 def test_a_teacher_dataset_with_other_classes_is_refused_in_one_line(tiny):

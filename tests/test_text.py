@@ -467,7 +467,8 @@ def test_home_teacher_experiments_and_runs_pages_draw_the_text_task(toy_csv):
         if name == "teacher":
             assert {s.label for s in at.slider} >= {"Teacher layers", "Teacher hidden size", "Teacher heads"}
         if name == "experiments":
-            assert at.selectbox(key="experiments.preset").options == ["text-demo", "text-quick", "text-tinybert", "text-logits"]
+            assert at.selectbox(key="experiments.preset").options == ["text-demo", "text-quick", "text-tinybert",
+                                                                      "text-logits"]
             assert "2-layer transformer (hidden 64, 4 heads)" in " ".join(m.value for m in at.markdown)
         if name == "home":
             assert at.button[0].label == "Run quick demo"
