@@ -188,7 +188,8 @@ def _datasets_text(result: dict) -> str:
     for row in result["datasets"]:
         mark = " (default)" if row["name"] == result["default"] else ""
         state = "available" if row["available"] else "not here "
-        lines.append(f"{row['name']:<14} {state}  {row['train']:>6,} train / {row['test']:>6,} test  "
+        lines.append(f"{row['name']:<14} {state}  {row['train']:>6,} train / {row.get('valid', 0):>6,} valid / "
+                     f"{row['test']:>6,} test  "
                      f"{row['source']}{mark}")
     return "\n".join(lines)
 
