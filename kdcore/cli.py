@@ -512,7 +512,14 @@ def _sweep_text(result: dict) -> str:
             lines.append(_best_text(result["best"]))
         return "\n".join(lines)
     frame = pd.DataFrame(result["cells"])
-    return frame.to_string(index=False, float_format=lambda v: f"{v:.4f}") + f"\n{result['seconds']:.0f} s"
+    text = frame.to_string(index=False, float_format=lambda v: f"{v:.4f}") + f"\n{result['seconds']:.0f} s"
+    best = result.get("best")
+    if best:
+        m = metric.get(best.get("metric"))
+        text += (f"\nbest on valid: width {best['units']}, T {best['temperature']:g}, alpha {best['alpha']:g}: "
+                 f"valid gain {m.format_change(best['valid_gain'])}, "
+                 f"test gain {m.format_change(best['gain'])}")
+    return text
 
 
 def _best_text(best: dict) -> str:
@@ -548,7 +555,9 @@ def _sweep(args) -> dict:
     t0 = time.perf_counter()
     with live_progress("sweep") as progress:
         frame = experiments.sweep(_preset_of_task(args.preset, args.task), args.temperatures, args.alphas, args.seeds, args.widths, progress)
-    return {"preset": args.preset, "cells": frame.to_dict("records"), "seconds": time.perf_counter() - t0}
+    cells = frame.to_dict("records")
+    return {"preset": args.preset, "cells": cells, "best": experiments.best_cell(cells),
+            "seconds": time.perf_counter() - t0}
 
 
 def _sweep_study(args) -> dict:

@@ -38,10 +38,10 @@ def carve_valid(x, y, n_valid: int | float = VALID_FRACTION, seed: int = 0) -> t
     """
     y = np.asarray(y)
     n = len(y)
-    k = int(round(n_valid * n)) if n_valid < 1 else int(n_valid)
+    k = max(1, int(round(n_valid * n))) if n_valid < 1 else int(n_valid)
     if not 0 < k < n:
-        raise DatasetError(f"cannot carve {k} validation examples out of {n} training examples; "
-                           "a dataset needs at least 2 training examples")
+        raise DatasetError(f"cannot carve {k} validation examples out of {n} training examples; a dataset "
+                           "needs more training examples, or an x_valid, y_valid of its own")
     rng = np.random.default_rng(seed)
     if y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
         # each class gives its share; rounding leftovers go to the classes with the largest remainders

@@ -146,8 +146,9 @@ def _epoch_dtick(*series: dict) -> int:
 def _held_out(series: dict[str, list[dict]], m: Metric) -> tuple[str, str]:
     """(record key, label) of the held-out score per epoch: ``valid_<metric>`` if kept, else ``test_<metric>``.
 
-    A language model keeps its validation score every epoch and scores its
-    test text once, after the last: its test key would draw a single point.
+    Every run scores its valid split each epoch and its test split once, on
+    the final model; records kept before runs had a valid split hold the test
+    score per epoch, and are drawn with it.
     """
     if any(f"valid_{m.name}" in r for records in series.values() for r in records):
         return f"valid_{m.name}", "valid"
@@ -323,12 +324,17 @@ def sweep_heatmap(frame, value: str = "gain", units: int | None = None) -> go.Fi
     ``frame`` is :func:`kdcore.experiments.sweep`'s DataFrame; with several
     student widths, ``units`` picks one (default: the first). Gains are drawn
     on a diverging scale centred on 0, so "distillation hurt" is red at a glance.
+    The cells show the valid split's ``valid_<value>`` (what the best cell is
+    picked by: the test split is for reporting the pick, not for making it);
+    sweeps kept before runs had a valid split show their test ``value``.
     """
     if units is None and len(frame):
         units = int(frame["units"].iloc[0])
+    split = "valid" if f"valid_{value}" in frame else "test"
+    value = f"valid_{value}" if split == "valid" else value
     cells = frame[frame["units"] == units] if len(frame) else frame
     table = cells.pivot_table(index="alpha", columns="temperature", values=value) if len(cells) else None
-    gain = value == "gain"
+    gain = value.endswith("gain")
     m = metrics.get(cells["metric"].iloc[0] if "metric" in cells and len(cells) else None)
     if table is None:
         fig = go.Figure()
@@ -344,10 +350,10 @@ def sweep_heatmap(frame, value: str = "gain", units: int | None = None) -> go.Fi
         colorbar=dict(title=m.unit if gain else m.name),
         hovertemplate="%{y}, %{x}: %{text}<extra></extra>"))
     if gain:
-        what = (f"gain over the baseline ({m.unit})" if m.higher_is_better else
-                f"change in {m.name} vs the baseline (negative: helped)")
+        what = (f"{split} gain over the baseline ({m.unit})" if m.higher_is_better else
+                f"{split} change in {m.name} vs the baseline (negative: helped)")
     else:
-        what = f"student test {m.name}" + (" (%)" if m.percent else "")
+        what = f"student {split} {m.name}" + (" (%)" if m.percent else "")
     fig.update_layout(title=f"{units}-unit student: {what}", height=320, margin=dict(l=10, r=10, t=50, b=10))
     fig.update_yaxes(autorange="reversed")
     return fig

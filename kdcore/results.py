@@ -86,7 +86,7 @@ def verdict(gains: list[float], metric: Metric = ACCURACY, *, noise: float | Non
 # --- results of runs --------------------------------------------------------------------------------
 @dataclass
 class TeacherResult:
-    """A trained teacher: where it was saved, its test score and its curves."""
+    """A trained teacher: where it was saved, its test and valid scores and its curves."""
 
     model: str
     dataset: str
@@ -100,10 +100,12 @@ class TeacherResult:
     metric: Metric = ACCURACY
     task: str = ""  # the task's name: the pipeline, which knows it, fills it in
     stages: dict = field(default_factory=dict)  # earlier stages' histories (the text teacher's masked-LM "pretrain")
+    valid_score: float | None = None  # the final model's metric on the valid split
 
     def to_json(self) -> dict:
         out = {"model": self.model, "dataset": self.dataset, "params": self.params, "status": str(self.status),
-               "reason": self.reason, f"test_{self.metric.name}": self.score, "seconds": round(self.seconds, 2),
+               "reason": self.reason, f"test_{self.metric.name}": self.score,
+               f"valid_{self.metric.name}": self.valid_score, "seconds": round(self.seconds, 2),
                "device": self.device, "history": self.history, "task": self.task, "metric": self.metric.name}
         if self.stages:
             out["stages"] = self.stages
@@ -131,6 +133,8 @@ class DistillResult:
     task: str = ""  # as in TeacherResult
     teacher_model: str = ""  # set by the demo, which trains the teacher in the same job
     note: str = ""  # what was done to the data for the teacher (grey given as colour, say), for the page to say
+    student_valid: float | None = None  # the final models' metric on the valid split, beside their test scores
+    baseline_valid: float | None = None
 
     @property
     def gain(self) -> float | None:
@@ -161,6 +165,8 @@ class DistillResult:
             v = self.verdict()
             out.update({f"baseline_{m}": self.baseline_score, "gain": self.gain, "gap_recovered": self.gap_recovered,
                         "verdict": v.outcome, "verdict_reason": v.why})
+        out.update({f"{who}_valid_{m}": v for who, v in (("student", self.student_valid),
+                                                          ("baseline", self.baseline_valid)) if v is not None})
         if self.teacher_model:
             out["teacher_model"] = self.teacher_model
         if self.note:
