@@ -510,6 +510,10 @@ def _sweep_text(result: dict) -> str:
                          f"in {result['seconds']:.0f} s")
         if result.get("best"):
             lines.append(_best_text(result["best"]))
+        if result.get("confirmation"):
+            from .studies import confirmation_text
+
+            lines.append(confirmation_text(result["confirmation"]))
         return "\n".join(lines)
     frame = pd.DataFrame(result["cells"])
     text = frame.to_string(index=False, float_format=lambda v: f"{v:.4f}") + f"\n{result['seconds']:.0f} s"
@@ -580,6 +584,10 @@ def _sweep_study(args) -> dict:
     if args.workers:
         result.update(studies.run_local_workers(args.study, args.storage, args.workers, args.task, args.heartbeat,
                                                 result["teacher"]))
+        if args.search is not None:  # the chosen recipe, on seeds the search never saw, reported on test
+            with live_progress("confirm") as progress:
+                result["confirmation"] = studies.confirm(args.study, args.storage, result["teacher"],
+                                                         progress=progress)
     return result
 
 

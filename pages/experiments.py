@@ -241,6 +241,8 @@ def study_panel(name: str, url: str | None) -> None:
             st.caption(f"A search of {view['spec']['search']['trials']} trials for the best gain over the baseline "
                        "on the valid split; "
                        + (f"best so far: {studies.best_text(best)}." if best else "none complete yet."))
+            if view["confirmation"]:
+                st.caption(f"The best recipe {studies.confirmation_text(view['confirmation'])}.")
         if view["cells"]:
             frame = pd.DataFrame(view["cells"])
             units = sorted(frame["units"].unique())

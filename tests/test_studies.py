@@ -434,6 +434,30 @@ def test_a_search_reports_every_epoch_and_a_pruned_trial_stops_early(kd_home, sl
     assert [r["state"] for r in view["trials"]] == ["complete", "complete", "pruned", "pruned"]
     assert view["best"] == rest["best"]
 
+    # the chosen recipe, trained again on a seed the search never used, reported on test beside valid
+    confirmation = studies.confirm("search", url, str(tiny_teacher), seeds=1)
+    assert confirmation["seeds"] == [1] and confirmation["params"] == best.params
+    assert confirmation["search_valid"] == best.value
+    assert all(len(confirmation[split]["values"]) == 1 for split in ("valid", "test"))
+    assert studies.study_view("search", url)["confirmation"] == confirmation
+    assert studies.confirmation_text(confirmation).startswith("confirmed on fresh seeds 1-1: valid gain ")
+
+
+@pytest.mark.slow
+def test_a_search_from_the_command_line_ends_with_its_recipe_confirmed_on_fresh_seeds(kd_home, slice_npz,
+                                                                                     tiny_teacher):
+    url = f"sqlite:///{storage.home() / 'studies.db'}"
+    args = ("sweep", "--storage", url, "--study", "hunt", "--search", "2", "--temperatures", "1,8", "--alphas",
+            "0.1,0.9", "--widths", "16", "--epochs", "1", "--dataset", slice_npz, "--teacher", tiny_teacher)
+    proc = run_cli(*args, "--json", home=kd_home, timeout=480)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    confirmation = out["confirmation"]
+    assert confirmation["seeds"] == [1, 2, 3]  # the search's seed was 0
+    assert confirmation["params"] == out["best"]["params"] and confirmation["search_valid"] == out["best"]["value"]
+    assert len(confirmation["test"]["values"]) == len(confirmation["valid"]["values"]) == 3
+    assert "confirmed on fresh seeds 1-3: valid gain" in cli._sweep_text(out)
+
 
 @pytest.mark.parametrize("flags, says", [
     (["--search", "0", "--temperatures", "1,8", "--alphas", "0.1,0.9"], "a search needs at least 1 trial (got 0)"),
