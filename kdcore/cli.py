@@ -224,7 +224,8 @@ def _teacher_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _teacher_text(result: dict) -> str:
     m = metric.of_record(result)
-    return (f"Teacher saved to {result['model']}: test {m.name} {m.format(result.get(f'test_{m.name}'))}, "
+    return (f"Teacher saved to {result['model']}: test {m.name} {m.format(result.get(f'test_{m.name}'))} "
+            f"(valid {m.format(result.get(f'valid_{m.name}'))}), "
             f"{result['params']:,} parameters, {result['seconds']:.1f} s on {result['device']}")
 
 
@@ -251,7 +252,8 @@ def _distill_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _distill_text(result: dict) -> str:
     m = metric.of_record(result)
-    lines = [f"Student saved to {result['model']}: test {m.name} {m.format(result.get(f'student_{m.name}'))} "
+    lines = [f"Student saved to {result['model']}: test {m.name} {m.format(result.get(f'student_{m.name}'))}, "
+             f"valid {m.format(result.get(f'student_valid_{m.name}'))} "
              f"(teacher {m.format(result.get(f'teacher_{m.name}'))})"]
     if f"baseline_{m.name}" in result:
         gap = result.get("gap_recovered")

@@ -287,6 +287,7 @@ def _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress:
             results.update(status=str(baseline.status), reason=f"seed {seed}: {baseline.reason}")
             break
         run = {"seed": seed, "student": student.score, "baseline": baseline.score,
+               "student_valid": student.valid_score, "baseline_valid": baseline.valid_score,
                "gain": student.score - baseline.score,
                "gap_recovered": task.metric.gap_recovered(student.score, baseline.score, teacher["accuracy"]),
                "seconds": student.seconds + baseline.seconds}
