@@ -269,18 +269,20 @@ def runs_overlay(runs: dict[str, dict[str, list[dict]]], metric: Metric | None =
     ``runs`` maps a run's label to its ``RunStore.epochs`` dict; models keep
     their colour and runs are told apart by line style. ``metric`` defaults to
     the one the records are scored by (a language model's runs: perplexity).
+    Each run draws its valid score, or its test score if it was kept before
+    runs had a valid split; the legend says which.
     """
     dashes = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
     merged = {f"{label} {name}": records for label, series in runs.items() for name, records in series.items()}
     m = metric or metrics.of_epochs(merged)
-    held, _ = _held_out(merged, m)
     fig = go.Figure()
     for i, (label, series) in enumerate(runs.items()):
+        held, split = _held_out(series, m)
         for name, records in series.items():
             points = [(r["epoch"], r[held]) for r in records if r.get(held) is not None]
             if points:
                 x, y = zip(*points)
-                fig.add_trace(go.Scatter(x=x, y=y, name=f"{label} · {name}", mode="lines+markers",
+                fig.add_trace(go.Scatter(x=x, y=y, name=f"{label} · {name} {split}", mode="lines+markers",
                                          line=dict(color=_colour(name), dash=dashes[i % len(dashes)])))
     _waiting(fig, not fig.data, "no epochs recorded for the selected runs")
     fig.update_xaxes(title="epoch", dtick=_epoch_dtick(*runs.values()))
