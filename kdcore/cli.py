@@ -49,6 +49,7 @@ import numpy as np
 
 from . import bench, config, export, metric, params, storage, tasks
 from .progress import Progress
+from .results import Verdict
 
 EXIT_ERROR = 2
 BAR_WIDTH = 30
@@ -250,6 +251,12 @@ def _distill_arguments(parser: argparse.ArgumentParser) -> None:
     params.add_flags(parser, _setting_names("student") + _setting_names("distill"))
 
 
+def _verdict_text(result: dict, m: metric.Metric) -> str:
+    """"Verdict: helped: +2.0 points (95 % CI +1.2 to +2.8 points, …)"; without an interval, the reason why."""
+    v = Verdict.of_record(result)
+    return f"Verdict: {v.headline(m) if v.ci95 else v.why}"
+
+
 def _distill_text(result: dict) -> str:
     m = metric.of_record(result)
     lines = [f"Student saved to {result['model']}: test {m.name} {m.format(result.get(f'student_{m.name}'))}, "
@@ -260,7 +267,7 @@ def _distill_text(result: dict) -> str:
         lines.append(f"Baseline from scratch {m.format(result[f'baseline_{m.name}'])} "
                      f"({m.format_change(result.get('gain'))}); gap recovered: "
                      + ("n/a (the teacher is not better than the baseline)" if gap is None else f"{100 * gap:.0f} %"))
-        lines.append(f"Verdict: {result['verdict_reason']}")
+        lines.append(_verdict_text(result, m))
     lines.append(f"{result['params']['student']:,} student vs {result['params']['teacher']:,} teacher parameters, "
                  f"{result['seconds']:.1f} s on {result['device']}")
     return "\n".join(lines)
@@ -451,7 +458,7 @@ def _experiment_text(result: dict) -> str:
                      f"{omit['bias']['mean']:+.2f} chosen on training images "
                      f"(baseline {_spread_text(omit['baseline_class'])} %)")
     if result.get("verdict_reason"):
-        lines.append(f"Verdict: {result['verdict_reason']}")
+        lines.append(_verdict_text(result, m))
     return "\n".join(lines + [f"{result['seconds']:.0f} s"])
 
 

@@ -277,7 +277,7 @@ def _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress:
     progress.phase("teacher logits")
     logits = task.teacher_targets(teacher["model"], ds)
     transfer, transfer_logits = (ds, logits) if omit is None else without_class(ds, logits, omit)
-    runs = []
+    runs, paired = [], None
     for i, seed in enumerate(seeds):
         tagged = _Tagged(progress, f"s{seed}")
         seed_cfg = dataclasses.replace(cfg, seed=seed)
@@ -296,22 +296,22 @@ def _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress:
             run.update(student_cpu_seconds=cpu[0], baseline_cpu_seconds=cpu[1])
         if omit is not None:
             run["omit"] = _omit_report(student.model, baseline.model, ds, omit)
+        if len(seeds) == 1:  # one seed's verdict pairs the two models' answers, so it is taken while both live
+            paired = task.paired_gain(student.model, baseline.model, ds, seed_cfg)
         runs.append(run)
         progress.result(seeds_done=i + 1, finished_seeds=[dict(r) for r in runs])
-    results.update(_summarise(runs, omit, ds, task.metric))
+    results.update(_summarise(runs, omit, task.metric, paired))
     results["seconds"] = time.perf_counter() - t0
     return results
 
 
-def _summarise(runs: list[dict], omit: int | None, ds: Dataset, metric: Metric = ACCURACY) -> dict:
+def _summarise(runs: list[dict], omit: int | None, metric: Metric = ACCURACY, paired=None) -> dict:
+    """Mean ± std of every per-seed figure, and the verdict (``paired``: one seed's paired test, see ``verdict``)."""
     m = metric.name
     out = {key: spread([r[key] for r in runs]) for key in ("gain", "gap_recovered")}
     out.update({f"student_{m}": spread([r["student"] for r in runs]),
                 f"baseline_{m}": spread([r["baseline"] for r in runs]), "runs": runs})
-    one = runs[0] if len(runs) == 1 else None  # one seed: the test set's own noise is all there is
-    noise = metric.gain_noise(one["student"], one["baseline"], len(ds.y_test)) if one else None
-    v = verdict([r["gain"] for r in runs], metric, noise=noise)
-    out.update(verdict=v.outcome, verdict_reason=v.why)
+    out.update(verdict([r["gain"] for r in runs], metric, paired=paired).to_json())
     if omit is not None and runs:
         reports = [r["omit"] for r in runs]
         out["omit"] = {key: spread([rep[key] for rep in reports])

@@ -1,4 +1,4 @@
-"""How a score is read: a :class:`Metric` knows its direction, its formatting, its gaps and its noise.
+"""How a score is read: a :class:`Metric` knows its direction, its formatting and its gaps.
 
 A task names one metric (``accuracy`` for the classifiers, ``perplexity`` for
 the language model); every place that formats, compares, averages or plots a
@@ -26,9 +26,7 @@ class Metric:
     ``percent``: the score is a share in [0, 1], shown as a percentage and its
     differences as percentage points. ``log_space``: the score is a geometric
     quantity whose gaps read as ratios (perplexity is exp of a mean loss), so
-    gaps are compared in logarithms. ``binomial``: the score is the share of
-    test examples judged right or wrong one at a time, so one run's noise
-    follows from the test set's size (see :meth:`gain_noise`).
+    gaps are compared in logarithms.
     """
 
     name: str
@@ -37,7 +35,6 @@ class Metric:
     higher_is_better: bool = True
     log_space: bool = False
     percent: bool = False
-    binomial: bool = False
     digits: int = 1
 
     def __post_init__(self):
@@ -70,6 +67,10 @@ class Metric:
             return f"{self.format(spread['mean'])} ± {self.format(spread.get('std') or 0.0)}"
         mean, std = ((100 if self.percent else 1) * v for v in (spread["mean"], spread.get("std") or 0.0))
         return f"{mean:+,.{self.digits}f} ± {std:,.{self.digits}f} {self.unit}"
+
+    def format_interval(self, low, high) -> str:
+        """Two changes as an interval in the metric's units: "+1.2 to +2.8 points", "-12.0 to -3.1 ppl"."""
+        return f"{self.format_change(low).rsplit(' ', 1)[0]} to {self.format_change(high)}"
 
     def format_gain(self, gain) -> str:
         """A :meth:`gain` (positive = better) shown as the change it is: a perplexity gain of 7.9 reads "-7.9 ppl"."""
@@ -105,20 +106,6 @@ class Metric:
             return None
         return (s - b) / (t - b)
 
-    def gain_noise(self, student: float, baseline: float, n_test: int) -> float | None:
-        """Standard deviation of one run's change (student − baseline), or None when the metric has no model of it.
-
-        For a binomial score each of the two is measured on ``n_test``
-        examples with variance p(1 − p)/n; they are measured on the same
-        examples but by different models, so the variances are added (an upper
-        bound when the two models err on the same examples). A perplexity's
-        noise depends on how the per-word losses spread, which its value does
-        not tell: repeating the run over seeds measures it instead.
-        """
-        if not self.binomial:
-            return None
-        return math.sqrt((student * (1 - student) + baseline * (1 - baseline)) / max(n_test, 1))
-
     # --- drawing ------------------------------------------------------------------------------------
     def axis(self, empty: bool = False) -> dict:
         """Plotly y-axis settings for this score: shares as percentages, log-space scores on a log axis.
@@ -140,7 +127,7 @@ class Metric:
         return "" if self.higher_is_better else " (lower is better)"
 
 
-ACCURACY = Metric("accuracy", "Test accuracy", "points", percent=True, binomial=True)
+ACCURACY = Metric("accuracy", "Test accuracy", "points", percent=True)
 PERPLEXITY = Metric("perplexity", "Perplexity", "ppl", higher_is_better=False, log_space=True)
 
 

@@ -93,6 +93,7 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
         result.history["baseline"] = base.history
         if base.status == Status.FINISHED:
             result.baseline_score, result.baseline_valid = base.score, base.valid_score
+            result.paired = t.paired_gain(student.model, base.model, ds, cfg)  # the verdict's test, while both live
     m = t.metric.name
     meta = {"kind": "student", "task": t.name, "dataset": ds.name, "config": to_dict(cfg),
             f"test_{m}": student.score, f"valid_{m}": student.valid_score, "teacher": str(teacher_path),

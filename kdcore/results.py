@@ -8,11 +8,14 @@ metric the names follow it (``student_perplexity``).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from .metric import ACCURACY, Metric
+
+if TYPE_CHECKING:  # the statistics load SciPy (most of a second), so only a verdict that needs them does
+    from .stats import Interval
 
 
 class Status(str, Enum):
@@ -40,47 +43,88 @@ ENDED = (Status.FINISHED, Status.STOPPED, Status.FAILED, Status.INTERRUPTED)
 # --- the verdict ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Verdict:
-    """``outcome`` is ``helped``, ``tie``, ``hurt`` or ``unknown`` (no baseline); ``why`` says it in a sentence."""
+    """``outcome`` is ``helped``, ``tie``, ``hurt`` or ``unknown``; ``why`` says it in a sentence.
+
+    ``gain`` and ``ci95`` (low, high) are in the JSON's sign convention,
+    student − baseline score, so for perplexity an interval *below* zero is
+    the good one; ``method`` is how the interval was made (:mod:`kdcore.stats`'s words).
+    """
 
     outcome: str
     gain: float | None
-    noise: float | None
     why: str
+    ci95: tuple[float, float] | None = None
+    method: str = ""
+    p_value: float | None = None
+
+    def to_json(self) -> dict:
+        """The record's verdict fields: ``verdict``, ``verdict_reason`` and, with an interval, the rest."""
+        out = {"verdict": self.outcome, "verdict_reason": self.why}
+        if self.ci95 is not None:
+            out.update(gain_ci95=list(self.ci95), verdict_method=self.method)
+        if self.p_value is not None:
+            out["p_value"] = self.p_value
+        return out
+
+    @classmethod
+    def of_record(cls, record: dict) -> "Verdict | None":
+        """The verdict a stored result holds (None without one); its ``gain`` is an experiment's mean."""
+        if not record.get("verdict"):
+            return None
+        gain = record.get("gain")
+        ci = record.get("gain_ci95")
+        return cls(record["verdict"], gain.get("mean") if isinstance(gain, dict) else gain,
+                   record.get("verdict_reason", ""), tuple(ci) if ci else None, record.get("verdict_method", ""),
+                   record.get("p_value"))
+
+    def gain_text(self, metric: Metric = ACCURACY) -> str:
+        """The gain with its interval: "+2.0 points (95 % CI +1.2 to +2.8 points, 95 % t-interval over 3 seeds)"."""
+        if self.ci95 is None:
+            return metric.format_change(self.gain)
+        p = "" if self.p_value is None else f", p = {self.p_value:.2g}"
+        return (f"{metric.format_change(self.gain)} "
+                f"(95 % CI {metric.format_interval(*self.ci95)}, {self.method}{p})")
+
+    def headline(self, metric: Metric = ACCURACY) -> str:
+        """What a table cell says: "helped: " and :meth:`gain_text` ("no verdict" without one)."""
+        if self.outcome == "unknown":
+            return "no verdict"
+        return f"{self.outcome}: {self.gain_text(metric)}" if self.ci95 is not None else self.outcome
 
 
-def verdict(gains: list[float], metric: Metric = ACCURACY, *, noise: float | None = None) -> Verdict:
-    """Did distillation help? The one rule every screen and the CLI use.
+def verdict(gains: list[float], metric: Metric = ACCURACY, *, paired: Interval | None = None) -> Verdict:
+    """Did distillation help? The one rule every screen and the CLI use: :mod:`kdcore.stats`'s paired interval.
 
-    ``gains`` are the records' ``gain`` values, distilled minus from-scratch
-    score per run (so for perplexity a negative one is good: ``metric`` says
-    which way is better). The statistic is the **standard deviation of the
-    gain**: measured across seeds when there are two or more runs, else
-    ``noise`` (one run's, :meth:`Metric.gain_noise`). The verdict is *helped*
-    when the mean gain is more than twice that spread in the good direction,
-    *hurt* when it is more than twice in the bad one, and a *tie* otherwise.
-    Two spreads is a plain, conservative line: it asks the gain to stand out
-    from the run-to-run variation a user would see by running the same recipe
-    again, not from the (smaller) error of a mean.
+    ``gains`` are the runs' ``gain`` values, distilled minus from-scratch
+    score, one per seed (for perplexity a negative one is good: ``metric``
+    says which way is better). Two or more seeds give Student's t-interval
+    over them (:func:`kdcore.stats.seeds`); one seed needs ``paired``, the
+    task's test of both models' answers on the same test examples
+    (:meth:`kdcore.tasks.base.Task.paired_gain`), and without it there is no
+    verdict. The interval is turned back into ``gain``'s sign, so for
+    perplexity *helped* means an interval below zero.
     """
     gains = [g for g in gains if g is not None]
     if not gains:
-        return Verdict("unknown", None, None, "No from-scratch baseline was trained, so there is nothing to "
-                                              "compare the distilled student with.")
+        return Verdict("unknown", None, "No from-scratch baseline was trained, so there is nothing to "
+                                        "compare the distilled student with.")
     mean = sum(gains) / len(gains)
     if len(gains) >= 2:
-        spread = math.sqrt(sum((g - mean) ** 2 for g in gains) / (len(gains) - 1))
-        basis = f"twice the spread of the gain over {len(gains)} seeds"
-    else:
-        spread = noise
-        basis = "twice the gain's standard error on this test set"
-    if spread is None:
-        return Verdict("unknown", mean, None, "With one run and no error estimate the gain cannot be told from noise.")
-    good = mean * metric.sign
-    outcome = "helped" if good > 2 * spread else "hurt" if good < -2 * spread else "tie"
-    words = {"helped": "distillation helped: the gain is larger than",
-             "hurt": "distillation hurt: the loss is larger than",
-             "tie": "a tie: the difference is within"}[outcome]
-    return Verdict(outcome, mean, spread, f"{words} {basis} ({2 * spread:.3g} in {metric.name}).")
+        from . import stats
+
+        paired = stats.seeds([g * metric.sign for g in gains])
+    elif paired is None:
+        return Verdict("unknown", mean, "With one run and no paired test of both models' answers the gain "
+                                        "cannot be told from noise.")
+    low, high = sorted((paired.low * metric.sign, paired.high * metric.sign))
+    ci = metric.format_interval(low, high)
+    p = "" if paired.p_value is None else f", p = {paired.p_value:.2g}"
+    good, bad = ("above", "below") if metric.higher_is_better else ("below", "above")
+    words = {"helped": f"Distillation helped: the gain's 95 % interval, {ci}, lies {good} zero",
+             "hurt": f"Distillation hurt: the gain's 95 % interval, {ci}, lies {bad} zero",
+             "tie": f"A tie: the gain's 95 % interval, {ci}, holds zero"}[paired.outcome]
+    return Verdict(paired.outcome, mean, f"{words} ({paired.method}{p}, in {metric.name}).", (low, high),
+                   paired.method, paired.p_value)
 
 
 # --- results of runs --------------------------------------------------------------------------------
@@ -135,6 +179,7 @@ class DistillResult:
     note: str = ""  # what was done to the data for the teacher (grey given as colour, say), for the page to say
     student_valid: float | None = None  # the final models' metric on the valid split, beside their test scores
     baseline_valid: float | None = None
+    paired: Interval | None = None  # the task's paired test of student vs baseline on the test split (one seed)
 
     @property
     def gain(self) -> float | None:
@@ -148,10 +193,7 @@ class DistillResult:
         return self.metric.gap_recovered(self.student_score, self.baseline_score, self.teacher_score)
 
     def verdict(self) -> Verdict:
-        noise = None
-        if self.gain is not None:
-            noise = self.metric.gain_noise(self.student_score, self.baseline_score, self.test_examples)
-        return verdict([self.gain] if self.gain is not None else [], self.metric, noise=noise)
+        return verdict([self.gain] if self.gain is not None else [], self.metric, paired=self.paired)
 
     def to_json(self) -> dict:
         m = self.metric.name
@@ -162,9 +204,8 @@ class DistillResult:
                "params": self.params, "history": self.history, "device": self.device, "status": str(self.status),
                "reason": self.reason, "seconds": round(self.seconds, 2), "task": self.task}
         if self.baseline_score is not None:
-            v = self.verdict()
             out.update({f"baseline_{m}": self.baseline_score, "gain": self.gain, "gap_recovered": self.gap_recovered,
-                        "verdict": v.outcome, "verdict_reason": v.why})
+                        **self.verdict().to_json()})
         out.update({f"{who}_valid_{m}": v for who, v in (("student", self.student_valid),
                                                           ("baseline", self.baseline_valid)) if v is not None})
         if self.teacher_model:

@@ -13,6 +13,7 @@ import streamlit as st
 
 from kdcore import experiments, figures, params, presets, studies, tasks
 from kdcore.metric import ACCURACY
+from kdcore.results import Verdict
 from pages import job_panel, state
 
 st.title("Experiments")
@@ -138,9 +139,11 @@ if job is not None:
             st.metric("Gap recovered", _pm(result["gap_recovered"]),
                       help="(student − baseline) / (teacher − baseline): 100 % would match the teacher."
                       + (f" For {METRIC.name} the gap is measured in log-{METRIC.name}." if METRIC.log_space else ""))
-            outcome = {"helped": "**Distillation helped.**", "hurt": "**Distillation hurt.**",
-                       "tie": "**A tie.**"}.get(result.get("verdict"), "")
-            st.markdown(f"{outcome} The rule: {result.get('verdict_reason', '')}")
+            verdict = Verdict.of_record(result)
+            if verdict is not None:
+                outcome = {"helped": "Distillation helped", "hurt": "Distillation hurt",
+                           "tie": "A tie"}.get(verdict.outcome, "No verdict")
+                st.markdown(f"**{outcome}:** {verdict.gain_text(METRIC)}.")
         st.dataframe(pd.DataFrame(result["runs"]).drop(columns="omit", errors="ignore"), hide_index=True)
         if "omit" in result:
             k, omit_stats = result["omit_class"], result["omit"]

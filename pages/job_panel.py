@@ -150,14 +150,16 @@ def distill_outcome(result) -> None:
     if verdict.outcome == "unknown" and result.baseline_score is None:
         st.markdown("No baseline was trained, so this run cannot show what the teacher added; tick *Train baseline too*.")
         return
-    if verdict.outcome == "unknown":  # a metric with no noise model for one run (perplexity): seeds give one
+    if verdict.outcome == "unknown":  # a result kept without its paired test: seeds give the interval instead
         st.markdown(f"{verdict.why} The Experiments page repeats the run over seeds and says whether the teacher "
                     "helped.")
         return
-    text = {"helped": "**Distillation helped.**", "hurt": "**Distillation hurt.**",
-            "tie": "**A tie: distillation made no difference you can tell from noise.**"}[verdict.outcome]
+    text = {"helped": "**Distillation helped", "hurt": "**Distillation hurt", "tie": "**A tie"}[verdict.outcome]
+    text += f":** {verdict.gain_text(metric)}."
+    if verdict.outcome == "tie":
+        text += " Distillation made no difference you can tell from noise."
     gap = result.gap_recovered
     if gap is not None:
         text += (f" It recovered {gap:.0%} of the gap between the baseline ({metric.format(result.baseline_score)})"
                  f" and the teacher ({metric.format(result.teacher_score)}).")
-    st.markdown(f"{text} The rule: {verdict.why}")
+    st.markdown(text)

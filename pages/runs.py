@@ -9,12 +9,11 @@ import streamlit as st
 
 from kdcore import figures, metric, storage
 from kdcore.jobs import runner
-from kdcore.results import ACTIVE
+from kdcore.results import ACTIVE, Verdict
 from pages import state  # noqa: F401 - routes deep links through app.py
 
 # result fields are <who>_<metric>: student_accuracy, student_valid_accuracy (the final model on valid), ...
 WHO = ("test", "valid", "teacher", "student", "student_valid", "baseline", "baseline_valid")
-VERDICTS = {"helped": "helped", "hurt": "hurt", "tie": "tie", "unknown": "no verdict: one run, no error estimate"}
 
 
 def _label(run: dict) -> str:
@@ -22,12 +21,13 @@ def _label(run: dict) -> str:
 
 
 def _key_results(results: dict) -> str:
-    """Scores in the run's own metric (an experiment's as mean ± std over seeds), its verdict and gap recovered."""
+    """Scores in the run's metric (an experiment's as mean ± std), the verdict with its interval, the gap recovered."""
     m = metric.of_record(results)
     parts = [f"{who.replace('_', ' ')} {m.format_spread(v) if isinstance(v, dict) else m.format(v)}"
              for who in WHO if (v := results.get(f"{who}_{m.name}")) is not None]
-    if results.get("verdict"):
-        parts.append(VERDICTS.get(results["verdict"], results["verdict"]))
+    verdict = Verdict.of_record(results)
+    if verdict is not None:
+        parts.append(verdict.headline(m))
     gap = results.get("gap_recovered")
     if isinstance(gap, dict):
         parts.append("gap recovered n/a" if gap.get("mean") is None else

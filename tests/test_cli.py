@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -88,6 +89,12 @@ def test_distill_with_baseline_prints_every_field(tmp_path, teacher_file):
     assert out["params"] == {"teacher": 225_034, "student": 784 * 64 + 64 + 64 * 10 + 10}
     assert out["seconds"] > 0 and out["device"]
     assert set(out["history"]) == {"student", "baseline"}
+    won, lost = map(int, re.fullmatch(r"McNemar's exact test over 1,000 test examples \((\d+) won, (\d+) lost\)",
+                                      out["verdict_method"]).groups())
+    assert (won - lost) / 1000 == pytest.approx(out["gain"], abs=1e-6), "one seed: both models' answers, paired"
+    low, high = out["gain_ci95"]
+    assert low <= out["gain"] <= high and 0 < out["p_value"] <= 1
+    assert out["verdict"] == ("helped" if low > 0 else "hurt" if high < 0 else "tie")
     lines = proc.stderr.splitlines()
     assert any(line.startswith("student epoch 1/1: loss") for line in lines)
     assert any(line.startswith("baseline epoch 1/1: loss") for line in lines)

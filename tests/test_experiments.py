@@ -6,6 +6,8 @@ one epoch, so the whole file stays within a few tens of seconds.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import shutil
 from pathlib import Path
 
@@ -69,6 +71,37 @@ def test_experiment_shape_twins_and_run_store(tiny, seeded_teacher):
     assert runs[0]["results"]["student_accuracy"]["values"] == students
     assert {"student s0", "baseline s0", "student s1", "baseline s1"} <= set(
         storage.run_store().epochs(runs[0]["id"]))
+
+
+def test_two_seeds_give_the_t_interval_of_their_paired_gains(tiny, seeded_teacher):
+    from scipy import stats as scipy_stats
+
+    result = experiments.run_experiment(tiny_preset(), seeds=2, data=tiny, record=False)
+    gains = result["gain"]["values"]
+    half = scipy_stats.t.ppf(0.975, 1) * np.std(gains, ddof=1) / np.sqrt(2)
+    assert result["gain_ci95"] == pytest.approx([np.mean(gains) - half, np.mean(gains) + half])
+    assert result["verdict_method"] == "95 % t-interval over 2 seeds" and "p_value" not in result
+    low, high = result["gain_ci95"]
+    assert result["verdict"] == ("helped" if low > 0 else "hurt" if high < 0 else "tie")
+    assert result["verdict_method"] in result["verdict_reason"]
+
+
+def test_one_seed_is_judged_by_mcnemars_test_on_both_models_answers(tiny, seeded_teacher):
+    result = experiments.run_experiment(tiny_preset(), seeds=1, data=tiny, record=False)
+    won, lost = map(int, re.search(r"over 300 test examples \((\d+) won, (\d+) lost\)",
+                                   result["verdict_method"]).groups())
+    assert (won - lost) / 300 == pytest.approx(result["gain"]["mean"], abs=1e-6), "the paired gain is the accuracy gain"
+    k, n = min(won, lost), won + lost
+    hand = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)  # exact two-sided, Bin(n, 1/2)
+    assert result["p_value"] == pytest.approx(hand)
+    low, high = result["gain_ci95"]
+    assert low <= result["gain"]["mean"] <= high
+    assert result["verdict"] == ("helped" if low > 0 else "hurt" if high < 0 else "tie")
+    assert f"p = {hand:.2g}" in result["verdict_reason"]
+
+    twins = experiments.run_experiment(tiny_preset(alpha=0.0), seeds=1, data=tiny, record=False)
+    assert twins["verdict"] == "tie" and twins["gain_ci95"] == [0.0, 0.0] and twins["p_value"] == 1.0
+    assert "no disagreements" in twins["verdict_method"]
 
 
 def test_teacher_is_trained_once_per_recipe_and_dataset(tiny):
@@ -188,6 +221,9 @@ def test_page_runs_an_experiment_in_the_background_and_draws_the_seed_spread(mon
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert {"Gain of distillation", "Gap recovered"} <= {m.label for m in at.metric}
+    low, high = job.result["gain_ci95"]
+    shown = " ".join(str(m.value) for m in at.markdown)
+    assert f"(95 % CI {100 * low:+.1f} to {100 * high:+.1f} points, 95 % t-interval over 2 seeds)" in shown, shown
     bars = at.get("plotly_chart")[-1].proto.spec
     assert "Distilled student" in bars and "Baseline (from scratch)" in bars and "error_y" in bars
     assert list(at.dataframe[0].value["seed"]) == [0, 1]
@@ -212,6 +248,7 @@ def test_page_runs_an_experiment_in_the_background_and_draws_the_seed_spread(mon
     student = job.result["student_accuracy"]
     summaries = " ".join(at.dataframe[0].value["results"])
     assert f"student {student['mean']:.1%} ± {student['std']:.1%}" in summaries
+    assert f"{job.result['verdict']}: {100 * job.result['gain']['mean']:+.1f} points (95 % CI" in summaries
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -6,7 +6,7 @@ remove the dependency), and relative imports are resolved. Nothing is
 imported to find out, so these run in a second without TensorFlow.
 
 - the **base layer** (settings table, results, progress, the dataset type,
-  the metric) imports nothing of kdcore above it, so any module may use it;
+  the metric, the verdict's statistics) imports nothing of kdcore above it, so any module may use it;
 - the **engine** (configs, losses, training, inference, storage) is handed
   what it needs from a task (a student config, layer names, custom objects)
   and never asks the task registry;
@@ -25,7 +25,7 @@ from kdcore.tasks import BUILTIN
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "kdcore"
 
-BASE = {"kdcore.params", "kdcore.results", "kdcore.progress", "kdcore.dataset"} | (
+BASE = {"kdcore.params", "kdcore.results", "kdcore.progress", "kdcore.dataset", "kdcore.stats"} | (
     {"kdcore.metric"} if (ROOT / "kdcore" / "metric.py").exists() else set())
 ENGINE = {"kdcore.config", "kdcore.losses", "kdcore.training", "kdcore.inference", "kdcore.storage"}
 TASK_PACKAGES = {f"{PACKAGE}.tasks.{name}" for name in BUILTIN}

@@ -41,6 +41,21 @@ def test_perplexity_is_exp_of_mean_cross_entropy_over_every_word():
         assert lm.perplexity(model, x, y, seq_len=seq_len, n=1) == pytest.approx(expected, rel=1e-4)
 
 
+def test_one_seeds_verdict_resamples_sentences_whose_losses_add_up_to_the_perplexity(toy):
+    task = tasks.get("lm")
+    vocab = len(toy.classes)
+    a, b = _tiny(vocab, seed=1), _tiny(vocab, units=16, seed=2)
+    nll, words = lm.sentence_nll(a, toy)
+    assert words.sum() == len(toy.y_test) and (words > 1).all()
+    assert math.exp(nll.sum() / words.sum()) == pytest.approx(task.score(a, toy), rel=1e-6)
+    paired = task.paired_gain(a, b, toy)
+    assert paired.gain == pytest.approx(task.score(b, toy) - task.score(a, toy), rel=1e-5)
+    assert paired.low <= paired.gain <= paired.high
+    assert paired.method.startswith(f"paired bootstrap over {len(words):,} test sentences")
+    same = task.paired_gain(a, a, toy)
+    assert (same.gain, same.low, same.high, same.outcome) == (0.0, 0.0, 0.0, "tie")
+
+
 def test_the_state_carries_from_one_chunk_to_the_next():
     model = _tiny(layers=2)
     x = np.arange(12, dtype="int32")[None] % 7
@@ -211,6 +226,9 @@ def test_cli_train_teacher_distill_and_predict(toy_text, tmp_path, capsys):
     assert {"model", "student_perplexity", "baseline_perplexity", "teacher_perplexity", "gap_recovered", "params",
             "seconds", "device", "history"} <= set(out)
     assert set(out["history"]) == {"student", "baseline"}
+    low, high = out["gain_ci95"]  # student − baseline perplexity: below zero is the student's win
+    assert out["verdict_method"].startswith("paired bootstrap over") and low <= high
+    assert out["verdict"] == ("helped" if high < 0 else "hurt" if low > 0 else "tie")
     assert cli.main(["predict", "--task", "lm", "--model", str(teacher), "--model", str(student), "--prompt",
                      "the cat", "--temperature", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -370,6 +388,12 @@ def test_an_lm_experiment_and_sweep_stand_beside_the_baseline(toy):
     assert [r["student"] - r["baseline"] for r in runs] == result["gain"]["values"]
     assert all(r["student_cpu_seconds"] > 0 and r["baseline_cpu_seconds"] > 0 for r in runs)
     assert result["verdict"] in ("helped", "tie", "hurt") and "perplexity" in result["verdict_reason"]
+    from scipy import stats as scipy_stats
+
+    gains = result["gain"]["values"]  # student − baseline perplexity, the interval in the same sign
+    half = scipy_stats.t.ppf(0.975, 1) * np.std(gains, ddof=1) / np.sqrt(2)
+    assert result["gain_ci95"] == pytest.approx([np.mean(gains) - half, np.mean(gains) + half])
+    assert result["verdict"] == ("helped" if half < -np.mean(gains) else "hurt" if half < np.mean(gains) else "tie")
     frame = experiments.sweep(TOY_PRESET, [1.0, 2.0], [0.5], seeds=1, data=toy)
     assert list(frame["temperature"]) == [1.0, 2.0] and set(frame["metric"]) == {"perplexity"}
     with pytest.raises(ValueError, match="omit_class is not a setting of task 'lm'"):
@@ -427,6 +451,9 @@ def test_the_experiments_page_runs_an_lm_preset_and_shows_perplexity(toy_text, m
     bars = at.get("plotly_chart")[-1].proto.spec
     assert "Distilled student" in bars and "test perplexity" in bars
     assert list(at.dataframe[0].value["seed"]) == [0, 1]
+    low, high = job.result["gain_ci95"]
+    shown = " ".join(str(m.value) for m in at.markdown)
+    assert f"(95 % CI {low:+,.1f} to {high:+,.1f} ppl, 95 % t-interval over 2 seeds)" in shown, shown
 
 
 @pytest.mark.slow
@@ -449,4 +476,6 @@ def test_the_home_demo_runs_an_lm_teacher_then_student_and_baseline(toy_text, mo
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert {"Distilled student", "Baseline (no teacher)", "Teacher"} <= {m.label for m in at.metric}
-    assert "Experiments page repeats the run over seeds" in " ".join(str(m.value) for m in at.markdown)
+    shown = " ".join(str(m.value) for m in at.markdown)
+    low, high = job.result.verdict().ci95
+    assert f"(95 % CI {low:+,.1f} to {high:+,.1f} ppl, paired bootstrap over" in shown, shown

@@ -6,8 +6,6 @@ model's run showed "n/a" and an empty chart.
 """
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from kdcore import metric, results
@@ -43,9 +41,9 @@ def test_the_gap_of_a_perplexity_is_closed_in_log_space():
     assert ACCURACY.gap_recovered(None, 0.8, 1.0) is None
 
 
-def test_one_runs_noise_is_binomial_for_accuracy_and_unknown_for_perplexity():
-    assert ACCURACY.gain_noise(0.9, 0.8, 1000) == pytest.approx(math.sqrt((0.09 + 0.16) / 1000))
-    assert PERPLEXITY.gain_noise(120.0, 130.0, 8000) is None
+def test_an_interval_reads_in_the_metrics_own_units():
+    assert ACCURACY.format_interval(0.012, 0.028) == "+1.2 to +2.8 points"
+    assert PERPLEXITY.format_interval(-12.04, -3.1) == "-12.0 to -3.1 ppl"
 
 
 def test_records_resolve_to_their_metric_by_name_or_by_their_keys():
@@ -71,15 +69,19 @@ def test_a_third_metric_works_through_the_verdict_and_the_json_with_no_other_edi
     out = run.to_json()
     assert {"teacher_f1", "student_f1", "baseline_f1"} <= set(out) and out["metric"] == "f1"
     assert out["gap_recovered"] == pytest.approx(0.5)
-    assert out["verdict"] == "unknown", "F1 has no single-run noise model: one run cannot tell"
+    assert out["verdict"] == "unknown", "a result made without its models has no paired test: one run cannot tell"
+    assert "gain_ci95" not in out and "p_value" not in out
     v = results.verdict([0.05, 0.051, 0.049], F1)
-    assert v.outcome == "helped" and v.why.endswith("in f1).")
+    assert v.outcome == "helped" and v.why.endswith("in f1).") and "+4.8 to +5.2 points" in v.why
     assert F1.format(0.85) == "85.0%" and F1.format_gain(0.05) == "+5.0 points"
 
 
 def test_perplexity_verdicts_read_a_negative_change_as_help():
     assert results.verdict([-5.0, -5.2, -4.9], PERPLEXITY).outcome == "helped"
     assert results.verdict([5.0, 5.2, 4.9], PERPLEXITY).outcome == "hurt"
+    v = results.verdict([-5.0, -5.2, -4.9], PERPLEXITY)
+    assert v.ci95[0] < v.gain < v.ci95[1] < 0, "the interval is in the gain's sign: below zero is good"
+    assert "lies below zero" in v.why and v.headline(PERPLEXITY).startswith("helped: -5.0 ppl (95 % CI -5.")
     out = DistillResult("s", "ptb", 8000, "t", 100.0, 200.0, 400.0, metric=PERPLEXITY, task="lm").to_json()
     assert out["gap_recovered"] == pytest.approx(0.5) and out["gain"] == -200.0
     assert out["test_examples"] == out["test_images"] == 8000, "the old key stays for its readers"
@@ -101,7 +103,10 @@ def test_the_cli_summarises_a_language_models_distillation_in_perplexity_with_ba
     scores = {who: PERPLEXITY.format(record[f"{who}_perplexity"]) for who in ("student", "teacher", "baseline")}
     assert f"test perplexity {scores['student']} (teacher {scores['teacher']})" in out, out
     assert f"Baseline from scratch {scores['baseline']}" in out, out
-    assert f"Verdict: {record['verdict_reason']}" in out, out
+    assert record["verdict_method"].startswith("paired bootstrap over") and len(record["gain_ci95"]) == 2
+    assert record["verdict"] in ("helped", "tie", "hurt") and "p_value" not in record
+    assert f"Verdict: {record['verdict']}: {PERPLEXITY.format_change(record['gain'])} (95 % CI " in out, out
+    assert out.count("Verdict:") == 1, out
     assert "test accuracy" not in out and "n/a (teacher n/a)" not in out, out
 
 
@@ -119,7 +124,11 @@ def test_the_runs_page_draws_a_language_models_own_metric_and_its_verdict():
     from kdcore import storage
     from tests.conftest import ROOT
 
-    run = DistillResult("s.keras", "toy.txt", 3000, "t.keras", 20.0, 25.0, 32.0, metric=PERPLEXITY, task="lm")
+    from kdcore.stats import Interval
+
+    method = "paired bootstrap over 300 test sentences (2,000 resamples)"
+    run = DistillResult("s.keras", "toy.txt", 3000, "t.keras", 20.0, 25.0, 32.0, metric=PERPLEXITY, task="lm",
+                        paired=Interval(7.0, 3.0, 12.0, method))  # positive = better, as kdcore.stats has it
     epochs = [(who, {"epoch": e, "loss": 3.0 / e, "perplexity": 40.0 / e, "valid_perplexity": 45.0 / e,
                      **({"test_perplexity": score} if e == 2 else {})})
               for who, score in (("student", 25.0), ("baseline", 32.0)) for e in (1, 2)]
@@ -130,7 +139,7 @@ def test_the_runs_page_draws_a_language_models_own_metric_and_its_verdict():
     assert not at.exception, [e.value for e in at.exception]
     shown = at.dataframe[0].value["results"][0]
     assert "student 25.0" in shown and "baseline 32.0" in shown and "gap recovered 53%" in shown
-    assert "unknown" not in shown and "no verdict: one run, no error estimate" in shown, shown
+    assert f"helped: -7.0 ppl (95 % CI -12.0 to -3.0 ppl, {method})" in shown, shown
     chart = at.get("plotly_chart")[0].proto.spec
     assert "no epochs recorded" not in chart
     assert "Perplexity per epoch" in chart and '"type":"log"' in chart.replace(" ", "")

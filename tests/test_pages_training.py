@@ -180,6 +180,8 @@ def test_distill_run_reports_results_and_runs_page_lists_and_deletes_it(teacher,
     assert shown["Teacher"] == f"{job.result.teacher_score:.1%}"
     verdict = texts(at.markdown)
     assert "gap" in verdict or "did not help" in verdict
+    low, high = job.result.verdict().ci95
+    assert f"(95 % CI {100 * low:+.1f} to {100 * high:+.1f} points, McNemar's exact test over" in verdict, verdict
     assert at.session_state["student_path"] == job.result.model
 
     at.switch_page("pages/runs.py").run()

@@ -128,12 +128,10 @@ def test_one_verdict_rule():
     assert verdict([0.02, 0.021, 0.019]).outcome == "helped"
     assert verdict([0.02, -0.01, 0.03]).outcome == "tie"
     assert verdict([-0.02, -0.021, -0.019]).outcome == "hurt"
-    assert verdict([0.02], noise=0.005).outcome == "helped"
-    assert verdict([0.02], noise=0.02).outcome == "tie"
+    assert verdict([0.02]).outcome == "unknown", "one seed needs the paired test of both models' answers"
     assert verdict([]).outcome == "unknown"
     run = DistillResult("", "d", 10000, "t", 0.97, 0.95, 0.93)
-    assert run.verdict().outcome == "helped" and run.gap_recovered == pytest.approx(0.5)
-    assert DistillResult("", "d", 100, "t", 0.97, 0.95, 0.94).verdict().outcome == "tie"
+    assert run.verdict().outcome == "unknown" and run.gap_recovered == pytest.approx(0.5)
     assert Status("finished") == "finished" and Status.RUNNING.active
 
 

@@ -384,6 +384,7 @@ def test_cli_contract_and_sentence_screens(toy_csv, toy, tmp_path, capsys):
     assert {"student_accuracy", "baseline_accuracy", "teacher_accuracy", "gap_recovered", "verdict", "params",
             "history"} <= set(out)
     assert set(out["history"]) == {"intermediate", "student", "baseline"}
+    assert out["verdict_method"].startswith("McNemar's exact test over") and len(out["gain_ci95"]) == 2
     assert out["history"]["intermediate"][0]["teacher"] == "in every step"  # one epoch: a cache would not pay
     assert "note: Layer mapping: student 1 ← teacher 2" in captured.err
 

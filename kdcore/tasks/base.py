@@ -226,6 +226,20 @@ class Task:
 
         return training.accuracy(model, data.x_test, data.y_test)
 
+    def paired_gain(self, student, baseline, data, cfg=None):
+        """How much better ``student`` answers the test split than ``baseline``: a :class:`kdcore.stats.Interval`.
+
+        The one-seed verdict's statistic (:func:`kdcore.results.verdict`): both
+        models answer the same test examples, so the test pairs their answers
+        example by example. A classifier's default is McNemar's exact test on
+        each model's argmax right/wrong; a task scored otherwise overrides it.
+        ``cfg`` is the run's settings, for a task whose scoring reads one.
+        """
+        from .. import stats, training
+
+        right = [training.predict_logits(m, data.x_test).argmax(-1) == data.y_test for m in (student, baseline)]
+        return stats.mcnemar(*right)
+
     def check_image(self, source) -> None:
         """Refuse in one line a file that is no picture this task reads (the CLI asks before loading any model)."""
         raise ValueError(f"task {self.name!r} takes no picture")

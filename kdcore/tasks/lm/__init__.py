@@ -27,7 +27,8 @@ from .data import (DEFAULT_VOCAB_CAP, EOS, MAX_TEXT_BYTES, MIN_TEXT_LINES, PTB_S
                    _ptb, encode, load_text, streams, tokens, vocabulary)
 from .inspection import (BANDS, CONTINUATION_WORDS, PRIME_EOS, TOP_WORDS, WORDS_COMPARED, band, compare, complete,
                          disagreements, entropy_bits, entropy_curve, next_word_probs, prompt_ids, sentence_spans)
-from .model import EVAL_STREAMS, build, perplexity, stats, unigram_bias, vocab_size, zero_state
+from .model import (EVAL_STREAMS, build, perplexity, sentence_nll, stats, token_nll, unigram_bias, vocab_size,
+                    zero_state)
 from .presets import PRESETS
 from .settings import CACHE_REST, SOFT_TARGETS, LMDistillConfig, StudentConfig, TeacherConfig
 from .train import CLIP_NORM, fit
@@ -141,6 +142,20 @@ class LanguageModel(Task):
     def score(self, model, data: Dataset) -> float:
         self._check_vocab(model, data, "model")
         return perplexity(model, data.x_test, data.y_test)
+
+    def paired_gain(self, student, baseline, data: Dataset, cfg=None):
+        """A paired bootstrap over test sentences: both models rescored on each resample of whole sentences.
+
+        Perplexity pools words, so the unit resampled is the sentence (its
+        words' losses are not independent), and ``cfg``'s sequence length cuts
+        the test streams as training's last score did, so the gain is the one
+        the run reports.
+        """
+        from ...stats import bootstrap  # (this package's ``stats`` is the networks' size)
+
+        seq_len = getattr(cfg, "seq_len", 35)
+        (s, words), (b, _) = (sentence_nll(m, data, seq_len) for m in (student, baseline))
+        return bootstrap(s, b, words)
 
     def teacher_targets(self, teacher, data: Dataset):
         """None: 10,000 probabilities a word cannot be kept; training runs the teacher or keeps its top k."""

@@ -24,7 +24,7 @@ import weakref
 
 import numpy as np
 
-from .data import streams
+from .data import EOS, streams
 
 EVAL_STREAMS = 16
 
@@ -107,19 +107,30 @@ def _runner(model):
     return _RUNNERS[model]
 
 
-def perplexity(model, x: np.ndarray, y: np.ndarray, seq_len: int = 35, n: int = EVAL_STREAMS) -> float:
-    """exp(mean next-word cross-entropy over every word of (x, y)), state carried along each stream."""
+def token_nll(model, x: np.ndarray, y: np.ndarray, seq_len: int = 35, n: int = EVAL_STREAMS) -> np.ndarray:
+    """Each word's next-word cross-entropy (nats) over (x, y), in text order, state carried along each stream."""
     import tensorflow as tf
 
     n = max(1, min(n, len(y)))
     xs, ys = streams(x, y, n, seq_len, pad=True)
     run = _runner(model)
     state = [tf.constant(s) for s in zero_state(model, n)]
-    total, count = 0.0, 0
-    for xc, yc in zip(xs, ys):
+    nll = np.zeros(ys.shape)
+    for t, (xc, yc) in enumerate(zip(xs, ys)):
         logits, state = run(tf.constant(xc), state)
         log_p = tf.nn.log_softmax(logits, axis=-1).numpy()
-        mask = yc >= 0
-        total -= float(np.take_along_axis(log_p, np.maximum(yc, 0)[..., None], -1)[..., 0][mask].sum())
-        count += int(mask.sum())
-    return math.exp(total / max(count, 1))
+        nll[t] = -np.take_along_axis(log_p, np.maximum(yc, 0)[..., None], -1)[..., 0]
+    return nll.transpose(1, 0, 2).reshape(-1)[: len(y)]  # streams' (chunk, stream, word) back to the text's order
+
+
+def perplexity(model, x: np.ndarray, y: np.ndarray, seq_len: int = 35, n: int = EVAL_STREAMS) -> float:
+    """exp(mean next-word cross-entropy over every word of (x, y)), state carried along each stream."""
+    return math.exp(float(token_nll(model, x, y, seq_len, n).mean())) if len(y) else 1.0
+
+
+def sentence_nll(model, data, seq_len: int = 35) -> tuple[np.ndarray, np.ndarray]:
+    """(summed cross-entropy, words) of each test sentence, its ``<eos>`` included; a tail without one counts too."""
+    nll = token_nll(model, data.x_test, data.y_test, seq_len)
+    ends = np.flatnonzero(np.asarray(data.y_test) == data.classes.index(EOS)) + 1
+    starts = np.concatenate([[0], ends[ends < len(nll)]])
+    return np.add.reduceat(nll, starts), np.diff(np.append(starts, len(nll)))
