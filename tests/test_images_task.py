@@ -236,7 +236,9 @@ def _run(argv, capsys):
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # four Keras fits, each traced afresh: about 3 minutes alone, 5+ on a shared machine
 def test_a_tiny_vgg_teaches_a_fitnet_student_through_the_cli(tmp_path, capsys):
-    data = _npz(tmp_path / "blobs.npz", class_names=np.array(["red", "green", "blue"]))
+    x_valid, y_valid = _colour_blobs(60, seed=1)  # a valid split of its own: the teacher keeps all 450 to train on
+    data = _npz(tmp_path / "blobs.npz", class_names=np.array(["red", "green", "blue"]), x_valid=x_valid,
+                y_valid=y_valid)
     teacher = str(tmp_path / "vgg.keras")
     code, out, err = _run(["train-teacher", "--task", "images", "--dataset", data, "--variant", "vgg11",
                            "--width", "0.125", "--epochs", "2", "--batch-size", "32", "--out", teacher, "--json"],
