@@ -259,9 +259,9 @@ def _verdict_text(result: dict, m: metric.Metric) -> str:
 
 def _distill_text(result: dict) -> str:
     m = metric.of_record(result)
-    lines = [f"Student saved to {result['model']}: test {m.name} {m.format(result.get(f'student_{m.name}'))}, "
-             f"valid {m.format(result.get(f'student_valid_{m.name}'))} "
-             f"(teacher {m.format(result.get(f'teacher_{m.name}'))})"]
+    lines = [f"Student saved to {result['model']}: test {m.name} {m.format(result.get(f'student_{m.name}'))} "
+             f"(teacher {m.format(result.get(f'teacher_{m.name}'))}), "
+             f"valid {m.format(result.get(f'student_valid_{m.name}'))}"]
     if f"baseline_{m.name}" in result:
         gap = result.get("gap_recovered")
         lines.append(f"Baseline from scratch {m.format(result[f'baseline_{m.name}'])} "
