@@ -189,7 +189,8 @@ def _datasets_text(result: dict) -> str:
     for row in result["datasets"]:
         mark = " (default)" if row["name"] == result["default"] else ""
         state = "available" if row["available"] else "not here "
-        lines.append(f"{row['name']:<14} {state}  {row['train']:>6,} train / {row['test']:>6,} test  "
+        lines.append(f"{row['name']:<14} {state}  {row['train']:>6,} train / {row.get('valid', 0):>6,} valid / "
+                     f"{row['test']:>6,} test  "
                      f"{row['source']}{mark}")
     return "\n".join(lines)
 
@@ -226,7 +227,8 @@ def _teacher_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _teacher_text(result: dict) -> str:
     m = metric.of_record(result)
-    return (f"Teacher saved to {result['model']}: test {m.name} {m.format(result.get(f'test_{m.name}'))}, "
+    return (f"Teacher saved to {result['model']}: test {m.name} {m.format(result.get(f'test_{m.name}'))} "
+            f"(valid {m.format(result.get(f'valid_{m.name}'))}), "
             f"{result['params']:,} parameters, {result['seconds']:.1f} s on {result['device']}")
 
 
@@ -260,7 +262,8 @@ def _verdict_text(result: dict, m: metric.Metric) -> str:
 def _distill_text(result: dict) -> str:
     m = metric.of_record(result)
     lines = [f"Student saved to {result['model']}: test {m.name} {m.format(result.get(f'student_{m.name}'))} "
-             f"(teacher {m.format(result.get(f'teacher_{m.name}'))})"]
+             f"(teacher {m.format(result.get(f'teacher_{m.name}'))}), "
+             f"valid {m.format(result.get(f'student_valid_{m.name}'))}"]
     if f"baseline_{m.name}" in result:
         gap = result.get("gap_recovered")
         lines.append(f"Baseline from scratch {m.format(result[f'baseline_{m.name}'])} "
@@ -519,9 +522,20 @@ def _sweep_text(result: dict) -> str:
                          f"in {result['seconds']:.0f} s")
         if result.get("best"):
             lines.append(_best_text(result["best"]))
+        if result.get("confirmation"):
+            from .studies import confirmation_text
+
+            lines.append(confirmation_text(result["confirmation"]))
         return "\n".join(lines)
     frame = pd.DataFrame(result["cells"])
-    return frame.to_string(index=False, float_format=lambda v: f"{v:.4f}") + f"\n{result['seconds']:.0f} s"
+    text = frame.to_string(index=False, float_format=lambda v: f"{v:.4f}") + f"\n{result['seconds']:.0f} s"
+    best = result.get("best")
+    if best:
+        m = metric.get(best.get("metric"))
+        text += (f"\nbest on valid: width {best['units']}, T {best['temperature']:g}, alpha {best['alpha']:g}: "
+                 f"valid gain {m.format_change(best['valid_gain'])}, "
+                 f"test gain {m.format_change(best['gain'])}")
+    return text
 
 
 def _best_text(best: dict) -> str:
@@ -557,7 +571,9 @@ def _sweep(args) -> dict:
     t0 = time.perf_counter()
     with live_progress("sweep") as progress:
         frame = experiments.sweep(_preset_of_task(args.preset, args.task), args.temperatures, args.alphas, args.seeds, args.widths, progress)
-    return {"preset": args.preset, "cells": frame.to_dict("records"), "seconds": time.perf_counter() - t0}
+    cells = frame.to_dict("records")
+    return {"preset": args.preset, "cells": cells, "best": experiments.best_cell(cells),
+            "seconds": time.perf_counter() - t0}
 
 
 def _sweep_study(args) -> dict:
@@ -580,6 +596,10 @@ def _sweep_study(args) -> dict:
     if args.workers:
         result.update(studies.run_local_workers(args.study, args.storage, args.workers, args.task, args.heartbeat,
                                                 result["teacher"]))
+        if args.search is not None:  # the chosen recipe, on seeds the search never saw, reported on test
+            with live_progress("confirm") as progress:
+                result["confirmation"] = studies.confirm(args.study, args.storage, result["teacher"],
+                                                         progress=progress)
     return result
 
 

@@ -48,6 +48,7 @@ from . import presets, storage, tasks, training
 from .config import DistillConfig, from_dict, to_dict
 from .dataset import Dataset
 from .metric import ACCURACY, Metric
+from .metric import get as get_metric
 from .progress import Progress
 from .results import verdict
 
@@ -310,6 +311,7 @@ def _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress:
             results.update(status=str(baseline.status), reason=f"seed {seed}: {baseline.reason}")
             break
         run = {"seed": seed, "student": student.score, "baseline": baseline.score,
+               "student_valid": student.valid_score, "baseline_valid": baseline.valid_score,
                "gain": student.score - baseline.score,
                "gap_recovered": task.metric.gap_recovered(student.score, baseline.score, teacher["accuracy"]),
                "seconds": student.seconds + baseline.seconds}
@@ -370,11 +372,13 @@ def grid(task, cfg: DistillConfig, n_train: int, temperatures, alphas, widths) -
 
 def sweep(preset, temperatures, alphas, seeds=1, widths=None, progress: Progress | None = None,
           data: Dataset | None = None, record: bool = True):
-    """Mean test accuracy over seeds for every (width, T, alpha) cell, with the width's baseline beside it.
+    """Mean test and valid scores over seeds for every (width, T, alpha) cell, with the width's baseline beside it.
 
     Returns a pandas DataFrame, one row per cell: ``units, temperature, alpha,
-    student, student_std, baseline, gain, teacher``. The baseline does not
-    depend on T or alpha, so it is trained once per (width, seed).
+    student, student_std, baseline, gain`` (test), ``valid_student,
+    valid_baseline, valid_gain`` (valid: what :func:`best_cell` picks by) and
+    ``teacher``. The baseline does not depend on T or alpha, so it is trained
+    once per (width, seed).
     """
     import pandas as pd
 
@@ -408,31 +412,47 @@ def _sweep(name, spec, teacher_cfg, cfg, ds, cells, widths, seeds, progress: Pro
         results.update(status=teacher["status"], reason=f"teacher: {teacher['reason']}")
         return results
     logits = task.teacher_targets(teacher["model"], ds)
-    baselines: dict[tuple, float] = {}
+    baselines: dict[tuple, object] = {}
     total = len(cells) * len(seeds) + len(widths) * len(seeds)
     done = 0
     for w, t, a in cells:
-        accs = []
+        students = []
         for seed in seeds:
             cell_cfg = cell_config(task, cfg, w, t, a, seed)
             tagged = _Tagged(progress, f"w{w} T{t:g} a{a:g} s{seed}")
             if (w, seed) not in baselines:
-                base = task.train_baseline(cell_cfg, ds, _Tagged(progress, f"w{w} s{seed}"))
+                baselines[(w, seed)] = task.train_baseline(cell_cfg, ds, _Tagged(progress, f"w{w} s{seed}"))
                 progress.check_stop()
-                baselines[(w, seed)] = base.score
                 done += 1
-            student = task.distill_student(cell_cfg, teacher["model"], ds, tagged, logits=logits)
+            students.append(task.distill_student(cell_cfg, teacher["model"], ds, tagged, logits=logits))
             progress.check_stop()
-            accs.append(student.score)
             done += 1
             progress.result(cells_done=done, cells_total=total)
-        base = spread([baselines[(w, s)] for s in seeds])["mean"]
-        stats = spread(accs)
+        bases = [baselines[(w, s)] for s in seeds]
+        base, valid_base = (spread([getattr(r, key) for r in bases])["mean"] for key in ("score", "valid_score"))
+        stats, valid = (spread([getattr(r, key) for r in students]) for key in ("score", "valid_score"))
         results["cells"].append({"units": int(w), "temperature": t, "alpha": a, "student": stats["mean"],
                                  "student_std": stats["std"], "baseline": base, "gain": stats["mean"] - base,
+                                 "valid_student": valid["mean"], "valid_baseline": valid_base,
+                                 "valid_gain": valid["mean"] - valid_base,
                                  "teacher": teacher["accuracy"], "metric": task.metric.name})
+    results["best"] = best_cell(results["cells"])
     results["seconds"] = time.perf_counter() - t0
     return results
+
+
+def best_cell(cells: list[dict]) -> dict | None:
+    """The sweep's best cell: the largest gain on the VALID split (the lowest change, for a lower-is-better metric).
+
+    The choice never reads the test columns: a recipe picked by its test score
+    and reported on it would flatter it by however much luck the pick found
+    there. Its test gain is then an honest estimate of the chosen recipe's.
+    """
+    scored = [c for c in cells if c.get("valid_gain") is not None and np.isfinite(c["valid_gain"])]
+    if not scored:
+        return None
+    sign = 1 if get_metric(scored[0].get("metric")).higher_is_better else -1
+    return dict(max(scored, key=lambda c: sign * c["valid_gain"]))
 
 
 # --- background versions for the dashboard --------------------------------------------------------------
@@ -462,6 +482,7 @@ def start_sweep(preset: str, temperatures, alphas, seeds=1, widths=None):
 
     def work(job) -> dict:
         frame = sweep(name, temperatures, alphas, seeds, widths, job.progress, record=False)
-        return {"preset": name, "dataset": ds.name, "cells": frame.to_dict("records")}
+        cells = frame.to_dict("records")
+        return {"preset": name, "dataset": ds.name, "cells": cells, "best": best_cell(cells)}
 
     return runner().submit("sweep", title, work, config, ds.name)

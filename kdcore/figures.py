@@ -146,8 +146,9 @@ def _epoch_dtick(*series: dict) -> int:
 def _held_out(series: dict[str, list[dict]], m: Metric) -> tuple[str, str]:
     """(record key, label) of the held-out score per epoch: ``valid_<metric>`` if kept, else ``test_<metric>``.
 
-    A language model keeps its validation score every epoch and scores its
-    test text once, after the last: its test key would draw a single point.
+    Every run scores its valid split each epoch and its test split once, on
+    the final model; records kept before runs had a valid split hold the test
+    score per epoch, and are drawn with it.
     """
     if any(f"valid_{m.name}" in r for records in series.values() for r in records):
         return f"valid_{m.name}", "valid"
@@ -268,18 +269,20 @@ def runs_overlay(runs: dict[str, dict[str, list[dict]]], metric: Metric | None =
     ``runs`` maps a run's label to its ``RunStore.epochs`` dict; models keep
     their colour and runs are told apart by line style. ``metric`` defaults to
     the one the records are scored by (a language model's runs: perplexity).
+    Each run draws its valid score, or its test score if it was kept before
+    runs had a valid split; the legend says which.
     """
     dashes = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
     merged = {f"{label} {name}": records for label, series in runs.items() for name, records in series.items()}
     m = metric or metrics.of_epochs(merged)
-    held, _ = _held_out(merged, m)
     fig = go.Figure()
     for i, (label, series) in enumerate(runs.items()):
+        held, split = _held_out(series, m)
         for name, records in series.items():
             points = [(r["epoch"], r[held]) for r in records if r.get(held) is not None]
             if points:
                 x, y = zip(*points)
-                fig.add_trace(go.Scatter(x=x, y=y, name=f"{label} · {name}", mode="lines+markers",
+                fig.add_trace(go.Scatter(x=x, y=y, name=f"{label} · {name} {split}", mode="lines+markers",
                                          line=dict(color=_colour(name), dash=dashes[i % len(dashes)])))
     _waiting(fig, not fig.data, "no epochs recorded for the selected runs")
     fig.update_xaxes(title="epoch", dtick=_epoch_dtick(*runs.values()))
@@ -323,12 +326,17 @@ def sweep_heatmap(frame, value: str = "gain", units: int | None = None) -> go.Fi
     ``frame`` is :func:`kdcore.experiments.sweep`'s DataFrame; with several
     student widths, ``units`` picks one (default: the first). Gains are drawn
     on a diverging scale centred on 0, so "distillation hurt" is red at a glance.
+    The cells show the valid split's ``valid_<value>`` (what the best cell is
+    picked by: the test split is for reporting the pick, not for making it);
+    sweeps kept before runs had a valid split show their test ``value``.
     """
     if units is None and len(frame):
         units = int(frame["units"].iloc[0])
+    split = "valid" if f"valid_{value}" in frame else "test"
+    value = f"valid_{value}" if split == "valid" else value
     cells = frame[frame["units"] == units] if len(frame) else frame
     table = cells.pivot_table(index="alpha", columns="temperature", values=value) if len(cells) else None
-    gain = value == "gain"
+    gain = value.endswith("gain")
     m = metrics.get(cells["metric"].iloc[0] if "metric" in cells and len(cells) else None)
     if table is None:
         fig = go.Figure()
@@ -344,10 +352,10 @@ def sweep_heatmap(frame, value: str = "gain", units: int | None = None) -> go.Fi
         colorbar=dict(title=m.unit if gain else m.name),
         hovertemplate="%{y}, %{x}: %{text}<extra></extra>"))
     if gain:
-        what = (f"gain over the baseline ({m.unit})" if m.higher_is_better else
-                f"change in {m.name} vs the baseline (negative: helped)")
+        what = (f"{split} gain over the baseline ({m.unit})" if m.higher_is_better else
+                f"{split} change in {m.name} vs the baseline (negative: helped)")
     else:
-        what = f"student test {m.name}" + (" (%)" if m.percent else "")
+        what = f"student {split} {m.name}" + (" (%)" if m.percent else "")
     fig.update_layout(title=f"{units}-unit student: {what}", height=320, margin=dict(l=10, r=10, t=50, b=10))
     fig.update_yaxes(autorange="reversed")
     return fig

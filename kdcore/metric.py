@@ -153,7 +153,8 @@ def of_record(record: dict) -> Metric:
 
 
 def of_epochs(series: dict[str, list[dict]]) -> Metric:
-    """The metric per-epoch records are scored by (``test_accuracy``, ``valid_perplexity``, ...)."""
+    """The metric per-epoch records are scored by (``valid_accuracy``, ``valid_perplexity``; ``test_accuracy`` in
+    records kept before runs had a valid split)."""
     return of_record({k: None for records in series.values() for r in records for k in r})
 
 

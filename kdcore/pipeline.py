@@ -56,10 +56,11 @@ def train_teacher(cfg, dataset: str | None = None, out=None, progress: Progress 
     res = t.train_teacher(cfg, ds, progress)
     size = t.teacher_size(cfg, ds)["params"]
     meta = {"kind": "teacher", "task": t.name, "dataset": ds.name, "config": to_dict(cfg),
-            f"test_{t.metric.name}": res.score, "params": size, "device": res.device, "seconds": res.seconds}
+            f"test_{t.metric.name}": res.score, f"valid_{t.metric.name}": res.valid_score, "params": size,
+            "device": res.device, "seconds": res.seconds}
     path = _save(res, out, "teacher", meta)
     return TeacherResult(path, ds.name, size, res.status, res.reason, res.score, res.seconds, res.device,
-                         res.history, t.metric, t.name, dict(res.stages))
+                         res.history, t.metric, t.name, dict(res.stages), res.valid_score)
 
 
 def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=None,
@@ -82,7 +83,7 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
                                    "student": t.student_size(cfg.student, ds)["params"]},
                            history={**student.stages, "student": student.history}, device=student.device, status=student.status,
                            reason=student.reason, seconds=student.seconds, metric=t.metric, task=t.name,
-                           note=note)
+                           note=note, student_valid=student.valid_score)
     if cfg.baseline and student.status == Status.FINISHED:
         if progress is not None:
             progress.result(**{f"student_{t.metric.name}": student.score})
@@ -91,11 +92,11 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
         result.status, result.reason = base.status, base.reason
         result.history["baseline"] = base.history
         if base.status == Status.FINISHED:
-            result.baseline_score = base.score
+            result.baseline_score, result.baseline_valid = base.score, base.valid_score
             result.paired = t.paired_gain(student.model, base.model, ds, cfg)  # the verdict's test, while both live
     m = t.metric.name
     meta = {"kind": "student", "task": t.name, "dataset": ds.name, "config": to_dict(cfg),
-            f"test_{m}": student.score, "teacher": str(teacher_path),
+            f"test_{m}": student.score, f"valid_{m}": student.valid_score, "teacher": str(teacher_path),
             "teacher_name": teacher_meta.get("name", Path(teacher_path).stem),
             "params": result.params["student"], "device": student.device, f"baseline_{m}": result.baseline_score}
     result.model = _save(student, out, "student", meta) if result.status == Status.FINISHED else ""

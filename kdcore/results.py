@@ -130,7 +130,7 @@ def verdict(gains: list[float], metric: Metric = ACCURACY, *, paired: Interval |
 # --- results of runs --------------------------------------------------------------------------------
 @dataclass
 class TeacherResult:
-    """A trained teacher: where it was saved, its test score and its curves."""
+    """A trained teacher: where it was saved, its test and valid scores and its curves."""
 
     model: str
     dataset: str
@@ -144,10 +144,12 @@ class TeacherResult:
     metric: Metric = ACCURACY
     task: str = ""  # the task's name: the pipeline, which knows it, fills it in
     stages: dict = field(default_factory=dict)  # earlier stages' histories (the text teacher's masked-LM "pretrain")
+    valid_score: float | None = None  # the final model's metric on the valid split
 
     def to_json(self) -> dict:
         out = {"model": self.model, "dataset": self.dataset, "params": self.params, "status": str(self.status),
-               "reason": self.reason, f"test_{self.metric.name}": self.score, "seconds": round(self.seconds, 2),
+               "reason": self.reason, f"test_{self.metric.name}": self.score,
+               f"valid_{self.metric.name}": self.valid_score, "seconds": round(self.seconds, 2),
                "device": self.device, "history": self.history, "task": self.task, "metric": self.metric.name}
         if self.stages:
             out["stages"] = self.stages
@@ -175,6 +177,8 @@ class DistillResult:
     task: str = ""  # as in TeacherResult
     teacher_model: str = ""  # set by the demo, which trains the teacher in the same job
     note: str = ""  # what was done to the data for the teacher (grey given as colour, say), for the page to say
+    student_valid: float | None = None  # the final models' metric on the valid split, beside their test scores
+    baseline_valid: float | None = None
     paired: Interval | None = None  # the task's paired test of student vs baseline on the test split (one seed)
 
     @property
@@ -202,6 +206,8 @@ class DistillResult:
         if self.baseline_score is not None:
             out.update({f"baseline_{m}": self.baseline_score, "gain": self.gain, "gap_recovered": self.gap_recovered,
                         **self.verdict().to_json()})
+        out.update({f"{who}_valid_{m}": v for who, v in (("student", self.student_valid),
+                                                          ("baseline", self.baseline_valid)) if v is not None})
         if self.teacher_model:
             out["teacher_model"] = self.teacher_model
         if self.note:

@@ -4,8 +4,8 @@ A sweep's grid (student width × T × alpha × seed) is an Optuna study with a
 :class:`optuna.samplers.GridSampler`. The study lives in a database: by default
 an SQLite file under ``$KDSTUDIO_HOME`` (nothing to set up), or a PostgreSQL
 server that several machines share (``--storage postgresql://...``). Each
-trial distils one student for one cell; its value is the gain over the same
-student trained from scratch (the baseline of its width and seed, trained once
+trial distils one student for one cell; its value is the gain on the valid
+split over the same student trained from scratch (the baseline of its width and seed, trained once
 per study and shared through the study's attributes), and its run record lands
 in the run store of the machine that ran it.
 
@@ -47,7 +47,9 @@ A search for the best recipe
 spec, with ``N``): Optuna's default sampler (TPE; its seed is the spec's seed
 plus the number of trials so far, so one worker's search is reproducible)
 picks T on a log scale and alpha within the given [low, high] ranges and a
-width among the given ones; the study maximises the gain over the baseline.
+width among the given ones; the study maximises the gain over the baseline
+on the valid split (never test: the search's choice must not see the split
+its result is reported on).
 Nothing is queued: a worker asks Optuna for a new trial (``study.ask()``,
 which first takes a waiting retry, so heartbeat and retry work as above)
 while fewer than N trials are finished (complete or pruned) or running, and
@@ -55,11 +57,16 @@ leaves once N are finished. Two workers asking for the last slot in the same
 instant may run one trial beyond N.
 
 While the student trains, every epoch reports the gain so far (the student's
-test accuracy after that epoch minus the baseline's final test accuracy) at
+valid accuracy after that epoch minus the baseline's final valid accuracy) at
 step ``epoch - 1``; when the study's pruner (a ``MedianPruner``: the
 trial's best gain so far is below the median of the complete trials' at that
 step) says the trial is hopeless, training stops at the next batch and the trial is told
 ``PRUNED``. Its run record is ``stopped``, with a reason that says it was pruned.
+
+When the search's local workers are done, ``sweep --search`` confirms the
+chosen recipe (:func:`confirm`): it is trained again on fresh seeds and
+reported on test beside valid, since the best of N valid gains is an
+optimistic estimate of the recipe's own.
 """
 from __future__ import annotations
 
@@ -551,30 +558,35 @@ def _prepare(study, spec: dict, teacher: str | None, progress: Progress) -> _Con
                     training.teacher_logits(model, ds))
 
 
-def _baseline(ctx: _Context, cfg, key: str, progress, timing: dict) -> tuple[float, list, bool]:
-    """The from-scratch accuracy for this width and seed: from the study if a worker trained it, else trained here."""
+def _baseline(ctx: _Context, cfg, key: str, progress, timing: dict) -> tuple[float, float, list, bool]:
+    """(test, valid) from-scratch scores for this width and seed: from the study if a worker trained it, else here.
+
+    The study keeps them as user attributes ``key`` (test) and ``key valid``.
+    """
     with _study_time(timing):
-        shared = ctx.study.user_attrs.get(key)
-    if shared is not None:
-        return shared, [], False
+        shared = ctx.study.user_attrs.get(key), ctx.study.user_attrs.get(f"{key} valid")
+    if None not in shared:
+        return *shared, [], False
     from .experiments import _Tagged
 
     base = ctx.task.train_baseline(cfg, ctx.ds, _Tagged(progress, key))
     if base.status != "finished":
         raise RuntimeError(f"the baseline {base.status}: {base.reason}")
     with _study_time(timing):
-        shared = ctx.study.user_attrs.get(key)  # another worker may have finished the same one meanwhile: theirs wins
-        if shared is None:
+        # another worker may have finished the same one meanwhile: theirs wins
+        shared = ctx.study.user_attrs.get(key), ctx.study.user_attrs.get(f"{key} valid")
+        if None in shared:
             ctx.study.set_user_attr(key, base.score)
-            shared = base.score
-    return shared, base.history, True
+            ctx.study.set_user_attr(f"{key} valid", base.valid_score)
+            shared = base.score, base.valid_score
+    return *shared, base.history, True
 
 
 class _Pruning:
     """The student's Progress, seen by the study: each epoch reports the gain so far, and a pruned trial stops.
 
-    The value at step ``epoch - 1`` is the student's test accuracy after that
-    epoch minus the baseline's final test accuracy. When the pruner says
+    The value at step ``epoch - 1`` is the student's valid accuracy after that
+    epoch minus the baseline's final valid accuracy (never test: pruning is a choice). When the pruner says
     prune, ``stop_requested`` turns true, so the training loop stops at the
     next batch (as for a user's stop) and the cut-short epoch is not kept;
     after the last epoch there is nothing left to stop, and the trial is
@@ -595,9 +607,9 @@ class _Pruning:
 
     def epoch(self, series: str, record: dict) -> None:
         self._progress.epoch(series, record)
-        if series != "student" or record.get("test_accuracy") is None or self.pruned_at is not None:
-            return  # a FitNets hint stage, or a task whose epochs carry no test accuracy: nothing to judge by
-        self.value = record["test_accuracy"] - self._baseline
+        if series != "student" or record.get("valid_accuracy") is None or self.pruned_at is not None:
+            return  # a FitNets hint stage, or a task whose epochs carry no valid accuracy: nothing to judge by
+        self.value = record["valid_accuracy"] - self._baseline
         with _study_time(self._timing):
             self._trial.report(self.value, record["epoch"] - 1)
             if self._trial.should_prune():
@@ -625,13 +637,14 @@ def _trial(ctx: _Context, trial, progress: Progress, timing: dict) -> dict:
         p = _suggest(trial, ctx.spec)
     cfg = cell_config(ctx.task, ctx.cfg, p["units"], p["temperature"], p["alpha"], p["seed"])
     tag = f"w{p['units']} T{p['temperature']:g} a{p['alpha']:g} s{p['seed']}"
-    baseline, base_history, trained = _baseline(ctx, cfg, f"baseline w{p['units']} s{p['seed']}", progress,
-                                                timing)
-    watch = _Pruning(_Tagged(progress, tag), trial, baseline, timing) if is_search(ctx.spec) else None
+    baseline, valid_baseline, base_history, trained = _baseline(ctx, cfg, f"baseline w{p['units']} s{p['seed']}",
+                                                                progress, timing)
+    watch = _Pruning(_Tagged(progress, tag), trial, valid_baseline, timing) if is_search(ctx.spec) else None
     student = ctx.task.distill_student(cfg, ctx.teacher, ctx.ds, watch or _Tagged(progress, tag), logits=ctx.logits)
     results = {"study": trial.study.study_name, "trial": trial.number, **p, "worker": WORKER_ID,
                "teacher_model": str(ctx.teacher_path), "teacher_accuracy": ctx.teacher_accuracy,
                "student_accuracy": student.score, "baseline_accuracy": baseline,
+               "student_valid_accuracy": student.valid_score, "baseline_valid_accuracy": valid_baseline,
                "history": {"student": student.history, **({"baseline": base_history} if trained else {})},
                "status": str(student.status), "reason": student.reason, "seconds": round(student.seconds, 2)}
     pruned = watch is not None and watch.pruned_at is not None
@@ -645,10 +658,11 @@ def _trial(ctx: _Context, trial, progress: Progress, timing: dict) -> dict:
             ctx.study.tell(trial, state=TrialState.FAIL)
         return results
     else:
-        state, value = TrialState.COMPLETE, student.score - baseline
+        state, value = TrialState.COMPLETE, student.valid_score - valid_baseline  # the objective reads valid only
     with _study_time(timing):
-        for key, attr in (("student", student.score), ("baseline", baseline),
-                          ("teacher", ctx.teacher_accuracy), ("seconds", round(student.seconds, 2))):
+        for key, attr in (("student", student.score), ("baseline", baseline), ("student_valid", student.valid_score),
+                          ("baseline_valid", valid_baseline), ("teacher", ctx.teacher_accuracy),
+                          ("seconds", round(student.seconds, 2))):
             trial.set_user_attr(key, attr)
         try:
             ctx.study.tell(trial, value) if state == TrialState.COMPLETE else ctx.study.tell(trial, state=state)
@@ -658,7 +672,7 @@ def _trial(ctx: _Context, trial, progress: Progress, timing: dict) -> dict:
                                   "check while it ran (this worker stalled); its retry counts instead")
         else:
             if value is not None:
-                results["gain"] = value
+                results.update(gain=student.score - baseline, valid_gain=value)
     return results
 
 
@@ -696,7 +710,7 @@ def _ask(rdb, study, spec: dict, study_id: int):
 
 
 def best_of(study) -> dict | None:
-    """The complete trial with the highest gain: ``{"trial", "value", "params"}``, or None before any."""
+    """The complete trial with the highest valid gain: ``{"trial", "value", "params"}``, or None before any."""
     try:
         best = study.best_trial
     except ValueError:  # no complete trial yet
@@ -705,10 +719,10 @@ def best_of(study) -> dict | None:
 
 
 def best_text(best: dict) -> str:
-    """A best trial in words: ``trial 3, gain +0.0123 (alpha 0.52, seed 0, temperature 2.4, units 16)``."""
+    """A best trial in words: ``trial 3, valid gain +0.0123 (alpha 0.52, seed 0, temperature 2.4, units 16)``."""
     params = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
                        for k, v in sorted(best["params"].items()))
-    return f"trial {best['trial']}, gain {best['value']:+.4f} ({params})"
+    return f"trial {best['trial']}, valid gain {best['value']:+.4f} ({params})"
 
 
 def run_worker(name: str, url: str | None = None, trials: int | None = None, teacher: str | None = None,
@@ -816,6 +830,59 @@ def study_best(name: str, url: str | None = None) -> dict | None:
     return best_of(study)
 
 
+CONFIRM_SEEDS = 3  # fresh seeds the chosen recipe is trained again on, after a search
+CONFIRMATION_KEY = "confirmation"  # the study attribute that keeps the last confirmation
+
+
+def confirm(name: str, url: str | None = None, teacher: str | None = None, seeds: int = CONFIRM_SEEDS,
+            progress: Progress | None = None) -> dict | None:
+    """Train the search's chosen recipe again on ``seeds`` fresh seeds and report it on test beside valid.
+
+    The search picked its best trial by the valid gain, and the highest of N
+    noisy valid gains is flattered by the luck that made it the highest. So
+    the recipe (width, T, alpha) is trained again, student and baseline, on
+    seeds the search never used, and scored on valid and, once per model, on
+    test: ``{"seeds", "params", "search_valid", "valid", "test"}``, the last
+    two ``{"mean", "std", "values"}`` of the gain. None before any complete trial.
+    """
+    from .experiments import _Tagged, cell_config, spread
+
+    url = url or default_storage()
+    progress = progress or Progress(name)
+    study, spec = _load(open_storage(url), name, url)
+    best = best_of(study)
+    if best is None:
+        return None
+    ctx = _prepare(study, spec, teacher, progress)
+    p = best["params"]
+    first = max(spec["space"]["seed"]) + 1
+    fresh = list(range(first, first + seeds))
+    gains: dict = {"valid": [], "test": []}
+    for seed in fresh:
+        cfg = cell_config(ctx.task, ctx.cfg, p["units"], p["temperature"], p["alpha"], seed)
+        tagged = _Tagged(progress, f"confirm s{seed}")
+        student = ctx.task.distill_student(cfg, ctx.teacher, ctx.ds, tagged, logits=ctx.logits)
+        base = ctx.task.train_baseline(cfg, ctx.ds, tagged)
+        for run in (student, base):
+            if run.status != "finished":
+                raise RuntimeError(f"the confirmation run on seed {seed} {run.status}: {run.reason}")
+        gains["valid"].append(student.valid_score - base.valid_score)
+        gains["test"].append(student.score - base.score)
+    result = {"seeds": fresh, "params": dict(p), "search_valid": best["value"],
+              "valid": spread(gains["valid"]), "test": spread(gains["test"])}
+    study.set_user_attr(CONFIRMATION_KEY, result)  # for the Experiments page, which reads the study
+    return result
+
+
+def confirmation_text(confirmation: dict) -> str:
+    """A confirmation in words: ``confirmed on seeds 1-3: valid gain +0.0112 ± 0.0040, test gain +0.0087 ± ...``."""
+    seeds = confirmation["seeds"]
+    v, t = confirmation["valid"], confirmation["test"]
+    return (f"confirmed on fresh seeds {seeds[0]}-{seeds[-1]}: valid gain {v['mean']:+.4f} ± {v['std']:.4f}, "
+            f"test gain {t['mean']:+.4f} ± {t['std']:.4f} (the search's best valid gain was "
+            f"{confirmation['search_valid']:+.4f})")
+
+
 # --- what the Experiments page shows -------------------------------------------------------------------
 def study_view(name: str, url: str | None = None) -> dict:
     """A study's trials as rows, counts by state, the workers seen, and the finished cells (averaged over seeds).
@@ -835,7 +902,8 @@ def study_view(name: str, url: str | None = None) -> dict:
     for t in study.get_trials(deepcopy=False):
         params = t.params or {}
         row = {"trial": t.number, "state": t.state.name.lower(), **{k: params.get(k) for k in PARAMS},
-               "gain": t.value, "student": t.user_attrs.get("student"), "baseline": t.user_attrs.get("baseline"),
+               "valid_gain": t.value, "student": t.user_attrs.get("student"), "baseline": t.user_attrs.get("baseline"),
+               "valid_student": t.user_attrs.get("student_valid"), "valid_baseline": t.user_attrs.get("baseline_valid"),
                "worker": t.user_attrs.get("worker", ""),
                "retry of": t.system_attrs.get("failed_trial"),
                "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
@@ -845,13 +913,16 @@ def study_view(name: str, url: str | None = None) -> dict:
     search = is_search(spec)
     done = [r for r in rows if r["state"] == "complete"] if not search else []
     cells = (pd.DataFrame(done).groupby(["units", "temperature", "alpha"], as_index=False)
-             [["student", "baseline", "gain"]].mean().to_dict("records") if done else [])
+             [["student", "baseline", "valid_student", "valid_baseline", "valid_gain"]].mean().to_dict("records")
+             if done else [])
     for cell in cells:
         cell["teacher"] = spec["teacher"].get("accuracy")
+        cell["gain"] = cell["student"] - cell["baseline"] if None not in (cell["student"], cell["baseline"]) else None
     workers = sorted({r["worker"] for r in rows if r["worker"]})
     active = sorted({r["worker"] for r in rows if r["worker"] and r["state"] == "running"})
     idle = states["waiting"] == 0 and states["running"] == 0
     return {"study": name, "storage": masked(url), "spec": spec, "trials": rows, "states": states,
             "workers_seen": workers, "workers_active": active, "cells": cells,
             "mode": "search" if search else "grid", "best": best_of(study) if search else None,
+            "confirmation": study.user_attrs.get(CONFIRMATION_KEY),
             "done": idle and (not search or states["complete"] + states["pruned"] >= spec["search"]["trials"])}

@@ -247,6 +247,19 @@ class Loop:
         return RunResult(model, self.status, self.reason, self.history, score, time.perf_counter() - self.t_start,
                          device, **more)
 
+    def scored(self, model, metric: str, test, device: str = "", **more) -> RunResult:
+        """:meth:`result` with the run's two scores: valid from the last epoch, test taken here, once.
+
+        ``test()`` scores the final model on the test split. It is the only
+        place a run reads the test split, after training and every choice in
+        it (the curves, a study's pruner) read valid; a run that failed or
+        finished no epoch has no final model worth scoring, and is not scored.
+        ``metric`` names the records' ``valid_<metric>``.
+        """
+        usable = self.history and self.status != Status.FAILED
+        valid = self.history[-1].get(f"valid_{metric}") if self.history else None
+        return self.result(model, test() if usable else None, device, valid_score=valid, **more)
+
     def __enter__(self) -> Loop:
         return self
 
@@ -271,7 +284,7 @@ def _progress_callback(loop: Loop):
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
-            loop.record({"test_accuracy" if key == "val_accuracy" else key: float(value)
+            loop.record({"valid_accuracy" if key == "val_accuracy" else key: float(value)
                          for key, value in (logs or {}).items()})
 
     return ProgressCallback()
@@ -285,12 +298,13 @@ class RunResult:
     status: Status = Status.FINISHED
     reason: str = ""
     history: list = field(default_factory=list)
-    score: float | None = None  # the task's test metric: accuracy, or a perplexity for a language model
+    score: float | None = None  # the task's test metric of the final model: accuracy, or a language model's perplexity
     seconds: float = 0.0
     device: str = ""
     replicas: int = 1  # devices the run was mirrored over (tf.distribute.MirroredStrategy); 1: one device
     replica_batch: int = 0  # examples per replica per step when mirrored (the global batch is the config's)
     stages: dict = field(default_factory=dict)  # earlier stages' histories (FitNets' "hint", TinyBERT's intermediate stage)
+    valid_score: float | None = None  # the same metric of the final model on the valid split: what choices read
 
     def __post_init__(self):
         self.status = Status(self.status)
@@ -298,6 +312,7 @@ class RunResult:
     def to_json(self) -> dict:
         """The run without its model, as the run store keeps it (``test_accuracy`` holds ``score``: a JSON key kept)."""
         out = {"status": str(self.status), "reason": self.reason, "test_accuracy": self.score,
+               "valid_accuracy": self.valid_score,
                "seconds": round(self.seconds, 2), "device": self.device, "history": self.history}
         if self.replicas > 1:
             out.update(replicas=self.replicas, replica_batch=self.replica_batch)
@@ -415,19 +430,19 @@ def fit(net, data: Dataset, cfg, *, labels=None, teacher_logits=None, temperatur
     target = (labels.astype("int64"), np.asarray(soft_targets(teacher_logits, temperature, mode))) if (
         teacher_logits is not None and alpha > 0) else labels.astype("int64")
     train = _dataset(data.x_train, target, cfg.batch_size, cfg.seed)
-    test = _dataset(data.x_test, data.y_test, 512, cfg.seed, shuffle=False)
+    valid = _dataset(data.x_valid, data.y_valid, 512, cfg.seed, shuffle=False)
     loop = Loop(progress, series, cfg.epochs, steps)
     loop.phase()
     with contextlib.nullcontext() if strategy else tf.device(info["device"]):
-        trainer.fit(train, epochs=cfg.epochs, validation_data=test, verbose=0, shuffle=False,
+        trainer.fit(train, epochs=cfg.epochs, validation_data=valid, verbose=0, shuffle=False,
                     callbacks=[_progress_callback(loop)])
-    acc = loop.history[-1].get("test_accuracy") if loop.history else None
     label = info["label"]
     if strategy:
         net.set_weights(model.get_weights())
         label = (f"{replicas} devices (MirroredStrategy): batch {cfg.batch_size}, "
                  f"{cfg.batch_size // replicas} per replica")
-    return loop.result(net, acc, label, replicas=replicas, replica_batch=cfg.batch_size // replicas if strategy else 0)
+    return loop.scored(net, "accuracy", lambda: accuracy(net, data.x_test, data.y_test), label, replicas=replicas,
+                       replica_batch=cfg.batch_size // replicas if strategy else 0)
 
 
 # --- baseline and distilled student ------------------------------------------------------------

@@ -186,6 +186,11 @@ if sweep_job is not None:
                             format_func={"gain": "gain over the baseline", "student": f"student {METRIC.name}"}.get)
         units = width.selectbox("Student width", sorted(frame["units"].unique()), key="experiments.sweep.units")
         st.plotly_chart(figures.sweep_heatmap(frame, value, int(units)), key="sweep_heatmap")
+        best = sweep_job.result.get("best")
+        if best:
+            st.caption(f"Best cell, picked on the valid split: width {best['units']}, T={best['temperature']:g}, "
+                       f"α={best['alpha']:g}; valid gain {METRIC.format_change(best['valid_gain'])}, "
+                       f"test gain {METRIC.format_change(best['gain'])} (the test split only reports it).")
         st.dataframe(frame, hide_index=True)
 
 # --- sweeps as Optuna studies ---------------------------------------------------------------------
@@ -237,8 +242,11 @@ def study_panel(name: str, url: str | None) -> None:
             f[0].metric("Pruned", counts["pruned"], help="Trials the median pruner stopped after an epoch, "
                                                          "their gain so far below the other trials' median.")
             best = view["best"]
-            st.caption(f"A search of {view['spec']['search']['trials']} trials for the best gain over the baseline; "
+            st.caption(f"A search of {view['spec']['search']['trials']} trials for the best gain over the baseline "
+                       "on the valid split; "
                        + (f"best so far: {studies.best_text(best)}." if best else "none complete yet."))
+            if view["confirmation"]:
+                st.caption(f"The best recipe {studies.confirmation_text(view['confirmation'])}.")
         if view["cells"]:
             frame = pd.DataFrame(view["cells"])
             units = sorted(frame["units"].unique())

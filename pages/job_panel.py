@@ -140,9 +140,11 @@ def distill_outcome(result) -> None:
     gain = result.gain
     delta = None if gain is None else f"{metric.format_change(gain)} vs baseline"
     cols[0].metric("Distilled student", metric.format(result.student_score), delta=delta,
-                   delta_color="normal" if metric.higher_is_better else "inverse")
+                   delta_color="normal" if metric.higher_is_better else "inverse",
+                   help=f"Test, scored once on the final model; valid {metric.format(result.student_valid)}")
     cols[1].metric("Baseline (no teacher)", metric.format(result.baseline_score)
-                   if result.baseline_score is not None else "not trained")
+                   if result.baseline_score is not None else "not trained",
+                   help=f"Test; valid {metric.format(result.baseline_valid)}")
     cols[2].metric("Teacher", metric.format(result.teacher_score))
     verdict = result.verdict()
     if verdict.outcome == "unknown" and result.baseline_score is None:

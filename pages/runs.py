@@ -12,7 +12,8 @@ from kdcore.jobs import runner
 from kdcore.results import ACTIVE, Verdict
 from pages import state  # noqa: F401 - routes deep links through app.py
 
-WHO = ("test", "teacher", "student", "baseline")  # result fields are <who>_<metric>: student_accuracy, ...
+# result fields are <who>_<metric>: student_accuracy, student_valid_accuracy (the final model on valid), ...
+WHO = ("test", "valid", "teacher", "student", "student_valid", "baseline", "baseline_valid")
 
 
 def _label(run: dict) -> str:
@@ -22,7 +23,7 @@ def _label(run: dict) -> str:
 def _key_results(results: dict) -> str:
     """Scores in the run's metric (an experiment's as mean ± std), the verdict with its interval, the gap recovered."""
     m = metric.of_record(results)
-    parts = [f"{who} {m.format_spread(v) if isinstance(v, dict) else m.format(v)}"
+    parts = [f"{who.replace('_', ' ')} {m.format_spread(v) if isinstance(v, dict) else m.format(v)}"
              for who in WHO if (v := results.get(f"{who}_{m.name}")) is not None]
     verdict = Verdict.of_record(results)
     if verdict is not None:

@@ -36,7 +36,8 @@ def models() -> None:
     st.selectbox("Dataset", names, key="dataset")
     default, why = task.default_dataset()
     try:
-        st.caption(state.dataset(task.name, st.session_state["dataset"]).source)
+        ds = state.dataset(task.name, st.session_state["dataset"])
+        st.caption(f"{ds.source} · {len(ds.y_train):,} train / {len(ds.y_valid):,} valid / {len(ds.y_test):,} test")
     except ValueError as exc:
         state.error(exc)
     if st.session_state["dataset"] == default:

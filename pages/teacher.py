@@ -55,6 +55,8 @@ if st.button("Train teacher", type="primary", disabled=busy):
 if job is not None:
     job_panel.show(job)
     if job.status == "finished":
-        st.metric(f"Teacher test {task.metric.name}", task.metric.format(job.result.score))
+        st.metric(f"Teacher test {task.metric.name}", task.metric.format(job.result.score),
+                  help=f"Scored once, on the final model; valid {task.metric.format(job.result.valid_score)} "
+                       "(the curves above are valid's).")
         st.caption(f"Saved as {job.result.model}; it is now the active teacher.")
         st.page_link("pages/distill.py", label="Distil a student from it", icon=":material/science:")

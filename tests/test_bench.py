@@ -66,14 +66,16 @@ def test_long_epochs_run_several_steps_per_call_and_still_stop_and_catch_nan(tin
 
     assert [training.steps_per_execution(s) for s in (63, 199, 200, 450, 938, 10_000)] == [1, 1, 2, 4, 8, 8]
     cfg = DistillConfig(epochs=2, batch_size=2, student=StudentConfig(units=16))  # 400 batches an epoch: N = 4
-    small = Dataset("tiny", tiny.x_train[:800], tiny.y_train[:800], tiny.x_test, tiny.y_test, "tiny")
+    small = Dataset("tiny", tiny.x_train[:800], tiny.y_train[:800], tiny.x_test, tiny.y_test, "tiny",
+                    x_valid=tiny.x_valid, y_valid=tiny.y_valid)  # all 800 train: no valid carved out of them
     stopped = Progress()
     stopped.request_stop()
     run = training.fit(build_student(cfg.student), small, cfg, progress=stopped, series="s")
     assert run.status == "stopped"
     assert [step for step, _ in stopped.snapshot()["batches"]["s"]] == [4]
 
-    overflow = Dataset("overflow", small.x_train * 0 + 3e38, small.y_train, tiny.x_test, tiny.y_test, "overflow")
+    overflow = Dataset("overflow", small.x_train * 0 + 3e38, small.y_train, tiny.x_test, tiny.y_test, "overflow",
+                       x_valid=tiny.x_valid, y_valid=tiny.y_valid)
     run = training.fit(build_student(cfg.student), overflow, cfg)
     assert run.status == "failed" and run.reason == "loss became NaN at epoch 1 batches 1-4"
 

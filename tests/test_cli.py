@@ -61,9 +61,9 @@ def test_datasets_json_lists_builtins_and_default(tmp_path):
     out = json_out(run_cli("datasets", "--json", home=tmp_path))
     assert {row["name"] for row in out["datasets"]} >= {"mnist", "mnist-5k", "fashion-mnist"}
     for row in out["datasets"]:
-        assert set(row) == {"name", "available", "source", "train", "test"}
+        assert set(row) == {"name", "available", "source", "train", "valid", "test"}
     five_k = next(row for row in out["datasets"] if row["name"] == "mnist-5k")
-    assert five_k["available"] and (five_k["train"], five_k["test"]) == (4000, 1000)
+    assert five_k["available"] and (five_k["train"], five_k["valid"], five_k["test"]) == (3500, 500, 1000)
     assert out["default"] in {row["name"] for row in out["datasets"]}
 
 

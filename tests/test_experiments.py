@@ -158,6 +158,29 @@ def test_sweep_has_one_row_per_cell_and_a_heatmap(tiny, seeded_teacher):
     assert storage.run_store().runs("sweep")[0]["results"]["cells"] == frame.to_dict("records")
 
 
+def test_no_choice_of_a_sweep_reads_the_test_split(tiny, seeded_teacher):
+    """The same sweep with every test label wrong: its test columns move, its valid columns and its pick do not.
+
+    Then the pick is handed the cells with their test gains reversed against
+    the valid ones: a best cell chosen by test would change.
+    """
+    poisoned = dataclasses.replace(tiny, y_test=(tiny.y_test + 1) % 10)
+    grid = dict(temperatures=[1, 8], alphas=[0.2, 0.9], seeds=1, record=False)
+    real = experiments.sweep(tiny_preset(epochs=1), data=tiny, **grid)
+    again = experiments.sweep(tiny_preset(epochs=1), data=poisoned, **grid)
+    valid = ["valid_student", "valid_baseline", "valid_gain"]
+    np.testing.assert_array_equal(real[valid].to_numpy(), again[valid].to_numpy())
+    assert (again["student"] < real["student"]).all()  # the poison reached the test split
+    cells, poisoned_cells = real.to_dict("records"), again.to_dict("records")
+    assert real["valid_gain"].nunique() > 1  # else any pick would do
+    best = experiments.best_cell(cells)
+    assert best["valid_gain"] == real["valid_gain"].max()
+    pick = ("units", "temperature", "alpha")
+    assert [experiments.best_cell(poisoned_cells)[k] for k in pick] == [best[k] for k in pick]
+    reversed_test = [dict(c, gain=-c["valid_gain"], student=-c["valid_student"]) for c in cells]
+    assert [experiments.best_cell(reversed_test)[k] for k in pick] == [best[k] for k in pick]
+
+
 def test_bad_values_are_refused_by_name(tiny):
     with pytest.raises(ValueError, match="unknown preset"):
         experiments.run_experiment("nope", seeds=1)
@@ -216,7 +239,8 @@ def test_page_runs_an_experiment_in_the_background_and_draws_the_seed_spread(mon
     assert sweep_job.wait(240) and sweep_job.status == "finished", sweep_job.error
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "32-unit student: gain over the baseline" in at.get("plotly_chart")[-1].proto.spec
+    assert "32-unit student: valid gain over the baseline" in at.get("plotly_chart")[-1].proto.spec
+    assert any("Best cell, picked on the valid split: width 32, T=4" in c.value for c in at.caption)
     assert len(at.dataframe[-1].value) == 1
 
     at.switch_page("pages/runs.py").run()  # the Runs page lists it with its seed spread

@@ -47,8 +47,12 @@ def cifar_home(tmp_path, monkeypatch):
 
 def _expect(ds, files):
     train = [files[f"data_batch_{i}"] for i in range(1, 6)]
-    np.testing.assert_allclose(ds.x_train, np.concatenate([f[1] for f in train]) / 255.0, atol=1e-6)
-    np.testing.assert_array_equal(ds.y_train, np.concatenate([f[2] for f in train]))
+    pixels = np.concatenate([f[1] for f in train]).reshape(15, -1) / 255.0
+    both = np.concatenate([ds.x_train, ds.x_valid]).reshape(15, -1)  # a tenth of train carved out to validate
+    np.testing.assert_allclose(np.sort(both, axis=0), np.sort(pixels, axis=0), atol=1e-6)
+    np.testing.assert_array_equal(np.sort(np.concatenate([ds.y_train, ds.y_valid])),
+                                  np.sort(np.concatenate([f[2] for f in train])))
+    assert len(ds.y_valid) == 2
     np.testing.assert_array_equal(ds.y_test, files["test_batch"][2])
     assert ds.x_test.shape == (3, 32, 32, 3) and ds.classes == images.CIFAR10_CLASSES
 
@@ -130,16 +134,17 @@ def _npz(path, **arrays):
 
 def test_an_npz_of_any_shape_with_class_names(tmp_path):
     ds = images.load(_npz(tmp_path / "blobs.npz", class_names=np.array(["red", "green", "blue"])))
-    assert ds.x_train.shape == (450, 32, 32, 3) and ds.x_train.dtype == np.float32 and ds.x_train.max() <= 1
+    assert ds.x_train.shape == (405, 32, 32, 3) and ds.x_train.dtype == np.float32 and ds.x_train.max() <= 1
+    assert ds.x_valid.shape == (45, 32, 32, 3)  # no valid split in the file: a tenth of train
     assert ds.classes == ("red", "green", "blue")
     grey = images.load(_npz(tmp_path / "grey.npz", x_train=np.zeros((4, 12, 20), np.uint8), y_train=[0, 1, 2, 3],
                             x_test=np.zeros((2, 12, 20), np.uint8), y_test=[1, 0]))
-    assert grey.x_train.shape == (4, 12, 20, 1) and grey.classes == ("0", "1", "2", "3")
+    assert grey.x_train.shape == (3, 12, 20, 1) and grey.classes == ("0", "1", "2", "3")
 
 
 @pytest.mark.parametrize("arrays, message", [
     (dict(x_test=np.zeros((5, 28, 28, 1), np.uint8), y_test=np.zeros(5, int)),
-     "x_train holds 32x32x3 images but x_test 28x28x1; both splits need the same shape"),
+     "x_train holds 32x32x3 images but x_test 28x28x1; every split needs the same shape"),
     (dict(y_test=np.full(150, 3), class_names=np.array(["r", "g", "b"])),
      r"y_test has labels 3 to 3, outside 0..2 \(3 classes named in class_names\)"),
     (dict(y_train=np.full(450, -1)), r"y_train has labels -1 to -1, outside 0..2"),
@@ -205,7 +210,8 @@ def test_grey_and_colour_data_are_converted_for_the_model_with_a_note(model_chan
     ds = images._make("blobs", x[:30], y[:30], x[30:], y[30:], "generated")
     model = keras.Sequential([keras.Input((8, 8, model_channels)), keras.layers.Flatten(), keras.layers.Dense(3)])
     seen, note = images.IMAGES.fit_data(model, ds)
-    assert seen.x_train.shape == (30, 8, 8, model_channels) and seen.y_test is ds.y_test
+    assert seen.x_train.shape == (27, 8, 8, model_channels) and seen.y_test is ds.y_test
+    assert seen.x_valid.shape == (3, 8, 8, model_channels)
     if model_channels == 3:
         assert "grey" in note and "R, G and B" in note
         np.testing.assert_array_equal(seen.x_test[..., 0], seen.x_test[..., 2])
@@ -230,7 +236,9 @@ def _run(argv, capsys):
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # four Keras fits, each traced afresh: about 3 minutes alone, 5+ on a shared machine
 def test_a_tiny_vgg_teaches_a_fitnet_student_through_the_cli(tmp_path, capsys):
-    data = _npz(tmp_path / "blobs.npz", class_names=np.array(["red", "green", "blue"]))
+    x_valid, y_valid = _colour_blobs(60, seed=1)  # a valid split of its own: the teacher keeps all 450 to train on
+    data = _npz(tmp_path / "blobs.npz", class_names=np.array(["red", "green", "blue"]), x_valid=x_valid,
+                y_valid=y_valid)
     teacher = str(tmp_path / "vgg.keras")
     code, out, err = _run(["train-teacher", "--task", "images", "--dataset", data, "--variant", "vgg11",
                            "--width", "0.125", "--epochs", "2", "--batch-size", "32", "--out", teacher, "--json"],

@@ -25,7 +25,7 @@ def baseline_work(data, **overrides):
 
     def work(job):
         run = DIGITS.train_baseline(cfg, data, job.progress)
-        return {"status": run.status, "reason": run.reason, "accuracy": run.score}
+        return {"status": run.status, "reason": run.reason, "accuracy": run.valid_score}
     return work
 
 
@@ -65,7 +65,7 @@ def test_job_runs_in_background_and_its_progress_grows(jobs, tiny):
 
     final = job.progress.snapshot()
     assert [r["epoch"] for r in final["series"]["baseline"]] == [1, 2, 3]
-    assert final["results"]["accuracy"] == final["series"]["baseline"][-1]["test_accuracy"]
+    assert final["results"]["accuracy"] == final["series"]["baseline"][-1]["valid_accuracy"]
     assert final["device"] == training.device_info()["label"] and final["fraction"] == 1.0
     row = run_store().get(job.run_id)
     assert row["status"] == "finished" and row["results"]["accuracy"] == final["results"]["accuracy"]

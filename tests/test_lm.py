@@ -208,6 +208,8 @@ def test_a_tiny_teacher_and_student_beat_a_unigram_model(toy, toy_teacher, soft_
     assert teacher.score < 0.7 * unigram and student.score < 0.8 * unigram, \
         (teacher.score, student.score, unigram)
     assert student.history[-1]["soft"] > 0 and "valid_perplexity" in student.history[0]
+    assert student.valid_score == student.history[-1]["valid_perplexity"]  # the curves read valid
+    assert not any("test_perplexity" in r for r in student.history)  # test is scored once, on the final model
 
 
 @pytest.mark.slow

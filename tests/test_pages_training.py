@@ -220,13 +220,15 @@ def test_home_demo_runs_teacher_then_student_and_baseline(monkeypatch, tiny_npz)
 def test_curve_figures_draw_what_the_progress_holds():
     from kdcore import figures
 
-    record = {"epoch": 1, "loss": 0.9, "soft": 0.4, "hard": 1.1, "accuracy": 0.7, "test_accuracy": 0.8}
+    record = {"epoch": 1, "loss": 0.9, "soft": 0.4, "hard": 1.1, "accuracy": 0.7, "valid_accuracy": 0.8}
     series = {"student": [record], "baseline": [dict(record, soft=0.0)]}
     loss = figures.loss_curves(series, {"student": [(1, 2.0), (2, 1.5)]})
     assert {t.name for t in loss.data} == {"student (batch)", "student total", "student soft", "student hard",
                                            "baseline total", "baseline hard"}, "a soft term that is all zero is left out"
     accuracy = figures.score_curves(series, teacher_score=0.95)
-    assert {t.name for t in accuracy.data} == {"student test", "student train", "baseline test", "baseline train"}
+    assert {t.name for t in accuracy.data} == {"student valid", "student train", "baseline valid", "baseline train"}
     assert [s.y0 for s in accuracy.layout.shapes] == [0.95], "the teacher is a horizontal reference line"
-    overlay = figures.runs_overlay({"run a": series, "run b": {"teacher": [record]}})
-    assert [t.name for t in overlay.data] == ["run a · student", "run a · baseline", "run b · teacher"]
+    old = {key.replace("valid_", "test_"): value for key, value in record.items()}  # kept before the valid split
+    overlay = figures.runs_overlay({"run a": series, "run b": {"teacher": [old]}})
+    assert [t.name for t in overlay.data] == ["run a · student valid", "run a · baseline valid", "run b · teacher test"]
+    assert overlay.data[2].y == (0.8,)  # an old run's test curve is still drawn beside new valid ones

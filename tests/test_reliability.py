@@ -41,10 +41,11 @@ FAST = {"epochs": 1, "batch_size": 100}  # one epoch of three batches: enough to
 
 @pytest.fixture(scope="module")
 def small_npz(tmp_path_factory, mnist5k):
-    """300 training and 100 test digits as a user's .npz file: the pipeline loads it by path, like the CLI."""
+    """300 training, 43 valid and 100 test digits as a user's .npz file: the pipeline loads it by path, like the CLI."""
     ds = mnist5k.subset(300, 100, seed=2)
     path = tmp_path_factory.mktemp("data") / "small.npz"
-    np.savez(path, x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test, y_test=ds.y_test)
+    np.savez(path, x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test, y_test=ds.y_test, x_valid=ds.x_valid,
+             y_valid=ds.y_valid)
     return str(path)
 
 

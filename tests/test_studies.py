@@ -87,7 +87,8 @@ def assert_grid_done_once(url: str, name: str) -> list:
                    for t in complete)
     assert cells == sorted((16, t, a, 0) for t in (1.0, 2.0, 4.0) for a in (0.5, 0.9))
     for t in complete:
-        assert t.value == pytest.approx(t.user_attrs["student"] - t.user_attrs["baseline"])
+        # the objective is the gain on valid; the test scores are kept beside it, and play no part
+        assert t.value == pytest.approx(t.user_attrs["student_valid"] - t.user_attrs["baseline_valid"])
         assert 0.1 < t.user_attrs["student"] <= 1.0
     assert not [t for t in study.trials if t.state in (optuna.trial.TrialState.RUNNING,
                                                        optuna.trial.TrialState.WAITING)]
@@ -103,7 +104,8 @@ def assert_run_records(home, complete) -> list[dict]:
     by_trial = {r["results"]["trial"]: r for r in finished}
     for t in complete:
         results = by_trial[t.number]["results"]
-        assert results["gain"] == pytest.approx(t.value)
+        assert results["valid_gain"] == pytest.approx(t.value)
+        assert results["gain"] == pytest.approx(t.user_attrs["student"] - t.user_attrs["baseline"])
         assert results["student_accuracy"] == pytest.approx(t.user_attrs["student"])
         assert results["history"]["student"][0]["epoch"] == 1
         assert storage.run_store().epochs(by_trial[t.number]["id"])["student w16 T" + f"{t.params['temperature']:g}"
@@ -410,7 +412,8 @@ def test_a_search_reports_every_epoch_and_a_pruned_trial_stops_early(kd_home, sl
     for t in trials[:2]:  # one report per epoch, the last equal to the trial's value
         assert sorted(t.intermediate_values) == [0, 1]
         assert t.value == pytest.approx(t.intermediate_values[1])
-        assert t.value == pytest.approx(t.user_attrs["student"] - t.user_attrs["baseline"])
+        # the objective is the gain on valid; the test scores are kept beside it, and play no part
+        assert t.value == pytest.approx(t.user_attrs["student_valid"] - t.user_attrs["baseline_valid"])
     for t in trials[2:]:
         assert sorted(t.intermediate_values) == [0]
     best = max(trials[:2], key=lambda t: t.value)
@@ -430,6 +433,30 @@ def test_a_search_reports_every_epoch_and_a_pruned_trial_stops_early(kd_home, sl
     assert (view["states"]["complete"], view["states"]["pruned"]) == (2, 2)
     assert [r["state"] for r in view["trials"]] == ["complete", "complete", "pruned", "pruned"]
     assert view["best"] == rest["best"]
+
+    # the chosen recipe, trained again on a seed the search never used, reported on test beside valid
+    confirmation = studies.confirm("search", url, str(tiny_teacher), seeds=1)
+    assert confirmation["seeds"] == [1] and confirmation["params"] == best.params
+    assert confirmation["search_valid"] == best.value
+    assert all(len(confirmation[split]["values"]) == 1 for split in ("valid", "test"))
+    assert studies.study_view("search", url)["confirmation"] == confirmation
+    assert studies.confirmation_text(confirmation).startswith("confirmed on fresh seeds 1-1: valid gain ")
+
+
+@pytest.mark.slow
+def test_a_search_from_the_command_line_ends_with_its_recipe_confirmed_on_fresh_seeds(kd_home, slice_npz,
+                                                                                     tiny_teacher):
+    url = f"sqlite:///{storage.home() / 'studies.db'}"
+    args = ("sweep", "--storage", url, "--study", "hunt", "--search", "2", "--temperatures", "1,8", "--alphas",
+            "0.1,0.9", "--widths", "16", "--epochs", "1", "--dataset", slice_npz, "--teacher", tiny_teacher)
+    proc = run_cli(*args, "--json", home=kd_home, timeout=480)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    confirmation = out["confirmation"]
+    assert confirmation["seeds"] == [1, 2, 3]  # the search's seed was 0
+    assert confirmation["params"] == out["best"]["params"] and confirmation["search_valid"] == out["best"]["value"]
+    assert len(confirmation["test"]["values"]) == len(confirmation["valid"]["values"]) == 3
+    assert "confirmed on fresh seeds 1-3: valid gain" in cli._sweep_text(out)
 
 
 @pytest.mark.parametrize("flags, says", [
@@ -480,7 +507,7 @@ def test_experiments_page_shows_a_search_with_its_pruned_trials(kd_home):
     metrics = {m.label: m.value for m in at.metric}
     assert (metrics["Complete"], metrics["Pruned"], metrics["Running"]) == ("1", "1", "0")
     assert list(at.dataframe[-1].value["state"]) == ["complete", "pruned"]
-    assert any("best so far: trial 0, gain +0.0200" in c.value for c in at.caption)
+    assert any("best so far: trial 0, valid gain +0.0200" in c.value for c in at.caption)
 
 
 def test_a_search_repeats_with_one_worker_and_stops_asking_at_its_budget(kd_home):

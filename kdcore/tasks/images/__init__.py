@@ -45,7 +45,8 @@ class Images(Task):
         fashion = fashion_entry()
         return [cifar10_entry(),
                 fashion,
-                {"name": SMALL, "available": fashion["available"], "train": 3000, "test": 1000,
+                {"name": SMALL, "available": fashion["available"], "train": 3000, "valid": 300,
+                 "test": 1000,
                  "source": f"a fixed slice of fashion-mnist ({fashion['source']})"}]
 
     def default_dataset(self) -> tuple[str, str]:

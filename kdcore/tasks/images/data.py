@@ -7,6 +7,13 @@ its files are on this machine, Fashion-MNIST (Debian's copy, read by
 CIFAR's Python batches are pickles. They are read by :class:`_ArraysOnly`,
 an unpickler that can build NumPy arrays of plain numbers and nothing else;
 its binary version (1 label byte + 3,072 pixel bytes per image) is read too.
+
+Splits (train / valid / test): CIFAR-10 45,000 / 5,000 / 10,000;
+Fashion-MNIST 55,000 / 5,000 / 10,000 (as the digits task loads it);
+``fashion-mnist-3k`` 3,000 / 300 / 1,000; a user's ``.npz`` its own
+``x_valid``/``y_valid`` when present, else 10 % of its training split. A valid
+split not in the source is carved from training once
+(:func:`kdcore.dataset.carve_valid`: stratified, seeded).
 """
 from __future__ import annotations
 
@@ -18,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ...dataset import KERAS_CACHE, Dataset, DatasetError
-from ..idx import FASHION, FASHION_CLASSES, fashion_mnist
+from ...dataset import KERAS_CACHE, VALID_FRACTION, Dataset, DatasetError, carve_valid
+from ..idx import FASHION, FASHION_CLASSES, FASHION_VALID, fashion_mnist
 from ...training import shape_text
 
 MIN_SIDE, MAX_SIDE = 8, 512
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR_VALID = 0.1  # of CIFAR-10's training images: 5,000 of 50,000, as is customary
 CIFAR_HOME = KERAS_CACHE  # where Keras's own loader leaves it; tests point this elsewhere
 CIFAR_PLACES = ("cifar-10-batches-py", "cifar-10-batches-py-target/cifar-10-batches-py", "cifar-10-python.tar.gz",
                 "cifar-10-batches-bin")
@@ -117,7 +125,7 @@ def _cifar_files(place: Path) -> dict[str, bytes]:
 def cifar10_entry() -> dict:
     """CIFAR-10's row in the task's list of datasets: whether it is here, and where it is or should be put."""
     place = cifar10_place()
-    return {"name": "cifar10", "available": place is not None, "train": 50000, "test": 10000,
+    return {"name": "cifar10", "available": place is not None, "train": 45000, "valid": 5000, "test": 10000,
             "source": str(place) if place else f"not here: put cifar-10-python.tar.gz in {CIFAR_HOME}"}
 
 
@@ -136,7 +144,8 @@ def _cifar10() -> Dataset:
             raise DatasetError(f"{place} lacks {', '.join(missing)}; CIFAR-10 has data_batch_1-5 and test_batch")
         batches = [reader(files[n + suffix], n + suffix) for n in names]
         parts[split] = (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
-    return _make("cifar10", *parts["train"], *parts["test"], f"CIFAR-10 from {place}", CIFAR10_CLASSES)
+    return _make("cifar10", *parts["train"], *parts["test"], f"CIFAR-10 from {place}", CIFAR10_CLASSES,
+                 CIFAR_VALID)
 
 
 # --- a user's .npz, and the checks every colour dataset passes ------------------------------------
@@ -165,24 +174,33 @@ def _labels(y, n: int, split: str) -> np.ndarray:
     return y.astype("int64")
 
 
-def _make(name, x_train, y_train, x_test, y_test, source, classes=None) -> Dataset:
-    """A checked Dataset: one image shape for both splits, labels 0..K−1 (K = len(classes) when given)."""
+def _make(name, x_train, y_train, x_test, y_test, source, classes=None, valid=VALID_FRACTION) -> Dataset:
+    """A checked Dataset: one image shape for every split, labels 0..K−1 (K = len(classes) when given).
+
+    ``valid`` is the source's own (x, y) valid split, or how much of train to carve for it.
+    """
     x_train, x_test = _pixels(x_train, "train"), _pixels(x_test, "test")
-    if x_train.shape[1:] != x_test.shape[1:]:
-        raise DatasetError(f"x_train holds {shape_text(x_train.shape[1:])} images but x_test "
-                           f"{shape_text(x_test.shape[1:])}; both splits need the same shape")
+    x_valid = _pixels(valid[0], "valid") if isinstance(valid, tuple) else x_train
+    for split, x in (("test", x_test), ("valid", x_valid)):
+        if x_train.shape[1:] != x.shape[1:]:
+            raise DatasetError(f"x_train holds {shape_text(x_train.shape[1:])} images but x_{split} "
+                               f"{shape_text(x.shape[1:])}; every split needs the same shape")
     y_train, y_test = _labels(y_train, len(x_train), "train"), _labels(y_test, len(x_test), "test")
     if not len(y_train) or not len(y_test):
         raise DatasetError(f"dataset {name!r} has an empty train or test split")
-    k = len(classes) if classes else int(max(y_train.max(), y_test.max())) + 1
-    for split, y in (("train", y_train), ("test", y_test)):
+    if isinstance(valid, tuple):
+        y_valid = _labels(valid[1], len(x_valid), "valid")
+    else:
+        x_train, y_train, x_valid, y_valid = carve_valid(x_train, y_train, valid)
+    k = len(classes) if classes else int(max(y_train.max(), y_valid.max(), y_test.max())) + 1
+    for split, y in (("train", y_train), ("valid", y_valid), ("test", y_test)):
         if y.min() < 0 or y.max() >= k:
             raise DatasetError(f"y_{split} has labels {y.min()} to {y.max()}, outside 0..{k - 1} "
                                f"({k} classes{' named in class_names' if classes else ''})")
     if k < 2:
         raise DatasetError(f"dataset {name!r} has a single class; a classifier needs at least 2")
     return Dataset(name, x_train, y_train, x_test, y_test, source,
-                   tuple(classes) if classes else tuple(str(i) for i in range(k)))
+                   tuple(classes) if classes else tuple(str(i) for i in range(k)), x_valid, y_valid)
 
 
 def _npz(path: Path) -> Dataset:
@@ -194,13 +212,14 @@ def _npz(path: Path) -> Dataset:
                 raise DatasetError(f"{path.name} lacks {', '.join(missing)}; a .npz needs {', '.join(keys)} "
                                    "(class_names is optional)")
             arrays = [z[k] for k in keys]
+            valid = (z["x_valid"], z["y_valid"]) if {"x_valid", "y_valid"} <= set(z.files) else VALID_FRACTION
             names = [str(n) for n in z["class_names"].reshape(-1)] if "class_names" in z.files else None
     except DatasetError:
         raise
     except (OSError, ValueError, AttributeError, zipfile.BadZipFile) as exc:
         raise DatasetError(f"{path.name} is not a readable .npz of arrays (x_train, y_train, x_test, y_test, "
                            f"optional class_names as strings): {type(exc).__name__}") from None
-    return _make(path.stem, *arrays, source=f"your file {path}", classes=names)
+    return _make(path.stem, *arrays, source=f"your file {path}", classes=names, valid=valid)
 
 
 _CACHE: dict[str, Dataset] = {}
@@ -215,7 +234,7 @@ def load(name: str | None = None) -> Dataset:
         ds = _cifar10()
     elif name == FASHION:  # 28×28 grey: VGG's blocks stop pooling at 1×1
         ((x_train, y_train), (x_test, y_test)), source = fashion_mnist()
-        ds = _make(FASHION, x_train, y_train, x_test, y_test, source, FASHION_CLASSES)
+        ds = _make(FASHION, x_train, y_train, x_test, y_test, source, FASHION_CLASSES, FASHION_VALID)
     elif name == SMALL:
         ds = _fashion_small()
     else:
@@ -232,16 +251,19 @@ SMALL = "fashion-mnist-3k"
 
 
 def _fashion_small() -> Dataset:
-    """3,000 training and 1,000 test images of Fashion-MNIST: a fixed slice that a VGG teacher learns in minutes.
+    """3,000 training, 300 valid and 1,000 test images of Fashion-MNIST: a fixed slice a VGG teacher learns in minutes.
 
-    The first 3,000 and 1,000 of ``subset(6000, 2000, seed=0)`` (random, so
-    about 300 and 100 of each class), the slice docs/tasks/images.md's figures
-    were measured on and the images presets use.
+    The first 3,000, 300 and 1,000 of ``subset(6000, 2000, seed=0, n_valid=300)``
+    (random, so about 300, 30 and 100 of each class). The valid images come
+    from Fashion-MNIST's own valid split, so train keeps its 3,000 images.
+    Since Fashion-MNIST has a valid split, its training images are 55,000, so
+    this slice's training images are not the ones docs/tasks/images.md's
+    figures were measured on before that (same size, same test images).
     """
     full = load(FASHION)
-    part = full.subset(6000, 2000, seed=0)
+    part = full.subset(6000, 2000, seed=0, n_valid=300)
     return Dataset(SMALL, part.x_train[:3000], part.y_train[:3000], part.x_test[:1000], part.y_test[:1000],
-                   f"3,000 + 1,000 images of {full.source}", full.classes)
+                   f"3,000 + 300 + 1,000 images of {full.source}", full.classes, part.x_valid, part.y_valid)
 
 
 def default_dataset() -> tuple[str, str]:
@@ -276,7 +298,7 @@ def as_seen_by(model, data: Dataset) -> tuple[Dataset, str]:
     if want == have or want not in (1, 3) or tuple(model.input_shape[1:3]) != tuple(data.x_train.shape[1:3]):
         return data, ""
     converted = Dataset(data.name, to_channels(data.x_train, want), data.y_train, to_channels(data.x_test, want),
-                        data.y_test, data.source, data.classes)
+                        data.y_test, data.source, data.classes, to_channels(data.x_valid, want), data.y_valid)
     note = (f"{data.name} is grey and the teacher sees colour, so each grey image is given as R, G and B."
             if want == 3 else
             f"{data.name} is in colour and the teacher sees grey, so the images were made grey (ITU-R 601 luma).")

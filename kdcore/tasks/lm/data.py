@@ -5,6 +5,10 @@ sentence a line with each line end read as ``<eos>``. ``x`` is the word
 before, ``y`` the word to predict (``x`` starts with an ``<eos>``, so every
 word of a split, ``<eos>`` included, is predicted once). ``classes`` is the
 vocabulary, so ``len(y_train)`` is the number of training tokens.
+
+Splits (train / valid / test, in tokens): PTB its own 929,589 / 73,760 /
+82,430; ``ptb-small`` the first 60,000 / 8,000 / 8,000 of each; a user's text
+file 80 / 10 / 10 % of its lines, in order.
 """
 from __future__ import annotations
 
@@ -60,9 +64,7 @@ def _corpus(name: str, source: str, vocab, train, valid, test) -> Dataset:
         return np.concatenate([[eos], ids[:-1]]).astype("int32"), ids.astype("int32")
 
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = pair(train), pair(valid), pair(test)
-    ds = Dataset(name, x_tr, y_tr, x_te, y_te, source, tuple(vocab))
-    ds.x_valid, ds.y_valid = x_va, y_va
-    return ds
+    return Dataset(name, x_tr, y_tr, x_te, y_te, source, tuple(vocab), x_va, y_va)
 
 
 @functools.lru_cache(maxsize=2)

@@ -92,9 +92,7 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
             record = {"loss": float(mean[0]), "soft": float(mean[1]), "hard": float(mean[2]),
                       "perplexity": math.exp(min(mean[2], 50.0)),
                       "valid_perplexity": perplexity(net, data.x_valid, data.y_valid, cfg.seq_len)}
-            if epoch == cfg.epochs - 1:
-                record["test_perplexity"] = perplexity(net, data.x_test, data.y_test, cfg.seq_len)
             record["cpu_seconds"] = time.process_time() - cpu0  # this process's CPU: what other programs' load barely moves
             loop.record(record)
-    score = loop.history[-1].get("test_perplexity") if loop.history else None
-    return loop.result(net, score, info["label"])
+    return loop.scored(net, "perplexity", lambda: perplexity(net, data.x_test, data.y_test, cfg.seq_len),
+                       info["label"])

