@@ -51,7 +51,7 @@ st.caption(f"{preset['description']} {teacher_reads}, which becomes the chosen d
 job = job_panel.current_job("demo")
 busy = job is not None and job.status.active
 if st.button("Run quick demo", type="primary", disabled=busy,
-             on_click=state.choose_dataset, args=(preset["dataset"],)):
+             on_click=state.choose_demo_dataset):
     from kdcore import pipeline
 
     job_panel.start_job("demo", lambda: pipeline.start_demo(*presets.configs(demo), preset["dataset"],

@@ -9,7 +9,7 @@ import os
 
 import streamlit as st
 
-from kdcore import params, storage, tasks
+from kdcore import params, presets, storage, tasks
 from pages import streamlit_fixes  # noqa: F401 - applied on import, before any page draws
 
 
@@ -54,6 +54,18 @@ def choose_dataset(name: str) -> None:
     offers nothing to export and Upload says they were trained on another.
     """
     st.session_state["dataset"] = name
+
+
+def choose_demo_dataset() -> None:
+    """The quick demo button's ``on_click``: the chosen task's demo dataset becomes the sidebar's.
+
+    The task is read when the click lands, not bound when the button was
+    drawn: a click during the rerun that a task change starts would otherwise
+    carry the previous task's dataset (seen in the browser test).
+    """
+    demo = presets.demo(task())
+    if demo is not None:
+        choose_dataset(presets.get(demo)["dataset"])
 
 
 def _of_task(meta: dict) -> bool:
