@@ -22,9 +22,9 @@ mnist-5k; docs/results.md has the table):
   25 epochs at 3e-3 make it help (+1.2 ± 0.4) in about the same minute.
 - ``few-labels-quick`` (the Home demo): ``few-labels`` in ``quick``'s
   budget, quick's 4-epoch teacher and 25 student epochs at 3e-3. With all
-  4,000 labels the baseline nearly catches the teacher, so a quick demo ties;
-  with 500 the teacher's soft targets on the other 3,500 are what the student
-  lacks (3 seeds: +8.5 ± 1.9 points, about 35 s for teacher + one seed).
+  3,500 training labels the baseline nearly catches the teacher, so a quick
+  demo ties; with one in eight (440) the teacher's soft targets on the other
+  3,060 are what the student lacks (docs/results.md has the measured table).
 - T and alpha barely matter on mnist-5k (T 2-8 × alpha 0.7-1 all within half
   a point); ``omit-3`` uses T = 20 (Hinton's value), which taught the unseen
   class better than T = 8 (83 % vs 75 % of the 3s after the bias fix, seed 0).
@@ -42,10 +42,10 @@ QUICK_TEACHER = {"epochs": 4, "dropout": 0.3, "augment": True}
 PRESETS: dict[str, dict] = {
     "few-labels-quick": {
         "demo": True,  # the Home page's one-click demo for this task
-        "description": "The teacher, a small CNN, learns from all 4,000 labelled training digits; the 128-unit "
+        "description": "The teacher, a small CNN, learns from all 3,500 labelled training digits; the 128-unit "
                        "MLP students see the label of only one digit in eight. The distilled one reads the "
-                       "teacher's soft answer on every digit, so the 3,500 without a label still teach it; the "
-                       "student from scratch learns from its 500 labels alone. Few labels and a teacher that "
+                       "teacher's soft answer on every digit, so the 3,060 without a label still teach it; the "
+                       "student from scratch learns from its 440 labels alone. Few labels and a teacher that "
                        "knows more: where distillation helps (Hinton et al. 2015).",
         "dataset": "mnist-5k",
         "teacher": QUICK_TEACHER,
@@ -54,7 +54,7 @@ PRESETS: dict[str, dict] = {
     },
     "quick": {
         "headline": True,  # reproduce --task digits measures it beside the demo
-        "description": "Teacher and students on the same 4,000 labelled digits: a short regularised teacher, a "
+        "description": "Teacher and students on the same 3,500 labelled digits: a short regularised teacher, a "
                        "64-unit MLP student and its baseline, about a minute on 2 cores. Measured over 3 seeds: "
                        "+1.1 ± 0.5 points, a tie: its 95 % interval reaches zero (docs/results.md).",
         "dataset": "mnist-5k",
@@ -77,7 +77,7 @@ PRESETS: dict[str, dict] = {
                     "epochs": 40},
     },
     "few-labels": {
-        "description": "The student sees labels for only 500 of the 4,000 training digits; the teacher labels the rest softly.",
+        "description": "The student sees labels for only one in eight of the 3,500 training digits; the teacher labels the rest softly.",
         "dataset": "mnist-5k",
         "teacher": REGULARISED_TEACHER,
         "distill": {"student": {"filters": 0, "units": 128, "layers": 1}, "temperature": 4.0, "alpha": 0.9,
