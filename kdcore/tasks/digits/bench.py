@@ -119,7 +119,7 @@ def _keras_distiller(ds, cfg, teacher) -> list:
                       metrics=["accuracy"], jit_compile=False)
     timer = _epoch_timer()
     distiller.fit(ds.x_train, ds.y_train, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=0,
-                  validation_data=(ds.x_test, ds.y_test), callbacks=[timer])
+                  validation_data=(ds.x_valid, ds.y_valid), callbacks=[timer])
     return timer.train_s[1:]
 
 
