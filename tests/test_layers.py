@@ -37,10 +37,6 @@ BASE = {"kdcore.params", "kdcore.results", "kdcore.progress", "kdcore.dataset", 
 ENGINE = {"kdcore.config", "kdcore.losses", "kdcore.training", "kdcore.inference", "kdcore.storage"}
 TASK_PACKAGES = {f"{PACKAGE}.tasks.{name}" for name in BUILTIN}
 
-# Modules outside kdcore/tasks/ that still name a task, each with why: work in progress elsewhere removes these
-# imports, and the test below fails on an entry that is no longer needed, so the set only shrinks.
-KNOWN_EXCEPTIONS: dict[str, str] = {}
-
 # String literals outside kdcore/tasks/ that spell a task's or a dataset's name without meaning it, each with why.
 ALLOWED_LITERALS = {
     ("kdcore.params", "text"): "a free-text setting's allowed values, in words (``tasks --json``'s allowed field)",
@@ -190,12 +186,8 @@ def test_no_import_cycle_ties_kdcore_modules_together_not_even_through_imports_i
 
 
 def test_only_the_tasks_package_imports_a_specific_task():
-    named = _outside_tasks()
-    unexpected = {m: sorted(t) for m, t in named.items() if m not in KNOWN_EXCEPTIONS}
-    assert not unexpected, ("these name a specific task; ask the task object (tasks.get(name)) instead: "
-                            f"{unexpected}")
-    stale = sorted(set(KNOWN_EXCEPTIONS) - set(named))
-    assert not stale, f"no longer import a task, so remove them from KNOWN_EXCEPTIONS: {stale}"
+    named = {m: sorted(t) for m, t in _outside_tasks().items()}
+    assert not named, f"these name a specific task; ask the task object (tasks.get(name)) instead: {named}"
 
 
 def test_no_task_package_imports_another():
