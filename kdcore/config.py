@@ -83,7 +83,12 @@ class DistillConfig(TrainConfig):
     loss: str = default("loss")
     labels_fraction: float = default("labels_fraction")
     hint_epochs: int = default("hint_epochs")
+    temperature_schedule: str = default("temperature_schedule")
+    temperature_end: float = default("temperature_end")
+    alpha_schedule: str = default("alpha_schedule")
+    alpha_end: float = default("alpha_end")
     baseline: bool = default("baseline")
+    recipe: dict | None = None  # a recipe as data (kdcore.recipes); None: the one the settings above describe
 
     @property
     def TASK(self) -> str:  # noqa: N802 - the name every Validated config answers to
@@ -95,6 +100,13 @@ class DistillConfig(TrainConfig):
             raise ValueError(f"student must be a task's student config, as Task.default_distill() gives "
                              f"(got {type(self.student).__name__})")
         self.student.validate()
+        if self.recipe is not None:
+            from .recipes import from_dict as recipe_from_dict
+
+            if not isinstance(self.recipe, dict):
+                raise ValueError(f"recipe must be a recipe's settings (a mapping with its stages), "
+                                 f"as kdcore.recipes reads them (got {type(self.recipe).__name__})")
+            recipe_from_dict(self.recipe)  # its own one-line errors name the stage and term
         return self
 
 

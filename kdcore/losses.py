@@ -22,9 +22,12 @@ softmax nor the T² factor. Here no code path can skip either.
 """
 from __future__ import annotations
 
+import math
+
 from keras import ops
 
 from . import params
+from .params import SCHEDULES
 
 
 def _check_soft(temperature, alpha, mode) -> None:
@@ -250,10 +253,6 @@ def masked_lm_loss(targets, logits, weights):
 # --- More distillation methods: each paper's loss, checked against NumPy in tests/test_losses_methods.py ---------
 # Teacher first, student second, as above. Where a paper and its authors' code differ, the docstring says which was
 # followed. A setting of the settings table (temperature) is checked by its row; the methods' own weights by _number.
-import math  # noqa: E402  (these two join the imports at the top when the branch reworking them is merged)
-
-from . import params  # noqa: E402
-
 _MASKED = 1e9  # subtracted from a logit to drop its class from a softmax (exp(−1e9) is exactly 0 in float32)
 
 
@@ -538,7 +537,6 @@ def reverse_kl_loss(teacher_logits, student_logits, temperature: float = 1.0, ma
     return generalized_jsd_loss(teacher_logits, student_logits, 1.0, temperature, mask)
 
 
-SCHEDULES = ("constant", "linear", "cosine")
 
 
 def schedule(kind: str, start: float, end: float, epoch: float, epochs: int) -> float:
@@ -567,3 +565,34 @@ def schedule(kind: str, start: float, end: float, epoch: float, epochs: int) -> 
     if kind == "linear":
         return start + (end - start) * f
     return end + (start - end) * (1.0 + math.cos(math.pi * f)) / 2.0
+
+
+# --- a recipe's terms by name (kdcore.recipes.LOSSES lists them; kdcore.stages sums them) --------------------------
+def logits_term(name: str, teacher_logits, student_logits, labels, temperature: float):
+    """The logits loss ``name`` of a recipe term: each is one of the formulas above, called with its defaults."""
+    if name in params.LOSS_MODES:
+        return soft_target_loss(teacher_logits, student_logits, temperature, name)
+    if name == "dkd":
+        return decoupled_kd_loss(teacher_logits, student_logits, labels, temperature)
+    if name == "dist":
+        return dist_loss(teacher_logits, student_logits, temperature)
+    if name == "ls-kl":
+        return standardised_soft_loss(teacher_logits, student_logits, temperature)
+    if name == "reverse-kl":
+        return reverse_kl_loss(teacher_logits, student_logits, temperature)
+    if name == "gjsd":
+        return generalized_jsd_loss(teacher_logits, student_logits, temperature=temperature)
+    raise ValueError(f"unknown logits loss {name!r}")
+
+
+def feature_term(name: str, teacher_features, student_features):
+    """The feature loss ``name`` of a recipe term, teacher's layer first (a regressor already applied)."""
+    if name == "hint":
+        return hint_loss(teacher_features, student_features)
+    if name == "at":
+        return attention_transfer_loss(teacher_features, student_features)
+    if name == "rkd-distance":
+        return rkd_distance(teacher_features, student_features)
+    if name == "rkd-angle":
+        return rkd_angle(teacher_features, student_features)
+    raise ValueError(f"unknown feature loss {name!r}")

@@ -233,6 +233,7 @@ def clip_to_widget(name: str, value, task: str = ALL):
 
 # --- the settings every task shares (training and distillation) -----------------------------------
 LOSS_MODES = ("kl", "soft-ce", "prob-mse", "logit-mse")
+SCHEDULES = ("constant", "linear", "cosine")  # how a temperature or weight moves over epochs: kdcore.losses.schedule
 
 register(
     Param("epochs", int, 10, "passes over the training set", low=1, high=1000, widget="number",
@@ -253,6 +254,14 @@ register(
           label="Share of training labels the student sees", group="distill"),
     Param("hint_epochs", int, 0, "FitNets hint-training epochs before distilling (0 = off)", low=0, high=1000,
           widget="number", label="FitNets hint epochs (0 = off)", group="distill"),
+    Param("temperature_schedule", str, "constant", "how T moves over the epochs, from temperature at the first "
+          "to temperature_end at the last", choices=SCHEDULES, label="T schedule", group="distill"),
+    Param("temperature_end", float, 1.0, "T at the last epoch when T is scheduled", low=0.0, high=100.0,
+          low_open=True, step=0.5, ui_range=(0.5, 20.0), label="T at the last epoch", group="distill"),
+    Param("alpha_schedule", str, "constant", "how alpha moves over the epochs, from alpha at the first to "
+          "alpha_end at the last", choices=SCHEDULES, label="Alpha schedule", group="distill"),
+    Param("alpha_end", float, 0.5, "alpha at the last epoch when alpha is scheduled", low=0.0, high=1.0,
+          step=0.05, label="Alpha at the last epoch", group="distill"),
     Param("baseline", bool, True, "also train the same student from scratch (same start, labels only)",
           label="Train baseline too", group="distill"),
 )

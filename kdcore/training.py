@@ -454,34 +454,6 @@ def fit_baseline(cfg: DistillConfig, data: Dataset, net, progress: Progress | No
     return fit(net, data, cfg, labels=labels, series="baseline", progress=progress)
 
 
-def fit_distilled(cfg: DistillConfig, teacher, data: Dataset, student, progress: Progress | None = None,
-                  logits: np.ndarray | None = None, hint_layers: tuple[str, str] | None = None) -> RunResult:
-    """Train the student ``net`` on the teacher's soft targets (and the labels it may see).
-
-    ``hint_layers`` (teacher layer, student layer) are the task's pair for the
-    FitNets stage (:meth:`kdcore.tasks.Task.hint_layers`), needed when ``cfg.hint_epochs``.
-    """
-    cfg.validate(len(data.y_train))
-    if cfg.hint_epochs and hint_layers is None:
-        raise ValueError("hint_epochs needs the (teacher, student) layers to pair; this task names none")
-    if progress is not None:
-        progress.phase("teacher logits")
-    logits = teacher_logits(teacher, data) if logits is None else logits
-    hint = None
-    if cfg.hint_epochs:
-        hint = fit_hint(student, teacher, data, cfg, hint_layers, progress)
-        if hint.status != "finished":
-            hint.stages, hint.history = {"hint": hint.history}, []
-            return hint
-    labels = hide_labels(data.y_train, cfg.labels_fraction, cfg.seed)
-    result = fit(student, data, cfg, labels=labels, teacher_logits=logits, temperature=cfg.temperature,
-                 alpha=cfg.alpha, mode=cfg.loss, series="student", progress=progress)
-    if hint is not None:  # the hint loss per epoch stays in the run's record beside the student's curves
-        result.stages["hint"] = hint.history
-        result.seconds += hint.seconds
-    return result
-
-
 def teacher_logits(teacher, data: Dataset) -> np.ndarray:
     """The teacher's logits on the training set, computed once per (teacher, dataset) in this process.
 
@@ -591,13 +563,13 @@ def hint_pair(student, teacher, layers: tuple[str, str]):
 
 
 def fit_hint(student, teacher, data: Dataset, cfg: DistillConfig, layers: tuple[str, str],
-             progress: Progress | None = None) -> RunResult:
+             progress: Progress | None = None, series: str = "hint") -> RunResult:
     """FitNets (Romero et al. 2015), stage 1: teach the student up to its guided layer to predict a teacher layer.
 
     The guided layer, through :func:`hint_regressor`, regresses the teacher's
     hint layer by :func:`kdcore.losses.hint_loss`; only the student's layers up
     to the guided one train, they keep what they learned, and the regressor
-    is thrown away. Stage 2 is the usual distillation (:func:`fit_distilled`).
+    is thrown away. Stage 2 is the usual distillation (the FitNets recipe: :mod:`kdcore.stages`).
     """
     import keras
     import tensorflow as tf
@@ -628,7 +600,7 @@ def fit_hint(student, teacher, data: Dataset, cfg: DistillConfig, layers: tuple[
     hint_trainer = HintTrainer()
     hint_trainer.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), jit_compile=False)
     steps = math.ceil(len(data.y_train) / cfg.batch_size)
-    loop = Loop(progress, "hint", cfg.hint_epochs, steps)
+    loop = Loop(progress, series, cfg.hint_epochs, steps)
     loop.phase()
     with tf.device(info["device"]):
         hint_trainer.fit(_dataset(data.x_train, data.y_train, cfg.batch_size, cfg.seed), epochs=cfg.hint_epochs, shuffle=False,
@@ -636,5 +608,5 @@ def fit_hint(student, teacher, data: Dataset, cfg: DistillConfig, layers: tuple[
     return loop.result(student, device=info["label"])
 
 
-__all__ = ["RunResult", "Loop", "STOPPED_BY_USER", "fit", "mirrored", "replica_devices", "fit_distilled", "fit_baseline", "teacher_logits", "predict_logits", "accuracy",
+__all__ = ["RunResult", "Loop", "STOPPED_BY_USER", "fit", "mirrored", "replica_devices", "fit_baseline", "teacher_logits", "predict_logits", "accuracy",
            "fit_hint", "hint_pair", "hint_regressor", "pick_device", "device_info"]

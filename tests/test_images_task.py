@@ -250,7 +250,7 @@ def test_a_tiny_vgg_teaches_a_fitnet_student_through_the_cli(tmp_path, capsys):
               "--student-depth", "2", "--epochs", "2", "--batch-size", "32", "--json"]
     code, _, err = _run(common + ["--hint-epochs", "1", "--student-guided", "3", "--student-hint", "1"], capsys)
     assert code == 2 and err.count("\n") == 1
-    assert "guided layer block3 (4x4x16) to the teacher's hint layer block1 (16x16x8)" in err
+    assert "the student's block3 (4x4x16) with the teacher's block1 (16x16x8)" in err
 
     code, out, err = _run(common + ["--hint-epochs", "1", "--baseline"], capsys)
     assert code == 0, err

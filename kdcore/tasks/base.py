@@ -196,10 +196,11 @@ class Task:
         return training.fit_baseline(cfg, data, self.build_student(cfg.student, cfg.seed), progress)
 
     def distill_student(self, cfg, teacher, data, progress=None, logits=None):
-        from .. import training
+        """Train the student by the run's recipe (``cfg.recipe``, else the one its settings describe)."""
+        from .. import stages
 
-        return training.fit_distilled(cfg, teacher, data, self.build_student(cfg.student, cfg.seed),
-                                      progress, logits, self.hint_layers(cfg))
+        return stages.fit_distilled(cfg, teacher, data, self.build_student(cfg.student, cfg.seed),
+                                    progress, logits, self.hint_layers(cfg))
 
     def compatible(self, teacher_data, data) -> None:
         """Refuse in one line a teacher dataset whose models cannot teach students of ``data``.

@@ -118,13 +118,11 @@ class Images(Task):
         return super().score(model, data)
 
     def distill_student(self, cfg, teacher, data, progress=None, logits=None):
-        from ... import training
+        from ... import stages
 
         self.check_fits(teacher, data, "the teacher")
-        student = self._student(cfg, data)
-        if cfg.hint_epochs:
-            training.hint_pair(student, teacher, self.hint_layers(cfg))  # an unmappable pair is refused before any work
-        return training.fit_distilled(cfg, teacher, data, student, progress, logits, self.hint_layers(cfg))
+        student = self._student(cfg, data)  # an unmappable layer pair is refused (stages.prepare) before any work
+        return stages.fit_distilled(cfg, teacher, data, student, progress, logits, self.hint_layers(cfg))
 
     def check_image(self, source) -> None:
         load_image(source)

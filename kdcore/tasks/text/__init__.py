@@ -18,7 +18,7 @@ layer). The package reads in this order:
 ``intermediate_epochs`` of the embedding, hidden-state and attention terms
 (student layer m learns from teacher layer g(m), :func:`layer_map`), then
 ``epochs`` of prediction-layer distillation (soft cross-entropy at T, mixed
-with the labels by ``alpha``) through :func:`kdcore.training.fit_distilled`.
+with the labels by ``alpha``) through :func:`kdcore.stages.fit_distilled`.
 ``intermediate_epochs = 0`` is plain logits-only distillation.
 """
 from __future__ import annotations
@@ -172,18 +172,18 @@ class Text(Task):
 
     def distill_student(self, cfg, teacher, data, progress=None, logits=None):
         """TinyBERT's two stages: intermediate layers (when ``intermediate_epochs`` > 0), then the prediction layer."""
-        from ... import training
+        from ... import stages
 
         cfg.validate(len(data.y_train))
         self.check_fits(teacher, data, "the teacher")
         student = self._student(cfg, data)
         layer_map(cfg.layer_map, cfg.student.layers, depth(teacher))  # a mapping beyond the teacher: one line, now
         if not cfg.intermediate_epochs:
-            return training.fit_distilled(cfg, teacher, data, student, progress, logits)
+            return stages.fit_distilled(cfg, teacher, data, student, progress, logits)
         first = fit_intermediate(student, teacher, data, cfg, progress)
         if first.status != Status.FINISHED:
             return first
-        result = training.fit_distilled(cfg, teacher, data, student, progress, logits)
+        result = stages.fit_distilled(cfg, teacher, data, student, progress, logits)
         result.stages["intermediate"] = first.history
         result.seconds += first.seconds
         return result

@@ -22,7 +22,7 @@ def run(dataset=None, epochs: int = 2, repeats: int = 1, preset="text-tinybert")
     set; :data:`kdcore.tasks.text.intermediate.CACHE_BUDGET` is the most the product will hold.
     """
     load_before = os.getloadavg()
-    from ... import training
+    from ... import stages, training
 
     task, spec, teacher_cfg, cfg, ds = shared.preset_run("text", preset, dataset, "rotten-tomatoes", repeats,
                                                          epochs=epochs, intermediate_epochs=epochs)
@@ -39,7 +39,7 @@ def run(dataset=None, epochs: int = 2, repeats: int = 1, preset="text-tinybert")
 
     runs = {
         "scratch": lambda net, clock: training.fit_baseline(cfg, ds, net, clock),
-        "prediction": lambda net, clock: training.fit_distilled(cfg, teacher, ds, net, clock),
+        "prediction": lambda net, clock: stages.fit_distilled(cfg, teacher, ds, net, clock),
         "in_step": lambda net, clock: fit_intermediate(net, teacher, ds, cfg, clock, cache=False),
         "cached": lambda net, clock: fit_intermediate(net, teacher, ds, cfg, clock, cache=True),
     }
