@@ -32,7 +32,7 @@ from .params import LOSS_MODES
 from .progress import Progress
 from .results import Status
 from .training import (Loop, RunResult, _dataset, _progress_callback, accuracy, device_info, fit, fit_hint,
-                       hint_regressor, steps_per_execution, teacher_logits)
+                       hint_regressor, labelled_accuracy, steps_per_execution, teacher_logits)
 
 
 def layer_shapes(model) -> dict[str, tuple]:
@@ -189,13 +189,6 @@ def fit_terms(stage: recipes.Stage, cfg, teacher, data: Dataset, student, labels
         def metrics(self):
             return [*self.trackers.values(), self.acc]
 
-        def _accuracy(self, y, z):
-            y = tf.cast(tf.reshape(y, (-1,)), "int64")
-            hit = tf.cast(tf.equal(tf.argmax(z, axis=-1), y), "float32")
-            mask = tf.cast(y >= 0, "float32")
-            self.acc.update_state(tf.reduce_sum(hit * mask) / tf.maximum(tf.reduce_sum(mask), 1.0),
-                                  sample_weight=tf.reduce_sum(mask))
-
         def train_step(self, batch):
             x, (y, t_logits) = batch
             t_feats = _outputs(t_net(x, training=False)) if t_net is not None else []
@@ -216,12 +209,12 @@ def fit_terms(stage: recipes.Stage, cfg, teacher, data: Dataset, student, labels
             self.trackers["loss"].update_state(total)
             for n, part in zip(names, parts):
                 self.trackers[n].update_state(part)
-            self._accuracy(y, z)
+            labelled_accuracy(self.acc, y, z)
             return {m.name: m.result() for m in self.metrics}
 
         def test_step(self, batch):
             x, y = batch
-            self._accuracy(y, student(x, training=False))
+            labelled_accuracy(self.acc, y, student(x, training=False))
             return {"accuracy": self.acc.result()}
 
     info = device_info()

@@ -107,11 +107,7 @@ def _trainer_class():
             return x, labels, targets
 
         def _accuracy(self, labels, logits):
-            y = tf.cast(tf.reshape(labels, (-1,)), "int64")
-            hit = tf.cast(tf.equal(tf.argmax(logits, axis=-1), y), "float32")
-            mask = tf.cast(y >= 0, "float32")
-            self.acc.update_state(tf.reduce_sum(hit * mask) / tf.maximum(tf.reduce_sum(mask), 1.0),
-                                  sample_weight=tf.reduce_sum(mask))
+            labelled_accuracy(self.acc, labels, logits)
 
         def train_step(self, data):
             x, labels, targets = self._unpack(data)
@@ -138,6 +134,17 @@ def _trainer_class():
             return {"accuracy": self.acc.result()}
 
     return LogitTrainer
+
+
+def labelled_accuracy(tracker, labels, logits) -> None:
+    """Add a batch's accuracy over its labelled examples (label ≥ 0) to ``tracker``, weighed by their number."""
+    import tensorflow as tf
+
+    y = tf.cast(tf.reshape(labels, (-1,)), "int64")
+    hit = tf.cast(tf.equal(tf.argmax(logits, axis=-1), y), "float32")
+    mask = tf.cast(y >= 0, "float32")
+    tracker.update_state(tf.reduce_sum(hit * mask) / tf.maximum(tf.reduce_sum(mask), 1.0),
+                         sample_weight=tf.reduce_sum(mask))
 
 
 STOPPED_BY_USER = "stopped by user"
