@@ -163,7 +163,7 @@ class DistillResult:
     model: str
     dataset: str
     test_examples: int
-    teacher: str
+    teacher: str | list  # its path; an ensemble's: its members' paths
     teacher_score: float | None
     student_score: float | None
     baseline_score: float | None = None
@@ -180,6 +180,7 @@ class DistillResult:
     student_valid: float | None = None  # the final models' metric on the valid split, beside their test scores
     baseline_valid: float | None = None
     paired: Interval | None = None  # the task's paired test of student vs baseline on the test split (one seed)
+    more: dict = field(default_factory=dict)  # what a run of several models adds: an ensemble's members, a chain's assistant
 
     @property
     def gain(self) -> float | None:
@@ -212,4 +213,4 @@ class DistillResult:
             out["teacher_model"] = self.teacher_model
         if self.note:
             out["note"] = self.note
-        return out
+        return {**out, **self.more}
