@@ -139,3 +139,35 @@ def test_the_assistant_chain_runs_from_the_command_line_and_records_both_stages(
 
     assert cli.main(["distill", "--teacher", teacher, "--dataset", tiny_npz, "--assistant-width", "0"]) == 2
     assert "student_units must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_teacher_page_trains_an_ensemble_that_the_distill_page_teaches_from(tiny_npz):
+    from tests.test_pages_training import click, open_page, texts, wait_for_jobs
+
+    at = open_page("teacher", tiny_npz)
+    at.checkbox(key="teacher.augment").uncheck()
+    at.number_input(key="teacher.epochs").set_value(1)
+    at.number_input(key="teacher.batch_size").set_value(100)
+    at.number_input(key="teacher.ensemble").set_value(2).run()
+    click(at, "Train 2 teachers")
+    job = runner().get(at.session_state["teacher_job"])
+    wait_for_jobs()
+    assert job.status == "finished", job.error
+    at.run()
+    assert [m.label for m in at.metric] == ["Seed 0 test accuracy", "Seed 1 test accuracy"]
+    group = job.result.group
+    assert [storage.read_sidecar(p)["group"] for p in job.result.models] == [group, group]
+
+    at.switch_page("pages/distill.py").run()
+    at.selectbox(key="distill.teach_from").select(f"ensemble:{group}").run()
+    assert at.selectbox(key="distill.ensemble_average").value == "probs"
+    at.number_input(key="distill.epochs").set_value(1)
+    at.checkbox(key="distill.baseline").uncheck().run()
+    click(at, "Distil student")
+    wait_for_jobs()
+    at.run()
+    distilled = runner().get(at.session_state["distill_job"])
+    assert distilled.status == "finished", distilled.error
+    assert distilled.config["teacher"] == job.result.models
+    assert "its members alone" in texts(at.caption)
