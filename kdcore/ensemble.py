@@ -96,7 +96,7 @@ def check(cfg, task: tasks.Task, teacher, how: str) -> list[str]:
             raise ValueError(f"teacher {Path(path).name} is a {other} model, not a {task.name} one; an ensemble's "
                              "members are teachers of the run's task")
     for term in task.terms:
-        if term.setting != "alpha" and getattr(cfg, term.setting, 0):
+        if term != tasks.SOFT and getattr(cfg, term.setting, 0):
             raise ValueError(f"{term.setting} must be 0 with an ensemble of teachers (got "
                              f"{getattr(cfg, term.setting)}): the {term.name} pairs layers of one teacher; "
                              "an ensemble teaches through its averaged soft targets alone")

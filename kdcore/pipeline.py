@@ -93,7 +93,8 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
                                    "student": t.student_size(cfg.student, ds)["params"]},
                            history={**student.stages, "student": student.history}, device=student.device, status=student.status,
                            reason=student.reason, seconds=student.seconds, metric=t.metric, task=t.name,
-                           note=note, student_valid=student.valid_score, more={**teachers.record(t.metric.name), **(more or {})})
+                           note=note, student_valid=student.valid_score,
+                           more={**teachers.record(t.metric.name), **(more or {})})
     if cfg.baseline and student.status == Status.FINISHED:
         if progress is not None:
             progress.result(**{f"student_{t.metric.name}": student.score})

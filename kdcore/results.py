@@ -180,7 +180,7 @@ class DistillResult:
     student_valid: float | None = None  # the final models' metric on the valid split, beside their test scores
     baseline_valid: float | None = None
     paired: Interval | None = None  # the task's paired test of student vs baseline on the test split (one seed)
-    more: dict = field(default_factory=dict)  # what a run of several models adds: an ensemble's members, a chain's assistant
+    more: dict = field(default_factory=dict)  # an ensemble's members, a chain's assistant: added to the JSON
 
     @property
     def gain(self) -> float | None:

@@ -98,15 +98,15 @@ if how == "several":
         st.stop()
 else:
     teachers = groups[how.removeprefix("ensemble:")] if how != "active" else [teacher["path"]]
-chosen = [saved.get(path, teacher) for path in teachers]
-score = chosen[0].get(f"test_{task.metric.name}")
-if len(chosen) == 1:
-    st.caption(f"Teacher: **{teacher['name']}**"
+picked = [saved.get(path, teacher) for path in teachers]
+score = picked[0].get(f"test_{task.metric.name}")
+if len(picked) == 1:
+    st.caption(f"Teacher: **{picked[0]['name']}**"
                + (f" ({task.metric.format(score)} test {task.metric.name})" if score is not None else "")
                + f" · dataset **{data.name}** (sidebar)")
 else:
-    st.caption("Teachers: " + ", ".join(f"**{m['name']}**" for m in chosen) + f" · dataset **{data.name}** (sidebar)")
-for meta in chosen:
+    st.caption("Teachers: " + ", ".join(f"**{m['name']}**" for m in picked) + f" · dataset **{data.name}** (sidebar)")
+for meta in picked:
     if meta.get("dataset") and meta["dataset"] != data.name:
         st.warning(f"Teacher {meta['name']} was trained on {meta['dataset']}, not {data.name}: pick another "
                    "teacher on the Teacher page or another dataset in the sidebar.", icon=":material/error:")
@@ -137,7 +137,7 @@ if st.query_params.to_dict() != url:
 
 cfg = task.distill_from(values)
 sizes = [task.teacher_size(from_dict(task.teacher_config, meta["config"]), state.current_dataset())
-         if meta.get("config") else {"params": meta.get("params")} for meta in chosen]
+         if meta.get("config") else {"params": meta.get("params")} for meta in picked]
 teacher_size = {key: None if any(s.get(key) is None for s in sizes) else sum(s[key] for s in sizes)
                 for key in ("params", "macs", "weight_bytes")}  # an ensemble: its members together
 student_size = task.student_size(cfg.student, state.current_dataset())
@@ -148,7 +148,7 @@ with table:
         st.metric("Compression", f"{teacher_size['params'] / student_size['params']:.1f}×",
                   help="Teacher parameters ÷ student parameters")
 
-for note in pipeline.notes(cfg, teacher_size.get("params"), task, chosen[0].get("config")):
+for note in pipeline.notes(cfg, teacher_size.get("params"), task, picked[0].get("config")):
     st.warning(note, icon=":material/lightbulb:")
 
 job = job_panel.current_job("distill")
