@@ -303,13 +303,13 @@ def _distill(args) -> dict:
 
     average = params.given(args, ["ensemble_average"], task.name).get("ensemble_average", "probs")
     found = ensemble.check(cfg, task, args.teacher, average)
-    teacher = found if len(found) > 1 else found[0]
+    teacher = ensemble.named(found)
     side = storage.read_sidecar(found[0])
     for note in pipeline.notes(cfg, side.get("params"), task, side.get("config")):
         print(f"note: {note}", file=sys.stderr)
     title = (f"Distil {task.describe_student(cfg.student)} (T={cfg.temperature:g}, alpha={cfg.alpha:g}) "
              "(command line)")
-    run_config = dict(config.to_dict(cfg), teacher=teacher, task=task.name, **pipeline.run_settings(found, average))
+    run_config = dict(config.to_dict(cfg), teacher=teacher, task=task.name, **ensemble.run_settings(found, average))
     if args.assistant_width is not None:
         params.check(task.width_setting, args.assistant_width, task.name)
         run_config["assistant_width"] = args.assistant_width

@@ -76,6 +76,16 @@ def paths(teacher) -> list[str]:
     return found
 
 
+def named(found: list[str]):
+    """How a record names the teacher: its path, or the list of an ensemble's paths."""
+    return found if len(found) > 1 else found[0]
+
+
+def run_settings(found: list[str], average: str) -> dict:
+    """What a distillation's run record adds to its config for an ensemble: how its teachers are averaged."""
+    return {"ensemble_average": average} if len(found) > 1 else {}
+
+
 def check(cfg, task: tasks.Task, teacher, how: str) -> list[str]:
     """The teacher paths, after every refusal that needs no model loaded (so a page can say it at once).
 
@@ -137,8 +147,7 @@ class Teachers:
 
     @property
     def named(self):
-        """How a record names the teacher: its path, or the list of the members' paths."""
-        return self.paths if self.is_ensemble else self.paths[0]
+        return named(self.paths)
 
     @property
     def names(self) -> list[str]:

@@ -10,7 +10,7 @@ runner, which keeps the run's row itself.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from . import ensemble, params, storage, tasks
@@ -18,7 +18,7 @@ from .config import DistillConfig, to_dict
 from .experiments import _Tagged
 from .jobs import Job, runner
 from .progress import Progress
-from .results import DistillResult, Status, TeacherResult
+from .results import DistillResult, EnsembleResult, Status, TeacherResult
 
 
 def _save(result, out, default_name: str, meta: dict) -> str:
@@ -151,19 +151,14 @@ def start_distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, 
     ds, source = _source(t, dataset)
     cfg.validate(len(ds.y_train))
     found = ensemble.check(cfg, t, teacher_path, average)
-    teacher = found if len(found) > 1 else found[0]
+    teacher = ensemble.named(found)
     of = f" from {len(found)} teachers" if len(found) > 1 else ""
     title = (f"Distil {t.describe_student(cfg.student)}{of} (T={cfg.temperature:g}, alpha={cfg.alpha:g}) "
              f"on {ds.name}")
-    config = dict(to_dict(cfg), teacher=teacher, task=t.name, **run_settings(found, average))
+    config = dict(to_dict(cfg), teacher=teacher, task=t.name, **ensemble.run_settings(found, average))
     return runner().submit("distill", title,
                            lambda job: distill(cfg, teacher, source, out, job.progress, task, average), config,
                            ds.name)
-
-
-def run_settings(teachers: list, average: str) -> dict:
-    """What a distillation's run record adds to its config for an ensemble: how its teachers are averaged."""
-    return {"ensemble_average": average} if len(teachers) > 1 else {}
 
 
 def start_demo(teacher_cfg, distill_cfg: DistillConfig, dataset: str | None = None,
@@ -199,32 +194,6 @@ def start_demo(teacher_cfg, distill_cfg: DistillConfig, dataset: str | None = No
 
 
 # --- several runs as one: an ensemble of teachers, a teacher-assistant chain ------------------------
-@dataclass
-class EnsembleResult:
-    """The teachers of one ensemble, trained in one job: each member's result, and how the job ended."""
-
-    group: str
-    members: list[TeacherResult]
-    status: Status = Status.FINISHED
-    reason: str = ""
-
-    @property
-    def models(self) -> list[str]:
-        return [m.model for m in self.members if m.model]
-
-    @property
-    def model(self) -> str:
-        """The first member: what becomes the active teacher when the job ends."""
-        return self.models[0] if self.models else ""
-
-    def to_json(self) -> dict:
-        first = self.members[0].to_json() if self.members else {}
-        return {"group": self.group, "model": self.model, "models": self.models, "status": str(self.status),
-                "reason": self.reason, "task": first.get("task", ""), "metric": first.get("metric", ""),
-                "members": [m.to_json() for m in self.members],
-                "seconds": round(sum(m.seconds for m in self.members), 2)}
-
-
 def train_teachers(cfg, n: int, dataset: str | None = None, out=None, progress: Progress | None = None,
                    task: str | tasks.Task = tasks.DEFAULT) -> EnsembleResult:
     """``n`` teachers of one recipe with seeds ``cfg.seed`` … ``cfg.seed + n − 1``: an ensemble, one after another.

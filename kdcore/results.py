@@ -214,3 +214,29 @@ class DistillResult:
         if self.note:
             out["note"] = self.note
         return {**out, **self.more}
+
+
+@dataclass
+class EnsembleResult:
+    """The teachers of one ensemble, trained in one job: each member's result, and how the job ended."""
+
+    group: str
+    members: list[TeacherResult]
+    status: Status = Status.FINISHED
+    reason: str = ""
+
+    @property
+    def models(self) -> list[str]:
+        return [m.model for m in self.members if m.model]
+
+    @property
+    def model(self) -> str:
+        """The first member: what becomes the active teacher when the job ends."""
+        return self.models[0] if self.models else ""
+
+    def to_json(self) -> dict:
+        first = self.members[0].to_json() if self.members else {}
+        return {"group": self.group, "model": self.model, "models": self.models, "status": str(self.status),
+                "reason": self.reason, "task": first.get("task", ""), "metric": first.get("metric", ""),
+                "members": [m.to_json() for m in self.members],
+                "seconds": round(sum(m.seconds for m in self.members), 2)}
