@@ -1,14 +1,18 @@
 """Ensembles of teachers: several saved teachers whose soft targets are averaged, then distilled as one.
 
-Hinton et al. 2015 (§1, §4) distil an ensemble: the student learns the
-average of its members' answers, which is better than any member's. A run
+Hinton et al. 2015 (§4) distil an ensemble of ten speech models into one: the
+student learns the average of its members' answers, which is usually better
+than any member's (docs/methods.md measures a case where it is not). A run
 names its teachers (``distill --teacher A --teacher B --teacher C``, or a
 list where one path went), and ``ensemble_average`` says what is averaged:
 
 - ``probs``: the members' probabilities at the run's temperature T, the
-  mean of softmax(z_i / T) (Hinton's choice: an ensemble's prediction);
-- ``logits``: the members' logits, whose softmax at T is a geometric mean of
-  their probabilities, renormalised (it favours the classes all agree on).
+  arithmetic mean of softmax(z_i / T);
+- ``logits``: the members' logits, whose softmax at T is the geometric mean
+  of their probabilities, renormalised (it favours the classes all agree on).
+
+Hinton et al. (§1) name both: "an arithmetic or geometric mean of their
+individual predictive distributions".
 
 Either way the average is handed to the existing training code as *one*
 teacher's logits (:func:`average`), so the loss, the cache of soft targets
@@ -174,7 +178,10 @@ class Teachers:
         return average(each, temperature, self.how)
 
     def score(self, task: tasks.Task, data, temperature: float) -> float:
-        """The teacher's test score; an ensemble's is its average's argmax, each member's kept in ``member_scores``."""
+        """The teacher's test score; an ensemble's is its average's argmax, each member's kept in ``member_scores``.
+
+        The average is the training one, so with ``probs`` it is taken at the run's T (the argmax may move with T).
+        """
         if not self.is_ensemble:
             return task.score(self.first, data)
         from .inference import accuracy, test_logits
