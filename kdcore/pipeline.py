@@ -15,7 +15,6 @@ from pathlib import Path
 
 from . import ensemble, params, storage, tasks
 from .config import DistillConfig, to_dict
-from .experiments import _Tagged
 from .jobs import Job, runner
 from .progress import Progress
 from .results import DistillResult, EnsembleResult, Status, TeacherResult
@@ -202,6 +201,8 @@ def train_teachers(cfg, n: int, dataset: str | None = None, out=None, progress: 
     whose sidecar names the ensemble's ``group``, so a distillation can pick
     them as one. A member that stops or fails ends the job; those saved stay.
     """
+    from .experiments import _Tagged  # the experiments' seeds-apart curves; loaded only when several models train
+
     params.check("ensemble", n)
     t = tasks.get(task)
     group = Path(out).stem if out else f"ensemble-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -243,6 +244,8 @@ def chain(cfg: DistillConfig, teacher_path, assistant_width: int, dataset: str |
     result is the student's, with the teacher's score as its teacher's, and
     ``assistant`` (path, score, width) added to its record and its sidecar.
     """
+    from .experiments import _Tagged
+
     t = tasks.get(task)
     params.check(t.width_setting, assistant_width, t.name)
     sized = replace(cfg.student, **{t.width_field(): assistant_width})
