@@ -47,7 +47,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import bench, config, export, metric, params, reproduce, storage, tasks
+from . import bench, config, ensemble, export, metric, params, reproduce, storage, tasks
 from .progress import Progress
 from .results import Verdict
 
@@ -222,10 +222,12 @@ def _tasks(args) -> dict:
 # --- train-teacher --------------------------------------------------------------------------------
 def _teacher_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_options(parser)
-    params.add_flags(parser, _setting_names("teacher"))
+    params.add_flags(parser, _setting_names("teacher") + ["ensemble"])
 
 
 def _teacher_text(result: dict) -> str:
+    if "members" in result:  # an ensemble: one line per member
+        return f"Ensemble {result['group']}:\n" + "\n".join(_teacher_text(m) for m in result["members"])
     m = metric.of_record(result)
     return (f"Teacher saved to {result['model']}: test {m.name} {m.format(result.get(f'test_{m.name}'))} "
             f"(valid {m.format(result.get(f'valid_{m.name}'))}), "
@@ -239,18 +241,28 @@ def _train_teacher(args) -> dict:
     from . import pipeline
     from .jobs import recorded
 
+    n = params.given(args, ["ensemble"], task.name).get("ensemble", 1)
     title = f"Teacher on {args.dataset or task.default_dataset()[0]}, {cfg.epochs} epochs (command line)"
+    run_config = dict(config.to_dict(cfg), task=task.name)
+    if n > 1:
+        title = f"Ensemble of {n} teachers" + title.removeprefix("Teacher")
+        run_config["ensemble"] = n
     with live_progress("teacher") as progress:
-        result = recorded("teacher", title, dict(config.to_dict(cfg), task=task.name), args.dataset or "",
-                          lambda p: pipeline.train_teacher(cfg, args.dataset, args.out, p, task), progress)
+        result = recorded("teacher", title, run_config, args.dataset or "",
+                          lambda p: (pipeline.train_teachers(cfg, n, args.dataset, args.out, p, task) if n > 1 else
+                                     pipeline.train_teacher(cfg, args.dataset, args.out, p, task)), progress)
     return _finished(result.to_json())
 
 
 # --- distill --------------------------------------------------------------------------------------
 def _distill_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_options(parser)
-    parser.add_argument("--teacher", required=True, help="a saved teacher .keras file")
-    params.add_flags(parser, _setting_names("student") + _setting_names("distill"))
+    parser.add_argument("--teacher", required=True, action="append",
+                        help="a saved teacher .keras file; repeat it to distil from an ensemble of teachers")
+    parser.add_argument("--assistant-width", type=int, metavar="INT",
+                        help="distil an assistant of this width (the task's student width setting) from the "
+                             "teacher first, then the student from the assistant (Mirzadeh et al. 2020)")
+    params.add_flags(parser, _setting_names("student") + _setting_names("distill") + ["ensemble_average"])
 
 
 def _verdict_text(result: dict, m: metric.Metric) -> str:
@@ -270,6 +282,11 @@ def _distill_text(result: dict) -> str:
                      f"({m.format_change(result.get('gain'))}); gap recovered: "
                      + ("n/a (the teacher is not better than the baseline)" if gap is None else f"{100 * gap:.0f} %"))
         lines.append(_verdict_text(result, m))
+    for member in result.get("ensemble", {}).get("members", []):
+        lines.append(f"Ensemble member {member['name']}: test {m.name} {m.format(member.get(f'test_{m.name}'))}")
+    if "assistant" in result:
+        a = result["assistant"]
+        lines.append(f"Assistant saved to {a['model']}: test {m.name} {m.format(a.get(f'test_{m.name}'))}")
     lines.append(f"{result['params']['student']:,} student vs {result['params']['teacher']:,} teacher parameters, "
                  f"{result['seconds']:.1f} s on {result['device']}")
     return "\n".join(lines)
@@ -284,16 +301,24 @@ def _distill(args) -> dict:
     from . import pipeline
     from .jobs import recorded
 
-    side = storage.read_sidecar(args.teacher)
+    average = params.given(args, ["ensemble_average"], task.name).get("ensemble_average", "probs")
+    found = ensemble.check(cfg, task, args.teacher, average)
+    teacher = ensemble.named(found)
+    side = storage.read_sidecar(found[0])
     for note in pipeline.notes(cfg, side.get("params"), task, side.get("config")):
         print(f"note: {note}", file=sys.stderr)
     title = (f"Distil {task.describe_student(cfg.student)} (T={cfg.temperature:g}, alpha={cfg.alpha:g}) "
              "(command line)")
-    run_config = dict(config.to_dict(cfg), teacher=str(args.teacher), task=task.name)
+    run_config = dict(config.to_dict(cfg), teacher=teacher, task=task.name, **ensemble.run_settings(found, average))
+    if args.assistant_width is not None:
+        params.check(task.width_setting, args.assistant_width, task.name)
+        run_config["assistant_width"] = args.assistant_width
     with live_progress("distill") as progress:
         result = recorded("distill", title, run_config, args.dataset or "",
-                          lambda p: pipeline.distill(cfg, args.teacher, args.dataset, args.out, p, task),
-                          progress)
+                          lambda p: (pipeline.distill(cfg, teacher, args.dataset, args.out, p, task, average)
+                                     if args.assistant_width is None else
+                                     pipeline.chain(cfg, teacher, args.assistant_width, args.dataset, args.out, p,
+                                                    task, average)), progress)
     return _finished(result.to_json())
 
 

@@ -264,4 +264,10 @@ register(
           step=0.05, label="Alpha at the last epoch", group="distill"),
     Param("baseline", bool, True, "also train the same student from scratch (same start, labels only)",
           label="Train baseline too", group="distill"),
+    Param("ensemble_average", str, "probs", "with several teachers, what is averaged: their probabilities at T "
+          "(probs, Hinton et al. 2015) or their logits", choices=("probs", "logits"),
+          label="Ensemble: average", group="distill"),
+    Param("ensemble", int, 1, "teachers to train as one ensemble, with seeds seed, seed+1, …; each is saved "
+          "with the ensemble's group name (1 = one teacher)", low=1, high=20, widget="number",
+          label="Teachers to train (an ensemble when > 1)", group="teacher"),
 )

@@ -10,13 +10,14 @@ runner, which keeps the run's row itself.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from . import storage, tasks
+from . import ensemble, params, storage, tasks
 from .config import DistillConfig, to_dict
 from .jobs import Job, runner
 from .progress import Progress
-from .results import DistillResult, Status, TeacherResult
+from .results import DistillResult, EnsembleResult, Status, TeacherResult
 
 
 def _save(result, out, default_name: str, meta: dict) -> str:
@@ -49,7 +50,8 @@ def save_unsaved(job: Job) -> str:
 
 
 def train_teacher(cfg, dataset: str | None = None, out=None, progress: Progress | None = None,
-                  task: str | tasks.Task = tasks.DEFAULT) -> TeacherResult:
+                  task: str | tasks.Task = tasks.DEFAULT, group: str = "") -> TeacherResult:
+    """Train and save a teacher; ``group`` names the ensemble it belongs to (see :func:`train_teachers`)."""
     t = tasks.get(task)
     ds = t.load(dataset)
     cfg.validate(len(ds.y_train))
@@ -57,33 +59,41 @@ def train_teacher(cfg, dataset: str | None = None, out=None, progress: Progress 
     size = t.teacher_size(cfg, ds)["params"]
     meta = {"kind": "teacher", "task": t.name, "dataset": ds.name, "config": to_dict(cfg),
             f"test_{t.metric.name}": res.score, f"valid_{t.metric.name}": res.valid_score, "params": size,
-            "device": res.device, "seconds": res.seconds}
+            "device": res.device, "seconds": res.seconds, **({"group": group} if group else {})}
     path = _save(res, out, "teacher", meta)
     return TeacherResult(path, ds.name, size, res.status, res.reason, res.score, res.seconds, res.device,
                          res.history, t.metric, t.name, dict(res.stages), res.valid_score)
 
 
 def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=None,
-            progress: Progress | None = None, task: str | tasks.Task = tasks.DEFAULT) -> DistillResult:
-    """Distil a student from a saved teacher and, when ``cfg.baseline``, train its from-scratch twin."""
+            progress: Progress | None = None, task: str | tasks.Task = tasks.DEFAULT,
+            average: str = "probs", more: dict | None = None) -> DistillResult:
+    """Distil a student from a saved teacher and, when ``cfg.baseline``, train its from-scratch twin.
+
+    ``teacher_path`` may list several teachers: an ensemble, whose soft targets
+    are averaged as ``average`` says (:mod:`kdcore.ensemble`). ``more`` is
+    added to the result's record and the student's sidecar (a chain's assistant).
+    """
     t = tasks.get(task)
     ds = t.load(dataset)
     cfg.validate(len(ds.y_train))
-    teacher = storage.load_model(teacher_path, t)
+    teachers = ensemble.Teachers.load(teacher_path, t, cfg, average)
+    teacher = teachers.first
     ds, note = t.fit_data(teacher, ds)  # grey data for a colour teacher, say: converted once, for all three models
     if note and progress is not None:
         progress.result(note=note)
-    teacher_meta = storage.read_sidecar(teacher_path)
-    teacher_score = t.score(teacher, ds)
+    logits = teachers.targets(t, ds, cfg.temperature)  # an ensemble's average, made once; None for one teacher
+    teacher_score = teachers.score(t, ds, cfg.temperature)
     if progress is not None:
         progress.result(**{f"teacher_{t.metric.name}": teacher_score})
-    student = t.distill_student(cfg, teacher, ds, progress)
-    result = DistillResult("", ds.name, len(ds.y_test), str(teacher_path), teacher_score, student.score,
-                           params={"teacher": int(teacher.count_params()),
+    student = t.distill_student(cfg, teacher, ds, progress, logits=logits)
+    result = DistillResult("", ds.name, len(ds.y_test), teachers.named, teacher_score, student.score,
+                           params={"teacher": teachers.params,
                                    "student": t.student_size(cfg.student, ds)["params"]},
                            history={**student.stages, "student": student.history}, device=student.device, status=student.status,
                            reason=student.reason, seconds=student.seconds, metric=t.metric, task=t.name,
-                           note=note, student_valid=student.valid_score)
+                           note=note, student_valid=student.valid_score,
+                           more={**teachers.record(t.metric.name), **(more or {})})
     if cfg.baseline and student.status == Status.FINISHED:
         if progress is not None:
             progress.result(**{f"student_{t.metric.name}": student.score})
@@ -96,9 +106,10 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
             result.paired = t.paired_gain(student.model, base.model, ds, cfg)  # the verdict's test, while both live
     m = t.metric.name
     meta = {"kind": "student", "task": t.name, "dataset": ds.name, "config": to_dict(cfg),
-            f"test_{m}": student.score, f"valid_{m}": student.valid_score, "teacher": str(teacher_path),
-            "teacher_name": teacher_meta.get("name", Path(teacher_path).stem),
-            "params": result.params["student"], "device": student.device, f"baseline_{m}": result.baseline_score}
+            f"test_{m}": student.score, f"valid_{m}": student.valid_score, "teacher": teachers.named,
+            "teacher_name": teachers.name,
+            "params": result.params["student"], "device": student.device, f"baseline_{m}": result.baseline_score,
+            **result.more}
     result.model = _save(student, out, "student", meta) if result.status == Status.FINISHED else ""
     return result
 
@@ -133,16 +144,20 @@ def start_teacher(cfg, dataset: str | None = None, out=None, task: str | tasks.T
 
 
 def start_distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=None,
-                  task: str | tasks.Task = tasks.DEFAULT) -> Job:
+                  task: str | tasks.Task = tasks.DEFAULT, average: str = "probs") -> Job:
+    """:func:`distill` as a background job; ``teacher_path`` may list an ensemble's teachers."""
     t = tasks.get(task)
     ds, source = _source(t, dataset)
     cfg.validate(len(ds.y_train))
-    if not Path(teacher_path).is_file():
-        raise storage.StorageError(f"no teacher model at {teacher_path}; train or pick a teacher first")
-    title = f"Distil {t.describe_student(cfg.student)} (T={cfg.temperature:g}, alpha={cfg.alpha:g}) on {ds.name}"
-    config = dict(to_dict(cfg), teacher=str(teacher_path), task=t.name)
+    found = ensemble.check(cfg, t, teacher_path, average)
+    teacher = ensemble.named(found)
+    of = f" from {len(found)} teachers" if len(found) > 1 else ""
+    title = (f"Distil {t.describe_student(cfg.student)}{of} (T={cfg.temperature:g}, alpha={cfg.alpha:g}) "
+             f"on {ds.name}")
+    config = dict(to_dict(cfg), teacher=teacher, task=t.name, **ensemble.run_settings(found, average))
     return runner().submit("distill", title,
-                           lambda job: distill(cfg, teacher_path, source, out, job.progress, task), config, ds.name)
+                           lambda job: distill(cfg, teacher, source, out, job.progress, task, average), config,
+                           ds.name)
 
 
 def start_demo(teacher_cfg, distill_cfg: DistillConfig, dataset: str | None = None,
@@ -175,3 +190,78 @@ def start_demo(teacher_cfg, distill_cfg: DistillConfig, dataset: str | None = No
     title = f"Demo on {ds.name}: teacher ({teacher_cfg.epochs} epochs{read}), then student and baseline"
     return runner().submit("demo", title, work, {"teacher": to_dict(teacher_cfg), "distill": to_dict(distill_cfg),
                                                  "task": t.name, "teacher_dataset": teacher_ds.name}, ds.name)
+
+
+# --- several runs as one: an ensemble of teachers, a teacher-assistant chain ------------------------
+def train_teachers(cfg, n: int, dataset: str | None = None, out=None, progress: Progress | None = None,
+                   task: str | tasks.Task = tasks.DEFAULT) -> EnsembleResult:
+    """``n`` teachers of one recipe with seeds ``cfg.seed`` … ``cfg.seed + n − 1``: an ensemble, one after another.
+
+    Each is saved as its own .keras (``out`` is the stem: ``<out>-seed<s>.keras``)
+    whose sidecar names the ensemble's ``group``, so a distillation can pick
+    them as one. A member that stops or fails ends the job; those saved stay.
+    """
+    from .experiments import _Tagged  # the experiments' seeds-apart curves; loaded only when several models train
+
+    params.check("ensemble", n)
+    t = tasks.get(task)
+    group = Path(out).stem if out else f"ensemble-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder = Path(out).parent if out else storage.models_dir()
+    result = EnsembleResult(group, [])
+    for seed in range(cfg.seed, cfg.seed + n):
+        tagged = _Tagged(progress, f"s{seed}") if progress is not None else None
+        member = train_teacher(replace(cfg, seed=seed), dataset, folder / f"{group}-seed{seed}.keras", tagged, t,
+                               group=group)
+        result.members.append(member)
+        if member.status != Status.FINISHED:
+            result.status, result.reason = member.status, f"teacher seed {seed}: {member.reason}"
+            break
+    return result
+
+
+def start_teachers(cfg, n: int, dataset: str | None = None, task: str | tasks.Task = tasks.DEFAULT) -> Job:
+    """:func:`train_teachers` as one background job."""
+    params.check("ensemble", n)
+    t = tasks.get(task)
+    ds, source = _source(t, dataset)
+    cfg.validate(len(ds.y_train))
+    title = f"Ensemble of {n} teachers {getattr(cfg, 'variant', t.name)} on {ds.name}, {cfg.epochs} epochs each"
+    return runner().submit("teacher", title, lambda job: train_teachers(cfg, n, source, None, job.progress, task),
+                           dict(to_dict(cfg), task=t.name, ensemble=n), ds.name)
+
+
+def chain(cfg: DistillConfig, teacher_path, assistant_width: int, dataset: str | None = None, out=None,
+          progress: Progress | None = None, task: str | tasks.Task = tasks.DEFAULT,
+          average: str = "probs") -> DistillResult:
+    """Teacher → assistant → student (Mirzadeh et al. 2020, "teacher assistant" distillation), in one call.
+
+    A student far smaller than its teacher learns less from it than from a
+    middle-sized network that learnt from the teacher first. The assistant is
+    the task's student at width ``assistant_width`` (its ``width_setting``),
+    distilled from the teacher(s) with ``cfg``'s other settings and no
+    baseline; the student is then distilled from the saved assistant, and its
+    baseline (when ``cfg.baseline``) is the same student from scratch. The
+    result is the student's, with the teacher's score as its teacher's, and
+    ``assistant`` (path, score, width) added to its record and its sidecar.
+    """
+    from .experiments import _Tagged
+
+    t = tasks.get(task)
+    params.check(t.width_setting, assistant_width, t.name)
+    sized = replace(cfg.student, **{t.width_field(): assistant_width})
+    cfg.validate()
+    first = distill(replace(cfg, student=sized, baseline=False), teacher_path, dataset, None,
+                    _Tagged(progress, "assistant") if progress is not None else None, t, average)
+    if first.status != Status.FINISHED:
+        first.reason = f"assistant: {first.reason}"
+        return first
+    if progress is not None:
+        progress.check_stop()
+    assistant = {"model": first.model, f"test_{t.metric.name}": first.student_score,
+                 t.width_setting: assistant_width, "params": first.params["student"], "teacher": first.teacher,
+                 f"teacher_{t.metric.name}": first.teacher_score}
+    result = distill(cfg, first.model, dataset, out, progress, t, more={**first.more, "assistant": assistant})
+    result.teacher, result.teacher_score = first.teacher, first.teacher_score  # gap recovered: from the teacher
+    result.params["teacher"] = first.params["teacher"]
+    result.seconds += first.seconds
+    return result

@@ -163,7 +163,7 @@ class DistillResult:
     model: str
     dataset: str
     test_examples: int
-    teacher: str
+    teacher: str | list  # its path; an ensemble's: its members' paths
     teacher_score: float | None
     student_score: float | None
     baseline_score: float | None = None
@@ -180,6 +180,7 @@ class DistillResult:
     student_valid: float | None = None  # the final models' metric on the valid split, beside their test scores
     baseline_valid: float | None = None
     paired: Interval | None = None  # the task's paired test of student vs baseline on the test split (one seed)
+    more: dict = field(default_factory=dict)  # an ensemble's members, a chain's assistant: added to the JSON
 
     @property
     def gain(self) -> float | None:
@@ -212,4 +213,30 @@ class DistillResult:
             out["teacher_model"] = self.teacher_model
         if self.note:
             out["note"] = self.note
-        return out
+        return {**out, **self.more}
+
+
+@dataclass
+class EnsembleResult:
+    """The teachers of one ensemble, trained in one job: each member's result, and how the job ended."""
+
+    group: str
+    members: list[TeacherResult]
+    status: Status = Status.FINISHED
+    reason: str = ""
+
+    @property
+    def models(self) -> list[str]:
+        return [m.model for m in self.members if m.model]
+
+    @property
+    def model(self) -> str:
+        """The first member: what becomes the active teacher when the job ends."""
+        return self.models[0] if self.models else ""
+
+    def to_json(self) -> dict:
+        first = self.members[0].to_json() if self.members else {}
+        return {"group": self.group, "model": self.model, "models": self.models, "status": str(self.status),
+                "reason": self.reason, "task": first.get("task", ""), "metric": first.get("metric", ""),
+                "members": [m.to_json() for m in self.members],
+                "seconds": round(sum(m.seconds for m in self.members), 2)}

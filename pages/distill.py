@@ -3,13 +3,15 @@
 Every input comes from kdcore's settings table (label, range, step, help) for
 the task chosen in the sidebar, and every setting is mirrored in the page's
 URL (``?student_units=64&temperature=8...``), so a copied link reproduces the
-run. The student and its from-scratch baseline train in a background job; the
-curves below poll it.
+run. "Teach from" picks the active teacher, an ensemble trained on the Teacher
+page (one choice for its members), or several saved teachers: an ensemble's
+soft targets are averaged as *Ensemble: average* says. The student and its
+from-scratch baseline train in a background job; the curves below poll it.
 """
 import pandas as pd
 import streamlit as st
 
-from kdcore import params, pipeline, presets, storage
+from kdcore import ensemble, params, pipeline, presets, storage
 from kdcore.config import DistillConfig, from_dict
 from pages import job_panel, state
 
@@ -71,13 +73,43 @@ if teacher is None:
     st.page_link("pages/teacher.py", label="Train a teacher first", icon=":material/school:")
     st.stop()
 data = state.current_dataset()
-score = teacher.get(f"test_{task.metric.name}")
-st.caption(f"Teacher: **{teacher['name']}**"
-           + (f" ({task.metric.format(score)} test {task.metric.name})" if score is not None else "")
-           + f" · dataset **{data.name}** (sidebar)")
-if teacher.get("dataset") and teacher["dataset"] != data.name:
-    st.warning(f"This teacher was trained on {teacher['dataset']}, not {data.name}: "
-               "pick another teacher on the Teacher page or another dataset in the sidebar.", icon=":material/error:")
+saved = {m["path"]: m for m in state.saved_models("teacher")}
+groups = ensemble.groups(list(saved.values()))
+options = ["active", *(f"ensemble:{g}" for g in groups), *(["several"] if len(saved) > 1 else [])]
+
+
+def _option(option: str) -> str:
+    if option == "active":
+        return f"the active teacher, {teacher['name']}"
+    if option == "several":
+        return "several saved teachers (an ensemble)…"
+    group = option.removeprefix("ensemble:")
+    return f"the ensemble {group} ({len(groups[group])} teachers)"
+
+
+how = st.selectbox("Teach from", options, format_func=_option, key="distill.teach_from",
+                   help="One teacher, or an ensemble whose members' soft targets are averaged (Hinton et al. 2015).",
+                   ) if len(options) > 1 else "active"
+if how == "several":
+    teachers = st.multiselect("Teachers", list(saved), default=[teacher["path"]], key="distill.teachers",
+                              format_func=lambda path: saved[path]["name"])
+    if not teachers:
+        st.info("Pick at least one teacher.", icon=":material/info:")
+        st.stop()
+else:
+    teachers = groups[how.removeprefix("ensemble:")] if how != "active" else [teacher["path"]]
+picked = [saved.get(path, teacher) for path in teachers]
+score = picked[0].get(f"test_{task.metric.name}")
+if len(picked) == 1:
+    st.caption(f"Teacher: **{picked[0]['name']}**"
+               + (f" ({task.metric.format(score)} test {task.metric.name})" if score is not None else "")
+               + f" · dataset **{data.name}** (sidebar)")
+else:
+    st.caption("Teachers: " + ", ".join(f"**{m['name']}**" for m in picked) + f" · dataset **{data.name}** (sidebar)")
+for meta in picked:
+    if meta.get("dataset") and meta["dataset"] != data.name:
+        st.warning(f"Teacher {meta['name']} was trained on {meta['dataset']}, not {data.name}: pick another "
+                   "teacher on the Teacher page or another dataset in the sidebar.", icon=":material/error:")
 
 if PRESETS:
     st.selectbox("Preset", ["custom", *PRESETS], key="distill.preset", on_change=_apply_preset,
@@ -96,15 +128,18 @@ train.markdown("**Training**")
 where = {"student": size, "distill": soft, "train": train}
 values = {name: state.setting(name, "distill", defaults[name], where[params.get(name, task.name).group])
           for name in NAMES}
+average = (state.setting("ensemble_average", "distill", params.get("ensemble_average").default, soft)
+           if len(teachers) > 1 else "probs")
 
 url = params.to_url(values)
 if st.query_params.to_dict() != url:
     st.query_params.from_dict(url)
 
 cfg = task.distill_from(values)
-teacher_size = (task.teacher_size(from_dict(task.teacher_config, teacher["config"]),
-                                  state.current_dataset())
-                if teacher.get("config") else {"params": teacher.get("params")})
+sizes = [task.teacher_size(from_dict(task.teacher_config, meta["config"]), state.current_dataset())
+         if meta.get("config") else {"params": meta.get("params")} for meta in picked]
+teacher_size = {key: None if any(s.get(key) is None for s in sizes) else sum(s[key] for s in sizes)
+                for key in ("params", "macs", "weight_bytes")}  # an ensemble: its members together
 student_size = task.student_size(cfg.student, state.current_dataset())
 with table:
     st.markdown("**Teacher vs student**")
@@ -113,32 +148,39 @@ with table:
         st.metric("Compression", f"{teacher_size['params'] / student_size['params']:.1f}×",
                   help="Teacher parameters ÷ student parameters")
 
-for note in pipeline.notes(cfg, teacher_size.get("params"), task, teacher.get("config")):
+for note in pipeline.notes(cfg, teacher_size.get("params"), task, picked[0].get("config")):
     st.warning(note, icon=":material/lightbulb:")
 
 job = job_panel.current_job("distill")
 busy = job is not None and job.status.active
 
 
-def _start(config: DistillConfig, teacher_path: str, dataset: str) -> None:
-    job_panel.start_job("distill", lambda: pipeline.start_distill(config, teacher_path, dataset, task=task))
+def _start(config: DistillConfig, teacher_path, dataset: str, how: str) -> None:
+    job_panel.start_job("distill", lambda: pipeline.start_distill(config, teacher_path, dataset, task=task,
+                                                                  average=how))
 
 
 if st.button("Distil student", type="primary", disabled=busy):
-    _start(cfg, teacher["path"], state.dataset_name())
+    _start(cfg, teachers if len(teachers) > 1 else teachers[0], state.dataset_name(), average)
 
 if job is not None:
     job_panel.show(job)
     if job.status == "finished":
         job_panel.distill_outcome(job.result)
+        members = job.result.more.get("ensemble", {}).get("members", [])
+        if members:
+            st.caption(f"The teacher's score is the ensemble's ({job.result.more['ensemble']['average']} averaged); "
+                       "its members alone: " + ", ".join(
+                           f"{m['name']} {task.metric.format(m.get(f'test_{task.metric.name}'))}" for m in members))
         st.page_link("pages/deploy.py", label="Export for deployment: size, speed and accuracy as LiteRT int8 or float16",
                      icon=":material/rocket_launch:")
     elif job.status in ("stopped", "failed", "interrupted"):
         again, discard = st.columns([1, 5])
         if again.button("Run again"):
-            settings = {k: v for k, v in job.config.items() if k not in ("teacher", "task")}
+            settings = {k: v for k, v in job.config.items() if k not in ("teacher", "task", "ensemble_average")}
             _start(from_dict(task.distill_class(), settings, task), job.config["teacher"],
-                   state.dataset_name() if job.dataset == data.name else job.dataset)
+                   state.dataset_name() if job.dataset == data.name else job.dataset,
+                   job.config.get("ensemble_average", "probs"))
         if discard.button("Discard"):
             storage.run_store().delete(job.run_id)
             job_panel.remember_job("distill", None)

@@ -117,6 +117,7 @@ def test_teacher_logits_are_computed_once_per_teacher_file_and_dataset(teacher_f
     predict = training.predict_logits
     monkeypatch.setattr(training, "predict_logits", lambda *a, **k: calls.append(1) or predict(*a, **k))
     monkeypatch.setattr(training, "_LOGITS_CACHE", type(training._LOGITS_CACHE)())
+    monkeypatch.setattr(training, "LOGITS_CACHE_ENTRIES", 2)  # so that the third pair below lets the first go
     net = storage.load_model(teacher_file)
     first = training.teacher_logits(net, tiny)
     assert first.shape == (800, 10) and not first.flags.writeable
