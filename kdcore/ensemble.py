@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import params, storage, tasks
+from . import params, recipes, storage, tasks
 
 AVERAGES = params.get("ensemble_average").choices  # ("probs", "logits")
 
@@ -114,6 +114,11 @@ def check(cfg, task: tasks.Task, teacher, how: str) -> list[str]:
             raise ValueError(f"{term.setting} must be 0 with an ensemble of teachers (got "
                              f"{getattr(cfg, term.setting)}): the {term.name} pairs layers of one teacher; "
                              "an ensemble teaches through its averaged soft targets alone")
+    recipe = recipes.from_dict(cfg.recipe) if getattr(cfg, "recipe", None) else None
+    layered = [t.label for s in recipe.stages for t in s.terms if t.kind == "feature"] if recipe else []
+    if layered:
+        raise ValueError(f"the recipe's layer terms ({', '.join(layered)}) pair layers of one teacher; an ensemble "
+                         "teaches through its averaged soft targets alone (logits and labels terms)")
     if how == "probs" and cfg.loss == "logit-mse":
         raise ValueError("loss logit-mse needs ensemble_average logits (got probs): averaged probabilities "
                          "become logits only up to a constant per example, which logit-mse would match too")

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from kdcore import cli, ensemble, losses, pipeline, storage, tasks
+from kdcore import cli, ensemble, losses, pipeline, recipes, storage, tasks
 from kdcore.jobs import runner
 from kdcore.tasks.digits import TeacherConfig
 
@@ -66,6 +66,7 @@ def test_refusals_come_in_one_line_before_any_training(tmp_path):
         ([a, b], "mean", {}, "ensemble_average must be one of probs, logits"),
         ([a, b], "probs", {"hint_epochs": 1}, "hint_epochs must be 0 with an ensemble"),
         ([a, b], "probs", {"loss": "logit-mse"}, "logit-mse needs ensemble_average logits"),
+        ([a, b], "probs", {"recipe": recipes.method("at").to_dict()}, r"the recipe's layer terms \(at_@attention\)"),
     ]:
         for key, value in change.items():
             setattr(cfg, key, value)
