@@ -82,6 +82,7 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
     ds, note = t.fit_data(teacher, ds)  # grey data for a colour teacher, say: converted once, for all three models
     if note and progress is not None:
         progress.result(note=note)
+    recipe, recipe_notes = t.check_recipe(cfg, teacher, ds)  # a recipe that cannot run is refused before any work
     logits = teachers.targets(t, ds, cfg.temperature)  # an ensemble's average, made once; None for one teacher
     teacher_score = teachers.score(t, ds, cfg.temperature)
     if progress is not None:
@@ -93,7 +94,8 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
                            history={**student.stages, "student": student.history}, device=student.device, status=student.status,
                            reason=student.reason, seconds=student.seconds, metric=t.metric, task=t.name,
                            note=note, student_valid=student.valid_score,
-                           more={**teachers.record(t.metric.name), **(more or {})})
+                           more={**teachers.record(t.metric.name), **(more or {})},
+                           recipe=student.recipe or recipe.to_dict(), recipe_notes=recipe_notes)
     if cfg.baseline and student.status == Status.FINISHED:
         if progress is not None:
             progress.result(**{f"student_{t.metric.name}": student.score})
@@ -109,9 +111,18 @@ def distill(cfg: DistillConfig, teacher_path, dataset: str | None = None, out=No
             f"test_{m}": student.score, f"valid_{m}": student.valid_score, "teacher": teachers.named,
             "teacher_name": teachers.name,
             "params": result.params["student"], "device": student.device, f"baseline_{m}": result.baseline_score,
-            **result.more}
+            "recipe": result.recipe, "recipe_notes": result.recipe_notes, **result.more}
     result.model = _save(student, out, "student", meta) if result.status == Status.FINISHED else ""
     return result
+
+
+def check_recipe(cfg: DistillConfig, teacher_path, dataset: str | None = None,
+                 task: str | tasks.Task = tasks.DEFAULT) -> tuple:
+    """(the run's recipe resolved for this teacher and its student, notes), or one-line refusal: what :func:`distill`
+    checks first, for a caller that wants the refusal before it records a run (the CLI)."""
+    t = tasks.get(task)
+    teacher = storage.load_model(teacher_path, t)
+    return t.check_recipe(cfg, teacher, t.fit_data(teacher, t.load(dataset))[0])
 
 
 def notes(cfg: DistillConfig, teacher_params: int | None, task: str | tasks.Task = tasks.DEFAULT,

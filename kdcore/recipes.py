@@ -342,6 +342,18 @@ def layer_symbols(teacher_layers: dict[str, tuple], student_layers: dict[str, tu
     return out
 
 
+def fit_to(recipe: Recipe, cfg, teacher_layers: dict[str, tuple], student_layers: dict[str, tuple],
+           hint: tuple[str, str] | None = None) -> tuple[Recipe, list[str]]:
+    """(``recipe`` resolved for two networks given by their layers' shapes, :func:`check`'s notes), or one refusal.
+
+    No model is needed: the Distill page checks an edited recipe with the
+    shapes it keeps, the CLI and the pipeline with the loaded networks'
+    (:func:`kdcore.stages.prepare`).
+    """
+    resolved = resolve(recipe, cfg, layer_symbols(teacher_layers, student_layers, hint))
+    return resolved, check(resolved, teacher_layers, student_layers)
+
+
 def shape_text(shape) -> str:
     """(16, 16, 32) → ``16x16x32``, as messages write a shape."""
     return "x".join(str(int(s)) for s in shape)

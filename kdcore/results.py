@@ -181,6 +181,8 @@ class DistillResult:
     baseline_valid: float | None = None
     paired: Interval | None = None  # the task's paired test of student vs baseline on the test split (one seed)
     more: dict = field(default_factory=dict)  # an ensemble's members, a chain's assistant: added to the JSON
+    recipe: dict = field(default_factory=dict)  # the distillation it ran, resolved, as data (kdcore.recipes)
+    recipe_notes: list = field(default_factory=list)  # what the recipe's check said (a projection added…)
 
     @property
     def gain(self) -> float | None:
@@ -209,6 +211,8 @@ class DistillResult:
                         **self.verdict().to_json()})
         out.update({f"{who}_valid_{m}": v for who, v in (("student", self.student_valid),
                                                           ("baseline", self.baseline_valid)) if v is not None})
+        if self.recipe:
+            out.update(recipe=self.recipe, recipe_notes=list(self.recipe_notes))
         if self.teacher_model:
             out["teacher_model"] = self.teacher_model
         if self.note:

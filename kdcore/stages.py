@@ -53,9 +53,15 @@ def layer_shapes(model) -> dict[str, tuple]:
 def prepare(recipe: recipes.Recipe, cfg, teacher, student,
             hint_layers: tuple[str, str] | None = None) -> tuple[recipes.Recipe, list[str]]:
     """(the recipe with its symbols filled in for these networks, notes) or one :class:`~kdcore.recipes.RecipeError`."""
-    t_shapes, s_shapes = layer_shapes(teacher), layer_shapes(student)
-    resolved = recipes.resolve(recipe, cfg, recipes.layer_symbols(t_shapes, s_shapes, hint_layers))
-    return resolved, recipes.check(resolved, t_shapes, s_shapes)
+    return recipes.fit_to(recipe, cfg, layer_shapes(teacher), layer_shapes(student), hint_layers)
+
+
+def network_layers(task, cfg, teacher, data) -> tuple[dict[str, tuple], dict[str, tuple]]:
+    """(teacher's, student's) :func:`layer_shapes`: the student is the one ``cfg`` describes for ``data``, untrained.
+
+    What a recipe editor offers as layers to match (the Distill page caches it).
+    """
+    return layer_shapes(teacher), layer_shapes(task.student_for(cfg, data))
 
 
 def _constant(term: recipes.Term) -> bool:
@@ -104,6 +110,7 @@ def fit_recipe(recipe: recipes.Recipe, cfg, teacher, data: Dataset, student, pro
     stops or fails ends the run with what it recorded.
     """
     recipe, _ = prepare(recipe, cfg, teacher, student, hint_layers)
+    record = recipe.to_dict()
     if progress is not None:
         progress.phase("teacher logits")
     if logits is None and any(t.kind == "logits" for s in recipe.stages for t in s.terms):
@@ -120,7 +127,7 @@ def fit_recipe(recipe: recipes.Recipe, cfg, teacher, data: Dataset, student, pro
         if last or result.status != Status.FINISHED:
             if not last:
                 result.history = []
-            result.stages, result.seconds = {**earlier, **result.stages}, seconds
+            result.stages, result.seconds, result.recipe = {**earlier, **result.stages}, seconds, record
             return result
     raise AssertionError("a recipe has at least one stage")  # recipes.from_dict refuses an empty one
 

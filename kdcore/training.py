@@ -312,6 +312,7 @@ class RunResult:
     replica_batch: int = 0  # examples per replica per step when mirrored (the global batch is the config's)
     stages: dict = field(default_factory=dict)  # earlier stages' histories (FitNets' "hint", TinyBERT's intermediate stage)
     valid_score: float | None = None  # the same metric of the final model on the valid split: what choices read
+    recipe: dict = field(default_factory=dict)  # the recipe it trained, resolved (kdcore.recipes); {} when none
 
     def __post_init__(self):
         self.status = Status(self.status)

@@ -7,7 +7,7 @@ with the reason it ended.
 import pandas as pd
 import streamlit as st
 
-from kdcore import figures, metric, storage
+from kdcore import figures, metric, recipes, storage
 from kdcore.jobs import runner
 from kdcore.results import ACTIVE, Verdict
 from pages import state  # noqa: F401 - routes deep links through app.py
@@ -57,6 +57,13 @@ st.subheader("Compare")
 picked = st.multiselect("Runs to compare", list(by_id), default=list(by_id)[:1],
                         format_func=lambda rid: f"{_label(by_id[rid])} — {by_id[rid]['name']}")
 st.plotly_chart(figures.runs_overlay({_label(by_id[rid]): store.epochs(rid) for rid in picked}))
+for rid in picked:  # a distillation's recipe as it ran: its stages and terms, layers and weights resolved
+    recipe = by_id[rid]["results"].get("recipe") or by_id[rid]["config"].get("recipe")
+    if recipe:
+        st.markdown(f"**Recipe of {_label(by_id[rid])}**: {recipe.get('name', '')}")
+        st.dataframe(pd.DataFrame(recipes.from_dict(recipe).rows()), hide_index=True)
+        for note in by_id[rid]["results"].get("recipe_notes", []):
+            st.caption(note)
 
 st.subheader("Delete")
 doomed = st.selectbox("Run to delete", list(by_id), format_func=lambda rid: f"{_label(by_id[rid])} — {by_id[rid]['name']}")

@@ -65,6 +65,7 @@ class Task:
     width_setting = "student_units"  # the student setting a sweep or a study ranges over
     quick_datasets: tuple = ()  # datasets small enough that an experiment on them takes minutes on two cores
     bench_help = ""  # what :meth:`bench` times and on which data by default, a phrase for ``bench --help``
+    recipe_editable = True  # a run may carry a recipe of its own (cfg.recipe); False: it trains what its settings say
 
     # --- settings, from the table ------------------------------------------------------------
     @staticmethod
@@ -182,6 +183,37 @@ class Task:
         pair depends on the student's shape names its own.
         """
         return "hint", "hint"
+
+    def student_for(self, cfg, data):
+        """The untrained student a run of ``cfg`` builds for ``data`` (a task whose shapes come from the data overrides it)."""
+        return self.build_student(cfg.student, cfg.seed)
+
+    # --- recipes (kdcore.recipes) ----------------------------------------------------------------
+    def recipe(self, cfg):
+        """The recipe ``cfg``'s settings describe (symbols unresolved): Hinton's KD, after a FitNets hint stage if asked.
+
+        A task whose distillation has more terms (TinyBERT's) says them here.
+        """
+        from .. import recipes
+
+        return recipes.from_config(cfg, self.hint_layers(cfg))
+
+    def check_recipe(self, cfg, teacher, data):
+        """(the run's recipe resolved for ``teacher`` and its student, notes) or one-line :class:`~kdcore.recipes.RecipeError`.
+
+        The run's recipe is the one it carries (``cfg.recipe``), else
+        :meth:`recipe`. Called before any training, so a layer that does not
+        exist or shapes no projection maps are refused at once.
+        """
+        from .. import recipes, stages
+
+        if cfg.recipe is not None and not self.recipe_editable:
+            raise recipes.RecipeError(f"task {self.name!r} trains the recipe its settings describe; it takes no "
+                                      "recipe of its own yet (leave out --recipe and --method)")
+        recipe = recipes.from_dict(cfg.recipe) if cfg.recipe is not None else self.recipe(cfg)
+        if not any(t.kind == "feature" for s in recipe.stages for t in s.terms):
+            return recipes.resolve(recipe, cfg), []  # no layer is named: no network needs building
+        return stages.prepare(recipe, cfg, teacher, self.student_for(cfg, data), self.hint_layers(cfg))
 
     # --- training ------------------------------------------------------------------------------
     def train_teacher(self, cfg, data, progress=None):

@@ -104,6 +104,8 @@ class Images(Task):
     def _student(self, cfg, data):
         return build_student(cfg.student, cfg.seed, data.x_train.shape[1:], len(data.classes))
 
+    student_for = _student
+
     def train_baseline(self, cfg, data, progress=None):
         from ... import training
 

@@ -51,6 +51,7 @@ class LanguageModel(Task):
     teacher_config = TeacherConfig
     student_config = StudentConfig
     distill_config = LMDistillConfig
+    recipe_editable = False  # trained by its own loop (kdcore.tasks.lm.train), not by kdcore.stages
 
     def distill_params(self) -> list[str]:
         """Only the KL loss, on every label: the top-k cache keeps probabilities, and every word is a label."""

@@ -56,6 +56,7 @@ class Text(Task):
     teacher_config = TeacherConfig
     student_config = StudentConfig
     distill_config = TextDistillConfig
+    recipe_editable = False  # TinyBERT's intermediate stage is trained by its own loop, outside kdcore.stages
 
     def datasets(self) -> list[dict]:
         wheel = find_wheel()
@@ -147,6 +148,8 @@ class Text(Task):
 
     def _student(self, cfg, data):
         return self.build_student(cfg.student, cfg.seed, data.tokenizer.size, len(data.classes))
+
+    student_for = _student
 
     def train_teacher(self, cfg, data, progress=None):
         from ... import training
