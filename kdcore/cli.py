@@ -255,6 +255,28 @@ def _train_teacher(args) -> dict:
 
 
 # --- distill --------------------------------------------------------------------------------------
+def add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """``--recipe FILE`` or ``--method NAME``: the run's distillation as data (:mod:`kdcore.recipes`)."""
+    from . import recipes
+
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--recipe", metavar="FILE", help="the distillation's stages and terms as a .yaml or .json "
+                       "file (docs/recipes.md); --temperature, --alpha and --hint-epochs fill its symbols")
+    group.add_argument("--method", metavar="NAME", help=f"a shipped recipe: {', '.join(recipes.METHODS)} "
+                       "(`methods` lists them)")
+
+
+def recipe_of_args(args) -> dict | None:
+    """The recipe ``--recipe`` or ``--method`` names, as data (None: the one the settings describe); one-line refusals."""
+    from . import recipes
+
+    if getattr(args, "recipe", None):
+        return recipes.load(args.recipe).to_dict()
+    if getattr(args, "method", None):
+        return recipes.method(args.method).to_dict()
+    return None
+
+
 def _distill_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_options(parser)
     parser.add_argument("--teacher", required=True, action="append",
@@ -262,6 +284,7 @@ def _distill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--assistant-width", type=int, metavar="INT",
                         help="distil an assistant of this width (the task's student width setting) from the "
                              "teacher first, then the student from the assistant (Mirzadeh et al. 2020)")
+    add_recipe_options(parser)
     params.add_flags(parser, _setting_names("student") + _setting_names("distill") + ["ensemble_average"])
 
 
@@ -297,7 +320,9 @@ def _distill(args) -> dict:
     task = tasks.get(args.task)
     given = _given(args, "student distill", task)
     given.setdefault("baseline", False)  # a baseline doubles the time: on the command line it is asked for
-    cfg = task.distill_from(given).validate()
+    cfg = task.distill_from(given)
+    cfg.recipe = recipe_of_args(args)
+    cfg.validate()
     from . import pipeline
     from .jobs import recorded
 
@@ -305,7 +330,10 @@ def _distill(args) -> dict:
     found = ensemble.check(cfg, task, args.teacher, average)
     teacher = ensemble.named(found)
     side = storage.read_sidecar(found[0])
-    for note in pipeline.notes(cfg, side.get("params"), task, side.get("config")):
+    checked = []
+    if cfg.recipe is not None:  # its layers and shapes are checked against the networks before a run is recorded
+        checked = pipeline.check_recipe(cfg, found[0], args.dataset, task)[1]
+    for note in pipeline.notes(cfg, side.get("params"), task, side.get("config")) + checked:
         print(f"note: {note}", file=sys.stderr)
     title = (f"Distil {task.describe_student(cfg.student)} (T={cfg.temperature:g}, alpha={cfg.alpha:g}) "
              "(command line)")
@@ -320,6 +348,41 @@ def _distill(args) -> dict:
                                      pipeline.chain(cfg, teacher, args.assistant_width, args.dataset, args.out, p,
                                                     task, average)), progress)
     return _finished(result.to_json())
+
+
+# --- methods --------------------------------------------------------------------------------------
+def _methods_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--show", metavar="NAME", help="print this method's recipe, its layers and numbers filled "
+                        "in for the task's default teacher and student (--task)")
+
+
+def _methods_text(result: dict) -> str:
+    if "rows" not in result:
+        return "\n".join(f"{m['name']:<8} {m['description']}" for m in result["methods"])
+    import pandas as pd
+
+    lines = [f"{result['method']} for task {result['task']} (default teacher and student): {result['description']}",
+             pd.DataFrame(result["rows"]).fillna("").to_string(index=False)]
+    return "\n".join(lines + [f"note: {n}" for n in result["notes"]])
+
+
+@command("methods", "list the shipped distillation methods (recipes); --show NAME prints one resolved for a task",
+         _methods_arguments, _methods_text)
+def _methods(args) -> dict:
+    from . import recipes
+
+    if args.show is None:
+        return {"methods": [{"name": n, "description": recipes.method(n).description} for n in recipes.METHODS]}
+    recipe, task = recipes.method(args.show), tasks.get(args.task)
+    _import_tensorflow_quietly()
+    from . import stages
+
+    cfg = task.default_distill()
+    teacher = task.build_teacher(task.teacher_config())  # untrained: only its layers' shapes are read
+    resolved, notes = stages.prepare(recipe, cfg, teacher, task.build_student(cfg.student, cfg.seed),
+                                     task.hint_layers(cfg))
+    return {"method": args.show, "task": task.name, "description": recipe.description, "rows": resolved.rows(),
+            "recipe": resolved.to_dict(), "notes": notes}
 
 
 # --- predict --------------------------------------------------------------------------------------
@@ -451,6 +514,7 @@ def _experiment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--omit-class", type=int, help="leave this class out of the transfer set (default: the preset's)")
     parser.add_argument("--teacher", help="a saved teacher .keras file to distil from, instead of training the "
                                           "preset's (a teacher trained before by the same recipe is reused anyway)")
+    add_recipe_options(parser)
 
 
 def _spread_text(spread: dict) -> str:
@@ -467,6 +531,17 @@ def _preset_of_task(name: str, task: str | None) -> str:
         raise ValueError(f"preset {name!r} is for task {own!r}, not {task!r}; presets of {task!r}: "
                          f"{', '.join(presets.names(task)) or 'none yet'}")
     return name
+
+
+def _preset_with_recipe(name: str, args):
+    """The preset, or (with ``--recipe``/``--method``) a copy of it whose distillation runs that recipe."""
+    from . import presets
+
+    recipe = recipe_of_args(args)
+    if recipe is None:
+        return name
+    spec = presets.get(name)
+    return {**spec, "name": f"{name}+{recipe['name']}", "distill": {**spec["distill"], "recipe": recipe}}
 
 
 def _experiment_text(result: dict) -> str:
@@ -495,7 +570,8 @@ def _experiment(args) -> dict:
     from . import experiments
 
     with live_progress("experiment") as progress:
-        result = _finished(experiments.run_experiment(_preset_of_task(args.preset, args.task), args.seeds,
+        result = _finished(experiments.run_experiment(_preset_with_recipe(_preset_of_task(args.preset, args.task), args),
+                                                      args.seeds,
                                                       args.labels_fraction, args.omit_class, progress,
                                                       teacher=args.teacher))
     return {**result, "machine": reproduce.machine()}  # what `reproduce --from` writes beside the figures
@@ -509,6 +585,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alphas", type=_number_list(float), required=True, help="e.g. 0.5,0.9")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per cell (default 1)")
     parser.add_argument("--widths", type=_number_list(int), help="student widths, values of the task's width setting (`tasks --json`), e.g. 32,128")
+    add_recipe_options(parser)
     study = parser.add_argument_group("as an Optuna study that workers on any machine can join (docs/studies.md)")
     study.add_argument("--study", help="create the grid as the Optuna study of this name")
     _storage_argument(study)
@@ -590,12 +667,14 @@ def _sweep(args) -> dict:
     if args.search is not None and not args.study:
         raise ValueError("--search needs --study NAME: a search runs as an Optuna study")
     if args.study is not None or args.storage is not None:
+        if recipe_of_args(args) is not None:
+            raise ValueError("--recipe and --method are not taken by a study yet; sweep the recipe without --study")
         return _sweep_study(args)
     if args.preset is None:
         raise ValueError("sweep needs --preset (or --study to create an Optuna study)")
     t0 = time.perf_counter()
     with live_progress("sweep") as progress:
-        frame = experiments.sweep(_preset_of_task(args.preset, args.task), args.temperatures, args.alphas, args.seeds, args.widths, progress)
+        frame = experiments.sweep(_preset_with_recipe(_preset_of_task(args.preset, args.task), args), args.temperatures, args.alphas, args.seeds, args.widths, progress)
     cells = frame.to_dict("records")
     return {"preset": args.preset, "cells": cells, "best": experiments.best_cell(cells),
             "seconds": time.perf_counter() - t0}
@@ -749,7 +828,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks.get(args.task)  # an unknown task is refused before anything loads
         if COMMANDS[args.command].check:
             COMMANDS[args.command].check(args)
-        if args.command not in ("datasets", "tasks"):
+        if args.command not in ("datasets", "tasks", "methods"):
             _import_tensorflow_quietly()
         with contextlib.redirect_stdout(sys.stderr):
             result = COMMANDS[args.command].run(args)
