@@ -282,6 +282,48 @@ def from_config(cfg, hint_layers: tuple[str, str] | None = None) -> Recipe:
     return Recipe("hinton" if len(stages) == 1 else "fitnets", tuple(stages))
 
 
+# --- editing (the Distill page's term editor) ------------------------------------------------------------
+def _edited(recipe: Recipe, stages: list[Stage]) -> Recipe:
+    """The edited stages as a recipe, read again whole (so every rule of :func:`from_dict` holds after an edit)."""
+    name = recipe.name if recipe.name.endswith("(edited)") else f"{recipe.name} (edited)"
+    return from_dict(Recipe(name, tuple(stages), recipe.description).to_dict())
+
+
+def add_term(recipe: Recipe, term: dict, stage: str, new_stage_epochs: int | None = None) -> Recipe:
+    """``recipe`` with ``term`` (checked as a file's would be) last in the stage named ``stage``.
+
+    A name no stage has starts a new first stage of ``new_stage_epochs``
+    epochs (None: the run's): the place of a FitNets hint stage.
+    """
+    added = term_from_dict(term, f"the new term of stage {stage!r}")
+    stages = list(recipe.stages)
+    names = [s.name for s in stages]
+    if stage in names:
+        k = names.index(stage)
+        stages[k] = Stage(stage, stages[k].terms + (added,), stages[k].epochs)
+    else:
+        stages.insert(0, Stage(stage, (added,), new_stage_epochs))
+    return _edited(recipe, stages)
+
+
+def remove_terms(recipe: Recipe, rows) -> Recipe:
+    """``recipe`` without the terms at positions ``rows`` of :meth:`Recipe.rows`; a stage left empty goes too."""
+    drop, k, stages = set(rows), 0, []
+    for s in recipe.stages:
+        kept = tuple(t for i, t in enumerate(s.terms, start=k) if i not in drop)
+        k += len(s.terms)
+        if kept:
+            stages.append(Stage(s.name, kept, s.epochs))
+    if not stages:
+        raise RecipeError("a recipe needs at least one term: keep a logits or labels term in the last stage")
+    return _edited(recipe, stages)
+
+
+def layer_label(name: str, shape) -> str:
+    """How a layer is offered in a list: ``pool1 (13x13x32)``."""
+    return f"{name} ({shape_text(shape)})"
+
+
 # --- filling in symbols and checking against the networks ----------------------------------------------
 def resolve(recipe: Recipe, cfg, layers: dict[str, tuple[str, str]] | None = None) -> Recipe:
     """``recipe`` with its symbols filled in from the run's settings ``cfg`` and the task's ``layers``.

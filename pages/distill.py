@@ -1,4 +1,4 @@
-"""Distill: size a student, set temperature and alpha, and distil it from the active teacher.
+"""Distill: size a student, set temperature and alpha, pick or edit the recipe, and distil it from the active teacher.
 
 Every input comes from kdcore's settings table (label, range, step, help) for
 the task chosen in the sidebar, and every setting is mirrored in the page's
@@ -13,7 +13,7 @@ import streamlit as st
 
 from kdcore import ensemble, params, pipeline, presets, storage
 from kdcore.config import DistillConfig, from_dict
-from pages import job_panel, state
+from pages import job_panel, recipe_editor, state
 
 task = state.task()
 NAMES = task.student_params() + task.distill_params()
@@ -151,6 +151,8 @@ with table:
 for note in pipeline.notes(cfg, teacher_size.get("params"), task, picked[0].get("config")):
     st.warning(note, icon=":material/lightbulb:")
 
+cfg.recipe, refused = recipe_editor.section(task, cfg, picked[0])  # None: the recipe the settings describe
+
 job = job_panel.current_job("distill")
 busy = job is not None and job.status.active
 
@@ -160,7 +162,7 @@ def _start(config: DistillConfig, teacher_path, dataset: str, how: str) -> None:
                                                                   average=how))
 
 
-if st.button("Distil student", type="primary", disabled=busy):
+if st.button("Distil student", type="primary", disabled=busy or refused):
     _start(cfg, teachers if len(teachers) > 1 else teachers[0], state.dataset_name(), average)
 
 if job is not None:
