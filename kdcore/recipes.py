@@ -319,6 +319,19 @@ def remove_terms(recipe: Recipe, rows) -> Recipe:
     return _edited(recipe, stages)
 
 
+def summary(recipe: Recipe) -> str:
+    """The stages in one line, as the pages caption a recipe: ``hint (1 epoch: hint hint→hint) → distil (kl, ce)``."""
+    def term(t: Term) -> str:
+        return f"{t.loss} {t.teacher}→{t.student}" if t.kind == "feature" else t.loss
+
+    def epochs(s: Stage) -> str:
+        if s.epochs is None:
+            return ""
+        return "hint epochs: " if s.epochs == "hint_epochs" else f"{s.epochs} epoch{'s' * (s.epochs != 1)}: "
+
+    return " → ".join(f"{s.name} ({epochs(s)}{', '.join(term(t) for t in s.terms)})" for s in recipe.stages)
+
+
 def layer_label(name: str, shape) -> str:
     """How a layer is offered in a list: ``pool1 (13x13x32)``."""
     return f"{name} ({shape_text(shape)})"

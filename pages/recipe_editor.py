@@ -77,6 +77,7 @@ def _fixed(task, cfg) -> tuple[dict | None, bool]:
     except recipes.RecipeError:
         pass  # layer symbols this screen cannot fill without the networks: shown as written
     st.dataframe(pd.DataFrame(recipe.rows()), hide_index=True)
+    st.caption(f"Stages: {recipes.summary(recipe)}")
     st.caption(f"{task.title} trains the recipe its settings describe: change them above.")
     return None, False
 
@@ -109,6 +110,7 @@ def section(task, cfg, teacher: dict) -> tuple[dict | None, bool]:
         shown, notes, refused = current, [], str(exc)
     rows = shown.rows()
     st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.caption(f"Stages: {recipes.summary(shown)}")
     if refused:
         st.error(refused, icon=":material/block:")
     for note in notes:

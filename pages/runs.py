@@ -60,8 +60,9 @@ st.plotly_chart(figures.runs_overlay({_label(by_id[rid]): store.epochs(rid) for 
 for rid in picked:  # a distillation's recipe as it ran: its stages and terms, layers and weights resolved
     recipe = by_id[rid]["results"].get("recipe") or by_id[rid]["config"].get("recipe")
     if recipe:
-        st.markdown(f"**Recipe of {_label(by_id[rid])}**: {recipe.get('name', '')}")
-        st.dataframe(pd.DataFrame(recipes.from_dict(recipe).rows()), hide_index=True)
+        recipe = recipes.from_dict(recipe)
+        st.markdown(f"**Recipe of {_label(by_id[rid])}** ({recipe.name}): {recipes.summary(recipe)}")
+        st.dataframe(pd.DataFrame(recipe.rows()), hide_index=True)
         for note in by_id[rid]["results"].get("recipe_notes", []):
             st.caption(note)
 
