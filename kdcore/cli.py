@@ -541,6 +541,7 @@ def _preset_with_recipe(name: str, args):
     if recipe is None:
         return name
     spec = presets.get(name)
+    tasks.get(spec.get("task")).accept_recipe(recipe)
     return {**spec, "name": f"{name}+{recipe['name']}", "distill": {**spec["distill"], "recipe": recipe}}
 
 

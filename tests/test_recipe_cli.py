@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from kdcore import cli, storage
+from kdcore import cli, recipes, storage, tasks
 
 
 def write(path, text: str):
@@ -45,6 +45,18 @@ def test_a_bad_recipe_exits_2_with_one_line_before_any_run(extra, words, capsys,
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and words in err, err
     assert storage.run_store().runs() == []  # refused before a run was recorded
+
+
+def test_a_task_that_trains_what_its_settings_say_refuses_a_recipe_of_its_own(capsys):
+    lm = tasks.get("lm")
+    cfg = lm.default_distill()
+    recipe, notes = lm.check_recipe(cfg, None, None)  # no layer named: no network needed
+    assert [t.loss for t in recipe.stages[-1].terms] == ["kl", "ce"] and notes == []
+    cfg.recipe = recipes.method("kd").to_dict()
+    with pytest.raises(recipes.RecipeError, match="task 'lm' trains the recipe its settings describe"):
+        lm.check_recipe(cfg, None, None)
+    assert cli.main(["experiment", "--task", "lm", "--preset", "lm-demo", "--method", "kd"]) == 2
+    assert "trains the recipe its settings describe" in capsys.readouterr().err
 
 
 @pytest.mark.slow

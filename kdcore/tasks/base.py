@@ -198,6 +198,14 @@ class Task:
 
         return recipes.from_config(cfg, self.hint_layers(cfg))
 
+    def accept_recipe(self, recipe: dict | None) -> None:
+        """Refuse in one line a recipe of a run's own (not None) where this task trains only what its settings say."""
+        from ..recipes import RecipeError
+
+        if recipe is not None and not self.recipe_editable:
+            raise RecipeError(f"task {self.name!r} trains the recipe its settings describe; it takes no recipe of "
+                              "its own yet (leave out --recipe and --method)")
+
     def check_recipe(self, cfg, teacher, data):
         """(the run's recipe resolved for ``teacher`` and its student, notes) or one-line :class:`~kdcore.recipes.RecipeError`.
 
@@ -207,9 +215,7 @@ class Task:
         """
         from .. import recipes, stages
 
-        if cfg.recipe is not None and not self.recipe_editable:
-            raise recipes.RecipeError(f"task {self.name!r} trains the recipe its settings describe; it takes no "
-                                      "recipe of its own yet (leave out --recipe and --method)")
+        self.accept_recipe(cfg.recipe)
         recipe = recipes.from_dict(cfg.recipe) if cfg.recipe is not None else self.recipe(cfg)
         if not any(t.kind == "feature" for s in recipe.stages for t in s.terms):
             return recipes.resolve(recipe, cfg), []  # no layer is named: no network needs building
