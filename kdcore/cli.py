@@ -247,9 +247,32 @@ def _train_teacher(args) -> dict:
 
 
 # --- distill --------------------------------------------------------------------------------------
+def add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """``--recipe FILE`` or ``--method NAME``: the run's distillation as data (:mod:`kdcore.recipes`)."""
+    from . import recipes
+
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--recipe", metavar="FILE", help="the distillation's stages and terms as a .yaml or .json "
+                       "file (docs/recipes.md); --temperature, --alpha and --hint-epochs fill its symbols")
+    group.add_argument("--method", metavar="NAME", help=f"a shipped recipe: {', '.join(recipes.METHODS)} "
+                       "(`methods` lists them)")
+
+
+def recipe_of_args(args) -> dict | None:
+    """The recipe ``--recipe`` or ``--method`` names, as data (None: the one the settings describe); one-line refusals."""
+    from . import recipes
+
+    if getattr(args, "recipe", None):
+        return recipes.load(args.recipe).to_dict()
+    if getattr(args, "method", None):
+        return recipes.method(args.method).to_dict()
+    return None
+
+
 def _distill_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_options(parser)
     parser.add_argument("--teacher", required=True, help="a saved teacher .keras file")
+    add_recipe_options(parser)
     params.add_flags(parser, _setting_names("student") + _setting_names("distill"))
 
 
@@ -280,7 +303,9 @@ def _distill(args) -> dict:
     task = tasks.get(args.task)
     given = _given(args, "student distill", task)
     given.setdefault("baseline", False)  # a baseline doubles the time: on the command line it is asked for
-    cfg = task.distill_from(given).validate()
+    cfg = task.distill_from(given)
+    cfg.recipe = recipe_of_args(args)
+    cfg.validate()
     from . import pipeline
     from .jobs import recorded
 

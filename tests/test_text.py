@@ -145,13 +145,13 @@ def test_pretraining_reads_train_only_and_fills_in_masked_words(toy):
 
 
 # --- projections, mapping, sizes -------------------------------------------------------------------
-def test_projections_map_the_student_width_to_the_teachers():
-    emb, hidden = text.projections(64, 128, 2)
+def test_a_projection_maps_the_student_width_to_the_teachers_and_the_recipe_says_where():
+    w = text.projection(64, 128, "project_layer1")
     x = np.zeros((3, text.MAX_LEN, 64), "float32")
-    assert tuple(emb(x).shape) == (3, text.MAX_LEN, 128) and emb.kernel.shape == (64, 128)
-    assert [tuple(p(x).shape) for p in hidden] == [(3, text.MAX_LEN, 128)] * 2
-    same_emb, same_hidden = text.projections(128, 128, 1)
-    assert same_emb is None and same_hidden[0].kernel.shape == (128, 128)  # W_h is always learned, as in the paper
+    assert tuple(w(x).shape) == (3, text.MAX_LEN, 128) and w.kernel.shape == (64, 128)
+    terms = tasks.get("text").recipe(text.TextDistillConfig(intermediate_epochs=1)).stages[0].terms
+    assert [(t.student, t.projection) for t in terms[:2]] == [("embeddings", "auto"), ("layer1", "regressor")]
+    # W_e only where the widths differ; W_h always, as in the paper
 
 
 def test_layer_mapping_is_uniform_by_default_and_a_setting():

@@ -183,6 +183,12 @@ class Task:
         """
         return "hint", "hint"
 
+    def recipe(self, cfg):
+        """The recipe the run's settings describe: Hinton's soft targets and labels, after a FitNets hint stage if asked."""
+        from .. import recipes
+
+        return recipes.from_config(cfg, self.hint_layers(cfg))
+
     # --- training ------------------------------------------------------------------------------
     def train_teacher(self, cfg, data, progress=None):
         from .. import training

@@ -10,16 +10,19 @@ layer). The package reads in this order:
 - ``tokenizer.py`` and ``data.py``: sentences to ids, and the datasets they come from;
 - ``model.py``: the encoder, its layers' features and TinyBERT's projections;
 - ``pretrain.py``: the teacher's optional masked-LM stage;
+- ``tinybert.py``: TinyBERT as a recipe, the one the settings describe and a recipe read back;
 - ``intermediate.py``: TinyBERT's intermediate-layer stage;
 - ``inspection.py``: one sentence's logits and attention;
 - here: the :class:`~kdcore.tasks.base.Task` that ties them together, and every public name of the package.
 
-**Distillation** (Jiao et al. 2020, TinyBERT) runs in two stages: first
+**Distillation** (Jiao et al. 2020, TinyBERT) is a recipe of two stages
+(:meth:`Text.recipe`, written out in :mod:`.tinybert`): first
 ``intermediate_epochs`` of the embedding, hidden-state and attention terms
 (student layer m learns from teacher layer g(m), :func:`layer_map`), then
 ``epochs`` of prediction-layer distillation (soft cross-entropy at T, mixed
-with the labels by ``alpha``) through :func:`kdcore.stages.fit_distilled`.
-``intermediate_epochs = 0`` is plain logits-only distillation.
+with the labels by ``alpha``) through :func:`kdcore.stages.fit_recipe`.
+``intermediate_epochs = 0`` is plain logits-only distillation. A run that
+carries a recipe of that shape (``cfg.recipe``) runs it instead.
 """
 from __future__ import annotations
 
@@ -32,11 +35,12 @@ from .data import (FETCH_HINT, MAX_CSV_BYTES, MIN_CSV_ROWS, RT_CLASSES, RT_COUNT
 from .inspection import attention_of, logits_of
 from .intermediate import CACHE_BUDGET, cache_bytes, fit_intermediate, teacher_activations
 from .model import (FFN_FACTOR, PADDING_PENALTY, SIZE_CLASSES, SIZE_VOCAB, _layers, build, depth, features,
-                    projections, shape_of, stats)
+                    projection, shape_of, stats)
 from .pretrain import MASK_RATE, MAX_PICKS, mask_words, pretrain, unlabelled_texts
 from .presets import PRESETS
 from .settings import (ATTENTION, EMBEDDING, HIDDEN, NAME, StudentConfig, TeacherConfig, TextDistillConfig,
                        describe_map, layer_map)
+from .tinybert import Layerwise, Pair, describe, read
 from .tokenizer import MAX_LEN, VOCAB_CAP, Sentence, Tokenizer, fit_vectorizer
 
 
@@ -170,20 +174,45 @@ class Text(Task):
 
         return training.fit_baseline(cfg, data, self._student(cfg, data), progress)
 
+    def recipe(self, cfg, teacher_layers: int | None = None):
+        """TinyBERT's recipe as the settings describe it (:mod:`.tinybert`): the intermediate stage's terms
+        (left out when ``intermediate_epochs`` is 0), then the prediction stage's.
+
+        ``teacher_layers`` is the teacher's depth, which a ``uniform`` mapping
+        needs; without it, the default teacher's.
+        """
+        return describe(cfg, layer_map(cfg.layer_map, cfg.student.layers, teacher_layers or TeacherConfig().layers))
+
+    def check_recipe(self, cfg, teacher, data=None):
+        """(the run's recipe, resolved; notes) or one line saying what does not fit ``teacher``: a run's check
+        before it trains (the run's recipe is ``cfg.recipe``, else :meth:`recipe`)."""
+        return self._plan(cfg, teacher)[0], []
+
+    def _plan(self, cfg, teacher):
+        """(the run's recipe, resolved; its intermediate stage as :func:`fit_intermediate` runs it, or None;
+        its prediction stage as a recipe of its own), read by :func:`.tinybert.read`."""
+        from ... import recipes
+
+        recipe = recipes.from_dict(cfg.recipe) if cfg.recipe else self.recipe(cfg, depth(teacher))
+        resolved = recipes.resolve(recipe, cfg)
+        student = {"layers": cfg.student.layers, "hidden": cfg.student.hidden, "heads": cfg.student.heads}
+        return (resolved, *read(resolved, student, shape_of(teacher)))
+
     def distill_student(self, cfg, teacher, data, progress=None, logits=None):
-        """TinyBERT's two stages: intermediate layers (when ``intermediate_epochs`` > 0), then the prediction layer."""
+        """The run's recipe (``cfg.recipe``, else :meth:`recipe`): the intermediate stage by
+        :func:`fit_intermediate`, with the mapping and weights its terms give, then the prediction stage."""
         from ... import stages
 
         cfg.validate(len(data.y_train))
         self.check_fits(teacher, data, "the teacher")
+        _, layerwise, prediction = self._plan(cfg, teacher)
         student = self._student(cfg, data)
-        layer_map(cfg.layer_map, cfg.student.layers, depth(teacher))  # a mapping beyond the teacher: one line, now
-        if not cfg.intermediate_epochs:
-            return stages.fit_distilled(cfg, teacher, data, student, progress, logits)
-        first = fit_intermediate(student, teacher, data, cfg, progress)
+        if layerwise is None:
+            return stages.fit_recipe(prediction, cfg, teacher, data, student, progress, logits)
+        first = fit_intermediate(student, teacher, data, cfg, progress, stage=layerwise)
         if first.status != Status.FINISHED:
             return first
-        result = stages.fit_distilled(cfg, teacher, data, student, progress, logits)
+        result = stages.fit_recipe(prediction, cfg, teacher, data, student, progress, logits)
         result.stages["intermediate"] = first.history
         result.seconds += first.seconds
         return result

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from ... import params
 from ...config import DistillConfig, TrainConfig, Validated, default
 from ...params import Param
+from ...recipes import from_dict, resolve
 from ..base import Term
+from .tinybert import read
 
 NAME = "text"
 
@@ -130,6 +132,9 @@ class TextDistillConfig(DistillConfig):
             raise ValueError("hint_epochs is not a setting of task 'text'; its layer-wise stage is "
                              "intermediate_epochs")
         layer_map(self.layer_map, self.student.layers)  # the form; the teacher's depth is checked when it is known
+        if self.recipe is not None:  # its shape, now (super() read it); the teacher's layers when it is known
+            student = {"layers": self.student.layers, "hidden": self.student.hidden, "heads": self.student.heads}
+            read(resolve(from_dict(self.recipe), self), student)
         return self
 
 
