@@ -229,6 +229,21 @@ def test_a_text_recipe_of_another_shape_is_refused_in_one_line_with_the_settings
         cfg.validate()
 
 
+def test_a_text_recipe_is_checked_against_the_teacher_before_anything_trains():
+    task = tasks.get("text")
+    teacher = task.build_teacher(text.TeacherConfig(layers=2, hidden=64, heads=4), vocab=50)
+    cfg = task.distill_from({"student_layers": 2, "student_hidden": 64, "student_heads": 4})
+    resolved, notes = task.check_recipe(cfg, teacher)
+    assert resolved == task.recipe(cfg, 2) and notes == []
+    cfg.recipe = task.recipe(cfg, 4).to_dict()  # written for a 4-layer teacher: its layer4 is not this one's
+    with pytest.raises(ValueError, match=r"stage 'intermediate', term 4: the teacher has layers 1 to 2 \(got layer4\)"):
+        task.check_recipe(cfg, teacher)
+    cfg.recipe, cfg.student.heads = task.recipe(cfg, 2).to_dict(), 3
+    cfg.student.hidden = 96
+    with pytest.raises(ValueError, match=r"teacher's heads \(4\) to divide by the student's \(got 3\)"):
+        task.check_recipe(cfg, teacher)
+
+
 def test_settings_sizes_and_heads():
     task = tasks.get("text")
     assert {"intermediate_epochs", "embedding_weight", "hidden_weight", "attention_weight", "layer_map"} <= \

@@ -195,8 +195,7 @@ class Text(Task):
 
         recipe = recipes.from_dict(cfg.recipe) if cfg.recipe else self.recipe(cfg, depth(teacher))
         resolved = recipes.resolve(recipe, cfg)
-        student = {"layers": cfg.student.layers, "hidden": cfg.student.hidden, "heads": cfg.student.heads}
-        return (resolved, *read(resolved, student, shape_of(teacher)))
+        return (resolved, *read(resolved, cfg.student.shape, shape_of(teacher)))
 
     def distill_student(self, cfg, teacher, data, progress=None, logits=None):
         """The run's recipe (``cfg.recipe``, else :meth:`recipe`): the intermediate stage by

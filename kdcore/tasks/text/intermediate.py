@@ -82,16 +82,12 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
     from ...training import Loop, device_info
 
     t_shape, s_shape = shape_of(teacher), shape_of(student)
-    if stage is None:
+    if stage is None:  # (read checks the heads an attention term needs: the teacher's must divide by the student's)
         mapping = layer_map(cfg.layer_map, s_shape["layers"], t_shape["layers"])
         stage, _ = read(describe(cfg, mapping), s_shape, t_shape)
         if stage is None:
             raise ValueError("the intermediate stage has nothing to train: intermediate_epochs is 0 or every "
                              "layer-wise weight is 0")
-    if stage.attention and t_shape["heads"] % s_shape["heads"]:
-        raise ValueError(f"the attention term needs the teacher's heads ({t_shape['heads']}) to divide by the "
-                         f"student's (got {s_shape['heads']}); set student_heads to a divisor or attention_weight "
-                         "to 0")
     epochs = stage.epochs or cfg.epochs
     used = stage.teacher_layers
     if cache is None:  # measured: the cache pays for its building after 1.6 epochs (docs/tasks/text.md)

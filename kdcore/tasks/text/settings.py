@@ -108,6 +108,11 @@ class StudentConfig(Validated):
         _check_heads(self.hidden, self.heads, "student_")
         return self
 
+    @property
+    def shape(self) -> dict:
+        """``{"layers", "hidden", "heads"}``, as :func:`.model.shape_of` gives a built network's."""
+        return {"layers": self.layers, "hidden": self.hidden, "heads": self.heads}
+
 
 @dataclass
 class TextDistillConfig(DistillConfig):
@@ -133,8 +138,7 @@ class TextDistillConfig(DistillConfig):
                              "intermediate_epochs")
         layer_map(self.layer_map, self.student.layers)  # the form; the teacher's depth is checked when it is known
         if self.recipe is not None:  # its shape, now (super() read it); the teacher's layers when it is known
-            student = {"layers": self.student.layers, "hidden": self.student.hidden, "heads": self.student.heads}
-            read(resolve(from_dict(self.recipe), self), student)
+            read(resolve(from_dict(self.recipe), self), self.student.shape)
         return self
 
 

@@ -161,5 +161,4 @@ def read(recipe: recipes.Recipe, student: dict, teacher: dict | None = None) -> 
                                   "attention_weight to 0 (a recipe: leave its attention-mse terms out)")
     if embedding is None and not hidden and not attention:
         return None, prediction  # every term weighs 0: the stage would train nothing
-    epochs = stage.epochs if isinstance(stage.epochs, int) else None
-    return Layerwise(epochs, embedding, tuple(hidden), tuple(attention)), prediction
+    return Layerwise(stage.epochs, embedding, tuple(hidden), tuple(attention)), prediction
