@@ -229,6 +229,16 @@ def test_a_text_recipe_of_another_shape_is_refused_in_one_line_with_the_settings
         cfg.validate()
 
 
+def test_a_bad_text_recipe_on_the_command_line_exits_2_in_one_line(tmp_path, capsys):
+    (tmp_path / "r.yaml").write_text("stages:\n- {name: intermediate, terms: [{loss: at, teacher: layer1, student: layer1}]}\n"
+                                     "- {name: prediction, terms: [{loss: ce}]}\n")
+    assert cli.main(["distill", "--task", "text", "--teacher", str(tmp_path / "t.keras"), "--recipe",
+                     str(tmp_path / "r.yaml")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert "stage 'intermediate', term 1: task text runs TinyBERT's shape" in captured.err
+
+
 def test_a_text_recipe_is_checked_against_the_teacher_before_anything_trains():
     task = tasks.get("text")
     teacher = task.build_teacher(text.TeacherConfig(layers=2, hidden=64, heads=4), vocab=50)
