@@ -201,6 +201,10 @@ def test_tinybert_is_a_recipe_whose_terms_give_the_mapping_and_weights_back():
     layerwise, _ = text.read(recipes.from_dict(edited), student, teacher)
     assert [(p.student, p.teacher) for p in layerwise.hidden] == [(1, 3), (2, 4)]
     assert [(p.student, p.teacher) for p in layerwise.attention] == [(1, 2)] and layerwise.teacher_layers == [2, 3, 4]
+    assert layerwise.text() == ("embeddings ← embeddings, student 1 ← teacher 2 (attention), "
+                                "student 1 ← teacher 3 (hidden states), student 2 ← teacher 4 (hidden states)")
+    cfg.recipe = edited  # the Distill page and the command line say the recipe's mapping, not the settings'
+    assert task.distill_notes(cfg, {"layers": 4, "hidden": 128})[0] == f"Layer mapping, by the recipe: {layerwise.text()}."
 
     no_attention = task.recipe(task.distill_from({"attention_weight": 0.0}), 4)  # a term of weight 0 is left out
     assert {t.loss for t in no_attention.stages[0].terms} == {"token-mse"}

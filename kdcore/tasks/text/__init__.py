@@ -108,14 +108,22 @@ class Text(Task):
         return {f"kdstudio_text>{cls.__name__}": cls for cls in _layers()}
 
     def distill_notes(self, cfg: TextDistillConfig, teacher_config: dict | None) -> list[str]:
-        """The layer mapping in words, and a student wider than its teacher (allowed, but odd)."""
+        """The layer mapping in words (the settings' or the recipe's), and a student wider than its teacher
+        (allowed, but odd)."""
         if not teacher_config:
             return []
         t_layers, t_hidden = teacher_config.get("layers", 4), teacher_config.get("hidden", 128)
         out = []
         try:
-            out.append("Layer mapping: " + describe_map(layer_map(cfg.layer_map, cfg.student.layers, t_layers))
-                       + " (the embeddings learn the teacher's embeddings).")
+            if cfg.recipe:  # its terms say who learns from whom
+                from ... import recipes
+
+                teacher = {"layers": t_layers, "hidden": t_hidden, "heads": teacher_config.get("heads", 4)}
+                layerwise, _ = read(recipes.resolve(recipes.from_dict(cfg.recipe), cfg), cfg.student.shape, teacher)
+                out.append("Layer mapping, by the recipe: " + (layerwise.text() if layerwise else "none") + ".")
+            else:
+                out.append("Layer mapping: " + describe_map(layer_map(cfg.layer_map, cfg.student.layers, t_layers))
+                           + " (the embeddings learn the teacher's embeddings).")
         except ValueError as exc:
             out.append(str(exc))
         if cfg.student.hidden > t_hidden:

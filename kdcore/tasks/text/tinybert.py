@@ -69,6 +69,15 @@ class Layerwise:
         """The teacher layers whose hidden states and scores the stage reads, in order."""
         return sorted({p.teacher for p in (*self.hidden, *self.attention)})
 
+    def text(self) -> str:
+        """Who learns from whom, in words: ``student 1 ← teacher 2 (hidden states, attention), …``."""
+        kinds: dict[tuple[int, int], list[str]] = {}
+        for kind, pairs in (("hidden states", self.hidden), ("attention", self.attention)):
+            for p in pairs:
+                kinds.setdefault((p.student, p.teacher), []).append(kind)
+        parts = ["embeddings ← embeddings"] if self.embedding is not None else []
+        return ", ".join(parts + [f"student {m} ← teacher {g} ({', '.join(k)})" for (m, g), k in sorted(kinds.items())])
+
 
 def describe(cfg, mapping: list[int]) -> recipes.Recipe:
     """The recipe ``cfg``'s settings describe; ``mapping[m - 1]`` is student layer m's teacher layer (g(m))."""
