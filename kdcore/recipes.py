@@ -66,7 +66,14 @@ LOSSES = {
     "at": ("feature", "Attention Transfer, Zagoruyko & Komodakis 2017: distance between attention maps"),
     "rkd-distance": ("feature", "Relational KD, Park et al. 2019: the batch's pairwise distances"),
     "rkd-angle": ("feature", "Relational KD, Park et al. 2019: the batch's triplet angles"),
+    "token-mse": ("feature", "TinyBERT, Jiao et al. 2020: squared error between token states (embeddings, a layer's "
+                             "hidden states) over the real tokens, through a projection; a task's own stage runs it"),
+    "attention-mse": ("feature", "TinyBERT, Jiao et al. 2020: squared error between attention scores before the "
+                                 "softmax, head by head, over pairs of real tokens; a task's own stage runs it"),
 }
+# Feature losses that need what only a token model gives (the padding mask, an encoder layer's scores beside its
+# states): the task whose networks give them runs them in its own stage, and the general step refuses them.
+OWN_STAGE = ("token-mse", "attention-mse")
 PROJECTED = ("hint",)  # feature losses that compare values one for one, so shapes must agree (through a regressor)
 PROJECTIONS = ("auto", "regressor", "none")
 SYMBOLS = ("temperature", "alpha", "1-alpha")
@@ -447,6 +454,9 @@ def check(recipe: Recipe, teacher_layers: dict[str, tuple], student_layers: dict
             if t.kind != "feature":
                 continue
             where = _where(s.name, i)
+            if t.loss in OWN_STAGE:
+                raise RecipeError(f"{where}: {t.loss} is run by the stage of a task whose networks read padded "
+                                  "tokens (as TinyBERT's intermediate stage), not by the general step")
             for who, name, known in (("teacher", t.teacher, teacher_layers), ("student", t.student, student_layers)):
                 if name not in known:
                     listing = ", ".join(f"{n} ({shape_text(sh)})" for n, sh in known.items())

@@ -479,3 +479,29 @@ def test_the_home_demo_runs_an_lm_teacher_then_student_and_baseline(toy_text, mo
     shown = " ".join(str(m.value) for m in at.markdown)
     low, high = job.result.verdict().ci95
     assert f"(95 % CI {low:+,.1f} to {high:+,.1f} ppl, paired bootstrap over" in shown, shown
+
+
+def test_the_lm_runs_the_one_recipe_its_loop_knows_by_writing_it_into_its_settings():
+    import dataclasses
+
+    from kdcore import recipes
+
+    task = tasks.get("lm")
+    cfg = task.default_distill()
+    [stage] = task.recipe(cfg).stages
+    assert [(t.kind, t.loss, t.weight, t.temperature) for t in stage.terms] == [
+        ("logits", cfg.loss, cfg.alpha, cfg.temperature), ("labels", "ce", round(1 - cfg.alpha, 12), 1.0)]
+    assert task.settings_of(dataclasses.replace(cfg, recipe=task.recipe(cfg).to_dict())) == cfg
+    moved = recipes.from_dict([
+        {"loss": "kl", "weight": 0.5, "temperature": 3.0, "schedule": "linear", "weight_end": 0.2, "temperature_end": 1.0},
+        {"loss": "ce", "weight": 0.5, "schedule": "linear", "weight_end": 0.8}]).to_dict()
+    moved["stages"][0]["epochs"] = 4
+    got = task.settings_of(dataclasses.replace(cfg, recipe=moved))
+    assert (got.alpha, got.alpha_end, got.alpha_schedule, got.temperature, got.temperature_end,
+            got.temperature_schedule, got.epochs, got.recipe) == (0.5, 0.2, "linear", 3.0, 1.0, "linear", 4, None)
+    for other, words in ((recipes.method("fitnets"), "(got hint: hint; distil: kl, ce)"),
+                         (recipes.from_dict([{"loss": "kl", "weight": 0.5}, {"loss": "ce", "weight": 0.3}]),
+                          "got ce 0.3 beside kl 0.5")):
+        with pytest.raises(recipes.RecipeError) as err:
+            task.distill_student(dataclasses.replace(cfg, recipe=other.to_dict()), None, None)
+        assert str(err.value).startswith("task lm runs one stage of a logits term") and words in str(err.value)

@@ -47,16 +47,19 @@ def test_a_bad_recipe_exits_2_with_one_line_before_any_run(extra, words, capsys,
     assert storage.run_store().runs() == []  # refused before a run was recorded
 
 
-def test_a_task_that_trains_what_its_settings_say_refuses_a_recipe_of_its_own(capsys):
+def test_a_task_whose_loop_runs_one_shape_takes_that_recipe_and_refuses_others_in_one_line(capsys):
     lm = tasks.get("lm")
     cfg = lm.default_distill()
     recipe, notes = lm.check_recipe(cfg, None, None)  # no layer named: no network needed
     assert [t.loss for t in recipe.stages[-1].terms] == ["kl", "ce"] and notes == []
-    cfg.recipe = recipes.method("kd").to_dict()
-    with pytest.raises(recipes.RecipeError, match="task 'lm' trains the recipe its settings describe"):
+    cfg.recipe = recipes.method("kd").to_dict()  # the LM's own shape: taken
+    assert [t.loss for t in lm.check_recipe(cfg, None, None)[0].stages[0].terms] == ["kl", "ce"]
+    cfg.recipe = recipes.method("fitnets").to_dict()
+    with pytest.raises(recipes.RecipeError, match="task lm runs one stage of a logits term"):
         lm.check_recipe(cfg, None, None)
-    assert cli.main(["experiment", "--task", "lm", "--preset", "lm-demo", "--method", "kd"]) == 2
-    assert "trains the recipe its settings describe" in capsys.readouterr().err
+    assert cli.main(["experiment", "--task", "lm", "--preset", "lm-demo", "--method", "dkd"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "task lm runs one stage" in err and "\n" not in err
 
 
 @pytest.mark.slow

@@ -72,6 +72,8 @@ def test_layers_that_do_not_exist_or_cannot_be_matched_are_refused_naming_both(t
     assert "student's logits (10)" in said and "teacher's conv1 (26x26x" in said
     said = refusal({"loss": "at", "teacher": "logits", "student": "conv1"})
     assert "attention transfer compares feature maps" in said
+    said = refusal({"loss": "token-mse", "teacher": "conv1", "student": "conv1"})  # TinyBERT's: the text task runs it
+    assert "token-mse is run by the stage of a task whose networks read padded tokens" in said
 
 
 def test_where_widths_differ_a_projection_is_added_and_said(teacher):

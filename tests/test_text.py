@@ -13,7 +13,7 @@ import types
 import numpy as np
 import pytest
 
-from kdcore import cli, figures, losses, storage, tasks
+from kdcore import cli, figures, losses, recipes, storage, tasks
 from kdcore.progress import Progress
 from kdcore.dataset import DatasetError
 from kdcore.tasks import text
@@ -145,13 +145,13 @@ def test_pretraining_reads_train_only_and_fills_in_masked_words(toy):
 
 
 # --- projections, mapping, sizes -------------------------------------------------------------------
-def test_projections_map_the_student_width_to_the_teachers():
-    emb, hidden = text.projections(64, 128, 2)
+def test_a_projection_maps_the_student_width_to_the_teachers_and_the_recipe_says_where():
+    w = text.projection(64, 128, "project_layer1")
     x = np.zeros((3, text.MAX_LEN, 64), "float32")
-    assert tuple(emb(x).shape) == (3, text.MAX_LEN, 128) and emb.kernel.shape == (64, 128)
-    assert [tuple(p(x).shape) for p in hidden] == [(3, text.MAX_LEN, 128)] * 2
-    same_emb, same_hidden = text.projections(128, 128, 1)
-    assert same_emb is None and same_hidden[0].kernel.shape == (128, 128)  # W_h is always learned, as in the paper
+    assert tuple(w(x).shape) == (3, text.MAX_LEN, 128) and w.kernel.shape == (64, 128)
+    terms = tasks.get("text").recipe(text.TextDistillConfig(intermediate_epochs=1)).stages[0].terms
+    assert [(t.student, t.projection) for t in terms[:2]] == [("embeddings", "auto"), ("layer1", "regressor")]
+    # W_e only where the widths differ; W_h always, as in the paper
 
 
 def test_layer_mapping_is_uniform_by_default_and_a_setting():
@@ -172,6 +172,90 @@ def test_layer_mapping_is_uniform_by_default_and_a_setting():
     wide = tasks.get("text").distill_from({"student_hidden": 256})
     assert any("wider than the teacher" in n for n in tasks.get("text").distill_notes(wide, {"layers": 4,
                                                                                             "hidden": 128}))
+
+
+# --- TinyBERT as a recipe ----------------------------------------------------------------------------
+def _terms(recipe, stage=0):
+    return [(t.loss, t.student, t.teacher, t.weight) for t in recipe.stages[stage].terms]
+
+
+def test_tinybert_is_a_recipe_whose_terms_give_the_mapping_and_weights_back():
+    task = tasks.get("text")
+    cfg = task.distill_from({"layer_map": "uniform", "hidden_weight": 2.0, "attention_weight": 0.5})
+    tinybert = task.recipe(cfg, teacher_layers=4)
+    assert [s.name for s in tinybert.stages] == ["intermediate", "prediction"]
+    assert tinybert.stages[0].epochs == cfg.intermediate_epochs and tinybert.stages[1].epochs is None
+    assert _terms(tinybert) == [("token-mse", "embeddings", "embeddings", 1.0),
+                                ("token-mse", "layer1", "layer2", 2.0), ("attention-mse", "layer1", "layer2", 0.5),
+                                ("token-mse", "layer2", "layer4", 2.0), ("attention-mse", "layer2", "layer4", 0.5)]
+    assert tinybert.stages[1].terms == recipes.from_config(cfg).stages[0].terms  # soft-ce at T, then the labels
+    student, teacher = {"layers": 2, "hidden": 64, "heads": 4}, {"layers": 4, "hidden": 128, "heads": 4}
+    layerwise, prediction = text.read(tinybert, student, teacher)
+    assert [(p.student, p.teacher, p.weight) for p in layerwise.hidden] == [(1, 2, 2.0), (2, 4, 2.0)]
+    assert layerwise.embedding.weight == 1.0 and layerwise.teacher_layers == [2, 4]
+    assert prediction.stages == tinybert.stages[1:]
+
+    edited = tinybert.to_dict()  # student layer 1 learns teacher layer 3; layer 2's attention term is removed
+    edited["stages"][0]["terms"][1]["teacher"] = "layer3"
+    del edited["stages"][0]["terms"][4]
+    layerwise, _ = text.read(recipes.from_dict(edited), student, teacher)
+    assert [(p.student, p.teacher) for p in layerwise.hidden] == [(1, 3), (2, 4)]
+    assert [(p.student, p.teacher) for p in layerwise.attention] == [(1, 2)] and layerwise.teacher_layers == [2, 3, 4]
+    assert layerwise.text() == ("embeddings ← embeddings, student 1 ← teacher 2 (attention), "
+                                "student 1 ← teacher 3 (hidden states), student 2 ← teacher 4 (hidden states)")
+    cfg.recipe = edited  # the Distill page and the command line say the recipe's mapping, not the settings'
+    assert task.distill_notes(cfg, {"layers": 4, "hidden": 128})[0] == f"Layer mapping, by the recipe: {layerwise.text()}."
+
+    no_attention = task.recipe(task.distill_from({"attention_weight": 0.0}), 4)  # a term of weight 0 is left out
+    assert {t.loss for t in no_attention.stages[0].terms} == {"token-mse"}
+    logits_only = task.recipe(task.distill_from({"intermediate_epochs": 0}), 4)
+    assert [s.name for s in logits_only.stages] == ["prediction"] and text.read(logits_only, student)[0] is None
+
+
+@pytest.mark.parametrize("first, words", [
+    ([{"loss": "at", "teacher": "layer1", "student": "layer1"}], "got at in the first stage"),
+    ([{"loss": "token-mse", "teacher": "layer1", "student": "layer3"}], "the student has layers 1 to 2 (got layer3)"),
+    ([{"loss": "token-mse", "teacher": "pooler", "student": "layer1"}], "the teacher has no layer 'pooler'"),
+    ([{"loss": "attention-mse", "teacher": "embeddings", "student": "embeddings"}], "pairs embeddings with embeddings"),
+    ([{"loss": "token-mse", "teacher": "layer1", "student": "layer1", "weight": 1.0, "schedule": "linear",
+       "weight_end": 0.0}], "weights are constant"),
+])
+def test_a_text_recipe_of_another_shape_is_refused_in_one_line_with_the_settings(first, words):
+    stages = [{"name": "intermediate", "terms": first}, {"name": "prediction", "terms": [{"loss": "ce"}]}]
+    cfg = tasks.get("text").distill_from({"student_layers": 2})
+    cfg.recipe = {"stages": stages}
+    with pytest.raises(ValueError) as err:
+        cfg.validate()
+    assert words in str(err.value) and "\n" not in str(err.value), str(err.value)
+    cfg.recipe = {"stages": [{"name": "p", "terms": [{"loss": "hint", "teacher": "pooler", "student": "pooler"},
+                                                     {"loss": "ce"}]}]}
+    with pytest.raises(ValueError, match="task text runs TinyBERT's shape"):
+        cfg.validate()
+
+
+def test_a_bad_text_recipe_on_the_command_line_exits_2_in_one_line(tmp_path, capsys):
+    (tmp_path / "r.yaml").write_text("stages:\n- {name: intermediate, terms: [{loss: at, teacher: layer1, student: layer1}]}\n"
+                                     "- {name: prediction, terms: [{loss: ce}]}\n")
+    assert cli.main(["distill", "--task", "text", "--teacher", str(tmp_path / "t.keras"), "--recipe",
+                     str(tmp_path / "r.yaml")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert "stage 'intermediate', term 1: task text runs TinyBERT's shape" in captured.err
+
+
+def test_a_text_recipe_is_checked_against_the_teacher_before_anything_trains():
+    task = tasks.get("text")
+    teacher = task.build_teacher(text.TeacherConfig(layers=2, hidden=64, heads=4), vocab=50)
+    cfg = task.distill_from({"student_layers": 2, "student_hidden": 64, "student_heads": 4})
+    resolved, notes = task.check_recipe(cfg, teacher)
+    assert resolved == task.recipe(cfg, 2) and notes == []
+    cfg.recipe = task.recipe(cfg, 4).to_dict()  # written for a 4-layer teacher: its layer4 is not this one's
+    with pytest.raises(ValueError, match=r"stage 'intermediate', term 4: the teacher has layers 1 to 2 \(got layer4\)"):
+        task.check_recipe(cfg, teacher)
+    cfg.recipe, cfg.student.heads = task.recipe(cfg, 2).to_dict(), 3
+    cfg.student.hidden = 96
+    with pytest.raises(ValueError, match=r"teacher's heads \(4\) to divide by the student's \(got 3\)"):
+        task.check_recipe(cfg, teacher)
 
 
 def test_settings_sizes_and_heads():
@@ -306,6 +390,48 @@ def test_a_tiny_teacher_teaches_a_student_layer_by_layer(toy, toy_teacher, tmp_p
     assert answer["label"] in toy.classes and sum(answer["probabilities"]) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="teacher layers 1 to 2"):
         task.distill_student(task.distill_from({"student_layers": 2, "layer_map": "1,3"}), toy_teacher.model, toy)
+
+
+@pytest.mark.slow
+def test_tinybert_as_a_recipe_trains_the_same_student_bit_for_bit_and_an_edited_recipe_another(
+        toy_csv, toy, toy_teacher, tmp_path, capsys):
+    """The recipe adds no arithmetic: the TinyBERT preset with its own recipe written in (here as a YAML file, on the
+    command line) trains the very weights it trains without one; a weight edited in the recipe trains others."""
+    import yaml
+
+    from kdcore import config
+    from kdcore.tasks.text.presets import PRESETS
+
+    task, teacher = tasks.get("text"), toy_teacher.model
+    settings = {**PRESETS["text-tinybert"]["distill"], "intermediate_epochs": 1, "epochs": 1, "batch_size": 32}
+    cfg = config.from_dict(text.TextDistillConfig, settings, task).validate(len(toy.y_train))
+    plain = task.distill_student(cfg, teacher, toy)
+    tinybert = task.recipe(cfg, text.depth(teacher)).to_dict()
+
+    edited = json.loads(json.dumps(tinybert))
+    edited["stages"][0]["terms"][2]["weight"] = 3.0  # student layer 1's attention term
+    other = task.distill_student(config.from_dict(text.TextDistillConfig, {**settings, "recipe": edited}, task),
+                                 teacher, toy)
+    assert not all(np.array_equal(a, b) for a, b in zip(plain.model.get_weights(), other.model.get_weights()))
+    assert other.stages["intermediate"][0]["loss"] != plain.stages["intermediate"][0]["loss"]
+
+    teacher_file = storage.save_model(teacher, tmp_path / "t.keras", {"kind": "teacher", "task": "text"})
+    (tmp_path / "tinybert.yaml").write_text(yaml.safe_dump(tinybert))
+    flags = ["distill", "--task", "text", "--dataset", str(toy_csv), "--teacher", str(teacher_file),
+             "--student-layers", "2", "--student-hidden", "64", "--student-heads", "4", "--epochs", "1",
+             "--batch-size", "32", "--json"]
+    assert cli.main([*flags, "--recipe", str(tmp_path / "tinybert.yaml"), "--out", str(tmp_path / "s.keras")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["history"]) == {"intermediate", "student"}
+    by_recipe = storage.load_model(tmp_path / "s.keras", task)
+    assert all(np.array_equal(a, b) for a, b in zip(plain.model.get_weights(), by_recipe.get_weights()))
+
+    edited["stages"][0]["terms"][1]["teacher"] = "layer3"  # the teacher has 2 layers: refused before the student trains
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(edited))
+    assert cli.main([*flags, "--recipe", str(tmp_path / "bad.yaml")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert "stage 'intermediate', term 2: the teacher has layers 1 to 2 (got layer3)" in captured.err
 
 
 @pytest.mark.slow

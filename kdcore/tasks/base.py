@@ -65,7 +65,7 @@ class Task:
     width_setting = "student_units"  # the student setting a sweep or a study ranges over
     quick_datasets: tuple = ()  # datasets small enough that an experiment on them takes minutes on two cores
     bench_help = ""  # what :meth:`bench` times and on which data by default, a phrase for ``bench --help``
-    recipe_editable = True  # a run may carry a recipe of its own (cfg.recipe); False: it trains what its settings say
+    recipe_editable = True  # the Distill page edits the recipe term by term; False: it shows what the settings describe
 
     # --- settings, from the table ------------------------------------------------------------
     @staticmethod
@@ -199,12 +199,11 @@ class Task:
         return recipes.from_config(cfg, self.hint_layers(cfg))
 
     def accept_recipe(self, recipe: dict | None) -> None:
-        """Refuse in one line a recipe of a run's own (not None) where this task trains only what its settings say."""
-        from ..recipes import RecipeError
+        """Refuse in one line, before any model loads, a recipe (a run's ``cfg.recipe``) this task cannot run.
 
-        if recipe is not None and not self.recipe_editable:
-            raise RecipeError(f"task {self.name!r} trains the recipe its settings describe; it takes no recipe of "
-                              "its own yet (leave out --recipe and --method)")
+        Default: any recipe; its layers are checked against the networks by
+        :meth:`check_recipe`. A task whose loop runs one shape of recipe says so here.
+        """
 
     def check_recipe(self, cfg, teacher, data):
         """(the run's recipe resolved for ``teacher`` and its student, notes) or one-line :class:`~kdcore.recipes.RecipeError`.

@@ -13,12 +13,15 @@ is in docs/tasks/lm.md. The package reads in this order:
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
+import math
 from pathlib import Path
 
 import numpy as np
 
+from ... import recipes
 from ...dataset import Dataset, DatasetError
 from ...metric import PERPLEXITY
 from ..base import SOFT, Task
@@ -32,6 +35,9 @@ from .model import (EVAL_STREAMS, build, perplexity, sentence_nll, stats, token_
 from .presets import PRESETS
 from .settings import CACHE_REST, SOFT_TARGETS, LMDistillConfig, StudentConfig, TeacherConfig
 from .train import CLIP_NORM, fit
+
+LM_SHAPE = ("task lm runs one stage of a logits term (loss, weight alpha, temperature T) and a labels ce term "
+            "of weight 1 − alpha")
 
 
 class LanguageModel(Task):
@@ -51,7 +57,7 @@ class LanguageModel(Task):
     teacher_config = TeacherConfig
     student_config = StudentConfig
     distill_config = LMDistillConfig
-    recipe_editable = False  # trained by its own loop (kdcore.tasks.lm.train), not by kdcore.stages
+    recipe_editable = False  # its loop runs one shape of recipe (accept_recipe): the page shows it, a file may set it
 
     def distill_params(self) -> list[str]:
         """Only the KL loss, on every label: the top-k cache keeps probabilities, and every word is a label."""
@@ -144,7 +150,59 @@ class LanguageModel(Task):
         net = unigram_bias(self.build_student(cfg.student, cfg.seed, len(data.classes)), data.y_train)
         return fit(net, data, cfg, series="baseline", progress=progress)
 
+    def recipe(self, cfg: LMDistillConfig):
+        """One stage: the soft term (``loss`` at T, weight alpha, their schedules) and the labels at 1 − alpha."""
+        return recipes.from_config(cfg)
+
+    def accept_recipe(self, recipe: dict | None) -> None:
+        """The loop (:mod:`.train`) runs one shape only: one stage of a logits term and a labels ``ce`` term."""
+        if recipe is not None:
+            self._one_stage(recipes.from_dict(recipe))
+
+    @staticmethod
+    def _one_stage(recipe):
+        if len(recipe.stages) != 1 or sorted(t.kind for t in recipe.stages[0].terms) != ["labels", "logits"]:
+            got = "; ".join(f"{s.name}: {', '.join(t.loss for t in s.terms)}" for s in recipe.stages)
+            raise recipes.RecipeError(f"{LM_SHAPE} (got {got})")
+
+    def check_recipe(self, cfg, teacher, data):
+        """(the run's recipe, resolved; no notes), or the one line :meth:`settings_of` refuses it with."""
+        self.settings_of(cfg)
+        return recipes.resolve(recipes.from_dict(cfg.recipe) if cfg.recipe else self.recipe(cfg), cfg), []
+
+    def settings_of(self, cfg: LMDistillConfig) -> LMDistillConfig:
+        """``cfg`` with the recipe it carries (``cfg.recipe``) written into its settings, which the loop reads.
+
+        The loop (:mod:`.train`) runs one shape only, so a recipe of another is
+        refused in one line: one stage of a logits term (weight alpha,
+        temperature T, a schedule) and a labels ``ce`` term of weight 1 − alpha.
+        """
+        if cfg.recipe is None:
+            return cfg
+        recipe = recipes.from_dict(cfg.recipe)
+        self._one_stage(recipe)
+        shape = LM_SHAPE
+        stage = recipes.resolve(recipe, cfg).stages[0]
+        soft, hard = sorted(stage.terms, key=lambda t: t.kind != "logits")
+        alpha_end = soft.weight if soft.weight_end is None else soft.weight_end
+        t_end = soft.temperature if soft.temperature_end is None else soft.temperature_end
+        hard_end = hard.weight if hard.weight_end is None else hard.weight_end
+        if not (math.isclose(hard.weight, 1.0 - soft.weight, abs_tol=1e-9)
+                and math.isclose(hard_end, 1.0 - alpha_end, abs_tol=1e-9)
+                and hard.schedule in ("constant", soft.schedule)):
+            raise recipes.RecipeError(f"{shape}: the labels' weight must be 1 − the soft term's, on the same schedule "
+                                      f"(got ce {hard.weight:g} beside {soft.loss} {soft.weight:g})")
+        moves = {"alpha": alpha_end != soft.weight, "temperature": t_end != soft.temperature}
+        return dataclasses.replace(
+            cfg, recipe=None, loss=soft.loss, alpha=soft.weight, temperature=soft.temperature,
+            epochs=stage.epochs or cfg.epochs,
+            alpha_schedule=soft.schedule if moves["alpha"] else "constant",
+            alpha_end=alpha_end if moves["alpha"] else cfg.alpha_end,
+            temperature_schedule=soft.schedule if moves["temperature"] else "constant",
+            temperature_end=t_end if moves["temperature"] else cfg.temperature_end)
+
     def distill_student(self, cfg: LMDistillConfig, teacher, data: Dataset, progress=None, logits=None):
+        cfg = self.settings_of(cfg)
         cfg.validate(len(data.y_train))
         self._check_vocab(teacher, data, "teacher")
         net = unigram_bias(self.build_student(cfg.student, cfg.seed, len(data.classes)), data.y_train)

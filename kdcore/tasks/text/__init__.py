@@ -10,16 +10,19 @@ layer). The package reads in this order:
 - ``tokenizer.py`` and ``data.py``: sentences to ids, and the datasets they come from;
 - ``model.py``: the encoder, its layers' features and TinyBERT's projections;
 - ``pretrain.py``: the teacher's optional masked-LM stage;
+- ``tinybert.py``: TinyBERT as a recipe, the one the settings describe and a recipe read back;
 - ``intermediate.py``: TinyBERT's intermediate-layer stage;
 - ``inspection.py``: one sentence's logits and attention;
 - here: the :class:`~kdcore.tasks.base.Task` that ties them together, and every public name of the package.
 
-**Distillation** (Jiao et al. 2020, TinyBERT) runs in two stages: first
+**Distillation** (Jiao et al. 2020, TinyBERT) is a recipe of two stages
+(:meth:`Text.recipe`, written out in :mod:`.tinybert`): first
 ``intermediate_epochs`` of the embedding, hidden-state and attention terms
 (student layer m learns from teacher layer g(m), :func:`layer_map`), then
 ``epochs`` of prediction-layer distillation (soft cross-entropy at T, mixed
-with the labels by ``alpha``) through :func:`kdcore.stages.fit_distilled`.
-``intermediate_epochs = 0`` is plain logits-only distillation.
+with the labels by ``alpha``) through :func:`kdcore.stages.fit_recipe`.
+``intermediate_epochs = 0`` is plain logits-only distillation. A run that
+carries a recipe of that shape (``cfg.recipe``) runs it instead.
 """
 from __future__ import annotations
 
@@ -32,11 +35,12 @@ from .data import (FETCH_HINT, MAX_CSV_BYTES, MIN_CSV_ROWS, RT_CLASSES, RT_COUNT
 from .inspection import attention_of, logits_of
 from .intermediate import CACHE_BUDGET, cache_bytes, fit_intermediate, teacher_activations
 from .model import (FFN_FACTOR, PADDING_PENALTY, SIZE_CLASSES, SIZE_VOCAB, _layers, build, depth, features,
-                    projections, shape_of, stats)
+                    projection, shape_of, stats)
 from .pretrain import MASK_RATE, MAX_PICKS, mask_words, pretrain, unlabelled_texts
 from .presets import PRESETS
 from .settings import (ATTENTION, EMBEDDING, HIDDEN, NAME, StudentConfig, TeacherConfig, TextDistillConfig,
                        describe_map, layer_map)
+from .tinybert import Layerwise, Pair, describe, read
 from .tokenizer import MAX_LEN, VOCAB_CAP, Sentence, Tokenizer, fit_vectorizer
 
 
@@ -56,7 +60,7 @@ class Text(Task):
     teacher_config = TeacherConfig
     student_config = StudentConfig
     distill_config = TextDistillConfig
-    recipe_editable = False  # TinyBERT's intermediate stage is trained by its own loop, outside kdcore.stages
+    recipe_editable = False  # TinyBERT's shape only (.tinybert): the page shows it, a recipe file may edit it
 
     def datasets(self) -> list[dict]:
         wheel = find_wheel()
@@ -105,14 +109,22 @@ class Text(Task):
         return {f"kdstudio_text>{cls.__name__}": cls for cls in _layers()}
 
     def distill_notes(self, cfg: TextDistillConfig, teacher_config: dict | None) -> list[str]:
-        """The layer mapping in words, and a student wider than its teacher (allowed, but odd)."""
+        """The layer mapping in words (the settings' or the recipe's), and a student wider than its teacher
+        (allowed, but odd)."""
         if not teacher_config:
             return []
         t_layers, t_hidden = teacher_config.get("layers", 4), teacher_config.get("hidden", 128)
         out = []
         try:
-            out.append("Layer mapping: " + describe_map(layer_map(cfg.layer_map, cfg.student.layers, t_layers))
-                       + " (the embeddings learn the teacher's embeddings).")
+            if cfg.recipe:  # its terms say who learns from whom
+                from ... import recipes
+
+                teacher = {"layers": t_layers, "hidden": t_hidden, "heads": teacher_config.get("heads", 4)}
+                layerwise, _ = read(recipes.resolve(recipes.from_dict(cfg.recipe), cfg), cfg.student.shape, teacher)
+                out.append("Layer mapping, by the recipe: " + (layerwise.text() if layerwise else "none") + ".")
+            else:
+                out.append("Layer mapping: " + describe_map(layer_map(cfg.layer_map, cfg.student.layers, t_layers))
+                           + " (the embeddings learn the teacher's embeddings).")
         except ValueError as exc:
             out.append(str(exc))
         if cfg.student.hidden > t_hidden:
@@ -173,20 +185,44 @@ class Text(Task):
 
         return training.fit_baseline(cfg, data, self._student(cfg, data), progress)
 
+    def recipe(self, cfg, teacher_layers: int | None = None):
+        """TinyBERT's recipe as the settings describe it (:mod:`.tinybert`): the intermediate stage's terms
+        (left out when ``intermediate_epochs`` is 0), then the prediction stage's.
+
+        ``teacher_layers`` is the teacher's depth, which a ``uniform`` mapping
+        needs; without it, the default teacher's.
+        """
+        return describe(cfg, layer_map(cfg.layer_map, cfg.student.layers, teacher_layers or TeacherConfig().layers))
+
+    def check_recipe(self, cfg, teacher, data=None):
+        """(the run's recipe, resolved; notes) or one line saying what does not fit ``teacher``: a run's check
+        before it trains (the run's recipe is ``cfg.recipe``, else :meth:`recipe`)."""
+        return self._plan(cfg, teacher)[0], []
+
+    def _plan(self, cfg, teacher):
+        """(the run's recipe, resolved; its intermediate stage as :func:`fit_intermediate` runs it, or None;
+        its prediction stage as a recipe of its own), read by :func:`.tinybert.read`."""
+        from ... import recipes
+
+        recipe = recipes.from_dict(cfg.recipe) if cfg.recipe else self.recipe(cfg, depth(teacher))
+        resolved = recipes.resolve(recipe, cfg)
+        return (resolved, *read(resolved, cfg.student.shape, shape_of(teacher)))
+
     def distill_student(self, cfg, teacher, data, progress=None, logits=None):
-        """TinyBERT's two stages: intermediate layers (when ``intermediate_epochs`` > 0), then the prediction layer."""
+        """The run's recipe (``cfg.recipe``, else :meth:`recipe`): the intermediate stage by
+        :func:`fit_intermediate`, with the mapping and weights its terms give, then the prediction stage."""
         from ... import stages
 
         cfg.validate(len(data.y_train))
         self.check_fits(teacher, data, "the teacher")
+        _, layerwise, prediction = self._plan(cfg, teacher)
         student = self._student(cfg, data)
-        layer_map(cfg.layer_map, cfg.student.layers, depth(teacher))  # a mapping beyond the teacher: one line, now
-        if not cfg.intermediate_epochs:
-            return stages.fit_distilled(cfg, teacher, data, student, progress, logits)
-        first = fit_intermediate(student, teacher, data, cfg, progress)
+        if layerwise is None:
+            return stages.fit_recipe(prediction, cfg, teacher, data, student, progress, logits)
+        first = fit_intermediate(student, teacher, data, cfg, progress, stage=layerwise)
         if first.status != Status.FINISHED:
             return first
-        result = stages.fit_distilled(cfg, teacher, data, student, progress, logits)
+        result = stages.fit_recipe(prediction, cfg, teacher, data, student, progress, logits)
         result.stages["intermediate"] = first.history
         result.seconds += first.seconds
         return result

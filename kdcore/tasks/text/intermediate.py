@@ -13,8 +13,9 @@ import time
 import numpy as np
 
 from ...dataset import Dataset
-from .model import depth, features, projections, shape_of
+from .model import depth, features, projection, shape_of
 from .settings import TextDistillConfig, layer_map
+from .tinybert import Layerwise, describe, read
 from .tokenizer import MAX_LEN
 
 CACHE_BUDGET = 2 * 2**30  # bytes of teacher activations the intermediate stage may hold (see fit_intermediate)
@@ -53,17 +54,17 @@ def teacher_activations(teacher, x: np.ndarray, mapping: list[int], progress=Non
 
 
 def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, progress=None,
-                     cache: bool | None = None):
-    """Train the student's embeddings and encoder layers on the three layer-wise terms, for
-    ``cfg.intermediate_epochs`` (TinyBERT's intermediate-layer distillation, eq. 7 without L_pred).
+                     cache: bool | None = None, stage: Layerwise | None = None):
+    """Train the student's embeddings and encoder layers on TinyBERT's layer-wise terms (its intermediate-layer
+    distillation, eq. 7 without L_pred): ``stage``'s terms, by default the ones ``cfg``'s settings describe.
 
-    total = w_e · L_embd + w_h · Σ_m L_hidn(m) + w_a · Σ_m L_attn(m), each term from
-    :mod:`kdcore.losses`, student layer m against teacher layer g(m). Each term
-    is drawn live: its running mean after every batch (series ``intermediate
-    embedding``, ``intermediate hidden``, ``intermediate attention`` beside the
-    total's ``intermediate``) and its mean in every epoch's record. Returns a
-    :class:`~kdcore.training.RunResult` (``score`` is None: the
-    classifier has not been trained yet).
+    total = w_e · L_embd + Σ_w w · Σ_{hidden terms of weight w} L_hidn(m, g) + the same for L_attn, each term from
+    :mod:`kdcore.losses`, student layer m against teacher layer g (:mod:`.tinybert` reads them from a recipe;
+    by the settings, every weight is ``hidden_weight`` or ``attention_weight`` and g = g(m), so this is
+    w_e · L_embd + w_h · Σ_m L_hidn(m) + w_a · Σ_m L_attn(m)). Each kind is drawn live: its running mean after
+    every batch (series ``intermediate embedding``, ``intermediate hidden``, ``intermediate attention`` beside
+    the total's ``intermediate``; a kind with no term reads 0) and its mean in every epoch's record. Returns a
+    :class:`~kdcore.training.RunResult` (``score`` is None: the classifier has not been trained yet).
 
     The teacher's activations are **cached** (computed once, before the first
     epoch, and gathered with each batch) when the stage has two epochs or more
@@ -81,36 +82,62 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
     from ...training import Loop, device_info
 
     t_shape, s_shape = shape_of(teacher), shape_of(student)
-    mapping = layer_map(cfg.layer_map, s_shape["layers"], t_shape["layers"])
-    if cfg.attention_weight and t_shape["heads"] % s_shape["heads"]:
-        raise ValueError(f"the attention term needs the teacher's heads ({t_shape['heads']}) to divide by the "
-                         f"student's (got {s_shape['heads']}); set student_heads to a divisor or "
-                         "attention_weight to 0")
+    if stage is None:  # (read checks the heads an attention term needs: the teacher's must divide by the student's)
+        mapping = layer_map(cfg.layer_map, s_shape["layers"], t_shape["layers"])
+        stage, _ = read(describe(cfg, mapping), s_shape, t_shape)
+        if stage is None:
+            raise ValueError("the intermediate stage has nothing to train: intermediate_epochs is 0 or every "
+                             "layer-wise weight is 0")
+    epochs = stage.epochs or cfg.epochs
+    used = stage.teacher_layers
     if cache is None:  # measured: the cache pays for its building after 1.6 epochs (docs/tasks/text.md)
-        cache = cfg.intermediate_epochs >= 2 and cache_bytes(len(data.y_train), t_shape, mapping) <= CACHE_BUDGET
+        cache = epochs >= 2 and cache_bytes(len(data.y_train), t_shape, used) <= CACHE_BUDGET
     s_feat, n_s = features(student, logits=False), s_shape["layers"]
-    used = sorted(set(mapping))
-    slot = [used.index(g) for g in mapping]  # student layer m reads the cache's slot[m]-th mapped teacher layer
-    proj_emb, proj_hid = projections(s_shape["hidden"], t_shape["hidden"], n_s)
+
+    def projected(pair) -> bool:  # TinyBERT's W: always with a regressor, where the widths differ with auto
+        return pair.projection == "regressor" or pair.projection == "auto" and s_shape["hidden"] != t_shape["hidden"]
+
+    # Built in this order (embeddings, then the hidden terms' layers), as TinyBERT's projections always were,
+    # so the same seed draws the same starting W's.
+    proj_emb = (projection(s_shape["hidden"], t_shape["hidden"], "project_embeddings")
+                if stage.embedding is not None and projected(stage.embedding) else None)
+    proj_hid = [projection(s_shape["hidden"], t_shape["hidden"], f"project_layer{p.student}") if projected(p) else None
+                for p in stage.hidden]
     parts = [s_feat] + [p for p in [proj_emb, *proj_hid] if p is not None]
     variables = [v for p in parts for v in p.trainable_variables]
     optimizer = keras.optimizers.Adam(cfg.learning_rate)
     optimizer.build(variables)
-    w_e, w_h, w_a = (float(w) for w in (cfg.embedding_weight, cfg.hidden_weight, cfg.attention_weight))
+
+    def weighted(pairs, losses):
+        """Σ_w w · Σ (the terms of weight w): the settings' one weight per kind multiplies one sum, as TinyBERT's does."""
+        groups: dict[float, list] = {}
+        for pair, loss in zip(pairs, losses):
+            groups.setdefault(pair.weight, []).append(loss)
+        return [w * tf.add_n(group) for w, group in groups.items()]
 
     def learn(x, t_emb, t_h, t_s):
         """One step of the student on the teacher's embedding output, mapped hidden states and scores."""
         mask = tf.not_equal(x, 0)
+        zero = tf.constant(0.0)
         with tf.GradientTape() as tape:
             s = s_feat(x, training=True)
             s_emb, s_h, s_s = s[0], s[1:1 + n_s], s[1 + n_s:1 + 2 * n_s]
-            l_emb = token_mse(t_emb, proj_emb(s_emb) if proj_emb is not None else s_emb, mask)
-            l_hid = tf.add_n([token_mse(t_h[slot[m]], proj_hid[m](s_h[m]), mask) for m in range(n_s)])
-            l_att = tf.add_n([attention_score_loss(t_s[slot[m]], s_s[m], mask) for m in range(n_s)])
-            total = w_e * l_emb + w_h * l_hid + w_a * l_att
+            l_emb, l_hid, l_att, terms = zero, [], [], []
+            if stage.embedding is not None:
+                l_emb = token_mse(t_emb, proj_emb(s_emb) if proj_emb is not None else s_emb, mask)
+                terms.append(stage.embedding.weight * l_emb)
+            for p, proj in zip(stage.hidden, proj_hid):
+                h = s_h[p.student - 1]
+                l_hid.append(token_mse(t_h[used.index(p.teacher)], proj(h) if proj is not None else h, mask))
+            l_att = [attention_score_loss(t_s[used.index(p.teacher)], s_s[p.student - 1], mask)
+                     for p in stage.attention]
+            terms += weighted(stage.hidden, l_hid) + weighted(stage.attention, l_att)
+            total = terms[0]
+            for term in terms[1:]:  # left to right, as the three-term sum was always added
+                total = total + term
         grads = tape.gradient(total, variables)
         optimizer.apply([tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)], variables)
-        return total, l_emb, l_hid, l_att
+        return total, l_emb, tf.add_n(l_hid) if l_hid else zero, tf.add_n(l_att) if l_att else zero
 
     k = len(used)
     if cache:
@@ -127,12 +154,12 @@ def fit_intermediate(student, teacher, data: Dataset, cfg: TextDistillConfig, pr
 
     info = device_info()
     steps = math.ceil(len(data.y_train) / cfg.batch_size)
-    loop = Loop(progress, "intermediate", cfg.intermediate_epochs, steps, stage="intermediate")
+    loop = Loop(progress, "intermediate", epochs, steps, stage="intermediate")
     series = ("intermediate", "intermediate embedding", "intermediate hidden", "intermediate attention")
     with tf.device(info["device"]), loop:
         if cache and progress is not None:
             progress.phase("teacher activations")
-        targets = teacher_activations(teacher, data.x_train, mapping, progress) if cache else []
+        targets = teacher_activations(teacher, data.x_train, used, progress) if cache else []
         cache_s = time.perf_counter() - loop.t_start
         if targets is None:
             loop.stop()

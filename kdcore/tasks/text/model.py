@@ -172,19 +172,15 @@ def features(model, logits: bool = True):
     return keras.Model(model.input, outputs + ([model.output] if logits else []))
 
 
-def projections(student_hidden: int, teacher_hidden: int, n_layers: int):
-    """TinyBERT's learned projections W_e and W_h (student width → teacher width), built.
+def projection(student_hidden: int, teacher_hidden: int, name: str):
+    """One of TinyBERT's learned projections W_e, W_h (student width → teacher width, no bias), built.
 
-    The embedding one is ``None`` when the widths are equal (nothing to map);
-    each mapped layer always gets its own W_h, as in the paper. They train
-    with the student in the intermediate stage and are then thrown away.
+    A recipe's term says whether it has one (:mod:`.tinybert`: W_h always, as
+    in the paper; W_e where the widths differ). They train with the student
+    in the intermediate stage and are then thrown away.
     """
     import keras
 
-    def dense(name):
-        layer = keras.layers.Dense(teacher_hidden, use_bias=False, name=name)
-        layer.build((None, None, student_hidden))
-        return layer
-
-    emb = None if student_hidden == teacher_hidden else dense("project_embeddings")
-    return emb, [dense(f"project_layer{m}") for m in range(1, n_layers + 1)]
+    layer = keras.layers.Dense(teacher_hidden, use_bias=False, name=name)
+    layer.build((None, None, student_hidden))
+    return layer

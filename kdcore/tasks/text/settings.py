@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from ... import params
 from ...config import DistillConfig, TrainConfig, Validated, default
 from ...params import Param
+from ...recipes import from_dict, resolve
 from ..base import Term
+from .tinybert import read
 
 NAME = "text"
 
@@ -106,6 +108,11 @@ class StudentConfig(Validated):
         _check_heads(self.hidden, self.heads, "student_")
         return self
 
+    @property
+    def shape(self) -> dict:
+        """``{"layers", "hidden", "heads"}``, as :func:`.model.shape_of` gives a built network's."""
+        return {"layers": self.layers, "hidden": self.hidden, "heads": self.heads}
+
 
 @dataclass
 class TextDistillConfig(DistillConfig):
@@ -130,6 +137,8 @@ class TextDistillConfig(DistillConfig):
             raise ValueError("hint_epochs is not a setting of task 'text'; its layer-wise stage is "
                              "intermediate_epochs")
         layer_map(self.layer_map, self.student.layers)  # the form; the teacher's depth is checked when it is known
+        if self.recipe is not None:  # its shape, now (super() read it); the teacher's layers when it is known
+            read(resolve(from_dict(self.recipe), self), self.student.shape)
         return self
 
 
