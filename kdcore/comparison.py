@@ -63,48 +63,71 @@ def method_list(methods) -> list[str]:
     return list(dict.fromkeys([REFERENCE, *names]))
 
 
-def method_config(cfg, name: str, value=None):
-    """``cfg`` with method ``name``'s recipe and, when ``value`` is given, its grid setting at that value."""
+def grid_of(name: str, grids: dict | None = None) -> tuple[str | None, tuple]:
+    """Method ``name``'s (setting, values): ``grids``' when it names the method, else :data:`GRIDS`' (else none)."""
+    setting, values = {**GRIDS, **(grids or {})}.get(name, (None, (None,)))
+    if setting not in (None, "weight", "temperature", "hint_epochs") or not values:
+        raise ValueError(f"the grid of {name} must vary weight, temperature or hint_epochs over at least one "
+                         f"value (got {setting!r} over {list(values)!r})")
+    return setting, tuple(values)
+
+
+def method_config(cfg, name: str, setting: str | None = None, value=None):
+    """``cfg`` with method ``name``'s recipe and, when ``value`` is given, its grid ``setting`` at that value."""
     recipe = recipes.method(name).to_dict()
-    setting = GRIDS.get(name, (None,))[0]
     if value is not None and setting == "weight":
         for stage in recipe["stages"]:
             for term in stage["terms"]:
-                if term["kind"] != "labels":
-                    term["weight"] = float(term["weight"]) * float(value)
+                if term["kind"] == "labels":
+                    continue
+                if isinstance(term["weight"], str):
+                    raise ValueError(f"the grid of {name} scales its terms' weights, but one is the setting "
+                                     f"{term['weight']!r}: vary temperature or hint_epochs instead")
+                term["weight"] = float(term["weight"]) * float(value)
     elif value is not None:
         cfg = dataclasses.replace(cfg, **{setting: type(getattr(cfg, setting))(value)})
     return dataclasses.replace(cfg, recipe=recipe)
 
 
+def _checked(preset, methods, seeds, student: dict | None, data: Dataset | None, grids: dict | None):
+    """Every input checked, and every grid value a valid setting, before anything trains: (seeds, names, setup)."""
+    seeds, names = seed_list(seeds), method_list(methods)
+    overrides = {"student": {**resolve(preset)[1]["distill"].get("student", {}), **student}} if student else {}
+    setup = _setup(preset, data, overrides)
+    cfg, ds = setup[3], setup[4]
+    for m in names:
+        setting, values = grid_of(m, grids)
+        for value in values:
+            method_config(cfg, m, setting, value).validate(len(ds.y_train))
+    return seeds, names, setup
+
+
 def run_methods(preset, methods, seeds=3, student: dict | None = None, progress: Progress | None = None,
-                data: Dataset | None = None, record: bool = True, teacher: str | None = None) -> dict:
+                data: Dataset | None = None, record: bool = True, teacher: str | None = None,
+                grids: dict | None = None) -> dict:
     """Teacher (cached, as :func:`kdcore.experiments.run_experiment`), then per seed one baseline and every method.
 
     ``methods`` is a list or a comma-separated string of :data:`kdcore.recipes.METHODS`;
     ``student`` overrides settings of the preset's student (``{"filters": 8}``:
     attention transfer needs a feature map); ``data`` replaces the preset's
     dataset (tests); ``teacher`` is a saved teacher file to distil from. With
-    ``record`` the comparison gets its own run-store row.
+    ``record`` the comparison gets its own run-store row. ``grids`` replaces
+    :data:`GRIDS`' entries for the methods it names.
     """
     from .jobs import recorded
 
-    seeds, names = seed_list(seeds), method_list(methods)
-    _, spec = resolve(preset)
-    overrides = {"student": {**spec["distill"].get("student", {}), **student}} if student else {}
-    name, spec, teacher_cfg, cfg, ds, teacher_ds = _setup(preset, data, overrides)
-    for m in names:  # every grid value is a valid setting, before anything trains
-        for value in GRIDS.get(m, (None, (None,)))[1]:
-            method_config(cfg, m, value).validate(len(ds.y_train))
+    seeds, names, (name, spec, teacher_cfg, cfg, ds, teacher_ds) = _checked(preset, methods, seeds, student, data,
+                                                                           grids)
+    grids = {m: grid_of(m, grids) for m in names}
     task = tasks.get(spec.get("task"))
     config = {"preset": name, "methods": names, "seeds": seeds, "teacher": to_dict(teacher_cfg),
               "distill": to_dict(cfg), "task": task.name, "teacher_dataset": teacher_ds.name,
-              "grids": {m: list(GRIDS[m]) for m in names if m in GRIDS}}
+              "grids": {m: [g[0], list(g[1])] for m, g in grids.items()}}
     if teacher is not None:
         config["teacher_model"] = str(teacher)
 
     def work(progress: Progress) -> dict:
-        return _compare(name, task, teacher_cfg, cfg, ds, teacher_ds, names, seeds, config, progress, teacher)
+        return _compare(name, task, teacher_cfg, cfg, ds, teacher_ds, grids, seeds, config, progress, teacher)
 
     if record:
         return recorded("methods", f"Methods {', '.join(names)} on {name}, {len(seeds)} seeds", config, ds.name,
@@ -116,12 +139,7 @@ def start_methods(preset: str, methods, seeds=3, student: dict | None = None):
     """Validate at once (an unknown method or a bad value is refused before queueing), then run in the job runner."""
     from .jobs import runner
 
-    seeds, names = seed_list(seeds), method_list(methods)
-    overrides = {"student": {**resolve(preset)[1]["distill"].get("student", {}), **student}} if student else {}
-    name, _, _, cfg, ds, _ = _setup(preset, None, overrides)
-    for m in names:
-        for value in GRIDS.get(m, (None, (None,)))[1]:
-            method_config(cfg, m, value).validate(len(ds.y_train))
+    seeds, names, (name, _, _, _, ds, _) = _checked(preset, methods, seeds, student, None, None)
     title = f"Methods {', '.join(names)} on {name}, {len(seeds)} seeds"
     config = {"preset": name, "methods": names, "seeds": seeds, "student": dict(student or {})}
     return runner().submit("methods", title,
@@ -129,8 +147,10 @@ def start_methods(preset: str, methods, seeds=3, student: dict | None = None):
                            config, ds.name)
 
 
-def _compare(name, task, teacher_cfg, cfg, ds, teacher_ds, names, seeds, config, progress: Progress,
+def _compare(name, task, teacher_cfg, cfg, ds, teacher_ds, grids: dict, seeds, config, progress: Progress,
              teacher_path: str | None = None) -> dict:
+    """``grids``: each method's (setting, values), in the order the methods run."""
+    names = list(grids)
     t0 = time.perf_counter()
     m = task.metric
     results = {"preset": name, "dataset": ds.name, "teacher_dataset": teacher_ds.name, "task": task.name,
@@ -144,7 +164,7 @@ def _compare(name, task, teacher_cfg, cfg, ds, teacher_ds, names, seeds, config,
         return {**results, "status": teacher["status"], "reason": f"teacher: {teacher['reason']}"}
     progress.phase("teacher logits")
     logits = task.teacher_targets(teacher["model"], ds)
-    grid_runs = sum(len(GRIDS.get(n, (None, (None,)))[1]) for n in names)
+    grid_runs = sum(len(values) for _, values in grids.values())
     total, done = grid_runs + len(seeds) - 1 + (len(seeds) - 1) * len(names) + 1, 0
     chosen: dict[str, dict] = {}  # method → {"value", "grid": [...], "grid_seconds"} or {"reason"} (not applicable)
     runs, baselines, paired = [], {}, {}
@@ -153,7 +173,7 @@ def _compare(name, task, teacher_cfg, cfg, ds, teacher_ds, names, seeds, config,
         progress.result(runs_done=done, runs_total=total, finished_runs=[dict(r) for r in runs])
 
     def train(method, value, seed, tag):
-        run_cfg = dataclasses.replace(method_config(cfg, method, value), seed=seed)
+        run_cfg = dataclasses.replace(method_config(cfg, method, grids[method][0], value), seed=seed)
         return task.distill_student(run_cfg, teacher["model"], ds, _Tagged(progress, tag), logits=logits)
 
     for seed in seeds:
@@ -170,7 +190,7 @@ def _compare(name, task, teacher_cfg, cfg, ds, teacher_ds, names, seeds, config,
                 continue
             progress.check_stop()
             if method not in chosen:  # the first seed: the grid, judged on valid
-                setting, values = GRIDS.get(method, (None, (None,)))
+                setting, values = grids[method]
                 grid, best, spent = [], None, 0.0
                 for value in values:
                     try:
@@ -260,25 +280,39 @@ def _row(name: str, chosen: dict, runs: list[dict], m, paired: dict) -> dict:
     return row
 
 
+def table_rows(result: dict) -> list[dict]:
+    """The comparison's table as text cells, one dict per method: what the CLI prints and the page shows."""
+    from . import metric
+
+    m = metric.of_record(result)
+    rows = []
+    for row in result["table"]:
+        if not row["applicable"]:
+            rows.append({"method": row["method"], "chosen": "", f"test {m.name} (95 % CI)": "not applicable",
+                         "gain vs scratch": "", "vs kd": row["reason"], "s/seed": ""})
+            continue
+        kd = f"{_gain(row['gain_vs_kd'], m)}: {row['verdict_vs_kd']}" if "gain_vs_kd" in row else "(reference)"
+        rows.append({"method": row["method"], "chosen": _choice(row), f"test {m.name} (95 % CI)": _mean_ci(row, m),
+                     "gain vs scratch": _gain(row["gain_vs_scratch"], m), "vs kd": kd,
+                     "s/seed": f"{row['seconds']:.0f}"})
+    return rows
+
+
 def table_text(result: dict) -> str:
-    """The comparison as a plain-text table (the CLI's output; docs/results.md holds it as markdown)."""
+    """The comparison as a plain-text table, a method that could not run on a line of its own with the reason."""
     from . import metric
 
     m = metric.of_record(result)
     lines = [f"{result['preset']} on {result['dataset']} (teacher read {result['teacher_dataset']}), "
              f"seeds {result['seeds']}: teacher {m.format(result.get(f'teacher_{m.name}'))}, from scratch "
              f"{_mean_ci(result['scratch'], m)} (test {m.name}{m.direction})"]
-    header = ("method", "chosen", f"test {m.name} (95 % CI)", "gain vs scratch", "vs kd", "s/seed")
-    rows, absent = [header], []
-    for row in result["table"]:
-        if not row["applicable"]:
-            absent.append(f"{row['method']}: not applicable: {row['reason']}")
-            continue
-        kd = (f"{_gain(row['gain_vs_kd'], m)}: {row['verdict_vs_kd']}" if "gain_vs_kd" in row else "(reference)")
-        rows.append((row["method"], _choice(row), _mean_ci(row, m), _gain(row["gain_vs_scratch"], m), kd,
-                     f"{row['seconds']:.0f}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows] + absent
+    rows = table_rows(result)
+    shown = [r for r in rows if r[f"test {m.name} (95 % CI)"] != "not applicable"]
+    header = list(rows[0]) if rows else []
+    cells = [header] + [list(r.values()) for r in shown]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths)).rstrip() for cell in cells]
+    lines += [f"{r['method']}: not applicable: {r['vs kd']}" for r in rows if r not in shown]
     return "\n".join(lines + [f"{result['seconds']:.0f} s in all"])
 
 
