@@ -316,6 +316,16 @@ def table_text(result: dict) -> str:
     return "\n".join(lines + [f"{result['seconds']:.0f} s in all"])
 
 
+def table_markdown(result: dict) -> str:
+    """The comparison as a markdown table (docs/results.md's), not-applicable methods as rows with their reason."""
+    rows = table_rows(result)
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(f"`{v}`" if k == "method" else v.replace("|", "\\|") for k, v in r.items()) + " |"
+              for r in rows]
+    return "\n".join(lines)
+
+
 def _choice(row: dict) -> str:
     """The chosen grid value as a setting: ``T=4``, ``weight ×2``, ``hint_epochs=2`` (empty without a grid)."""
     if row.get("value") is None:

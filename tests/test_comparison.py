@@ -70,6 +70,7 @@ def test_methods_share_each_seeds_scratch_student_and_choose_on_valid(tiny):
 
     text = comparison.table_text(result)
     assert "at: not applicable: " in text and "(reference)" in text and dkd["verdict_vs_kd"] in text
+    assert "| `at` |  | not applicable |  | stage 'distil', term 2: " in comparison.table_markdown(result)
     bars = figures.methods_bars(result).to_dict()["data"][0]
     assert list(bars["x"]) == ["kd", "dkd"] and bars["error_y"]["arrayminus"] is not None
     row = storage.run_store().runs()[0]
