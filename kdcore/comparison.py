@@ -164,8 +164,9 @@ def _compare(name, task, teacher_cfg, cfg, ds, teacher_ds, grids: dict, seeds, c
         return {**results, "status": teacher["status"], "reason": f"teacher: {teacher['reason']}"}
     progress.phase("teacher logits")
     logits = task.teacher_targets(teacher["model"], ds)
-    grid_runs = sum(len(values) for _, values in grids.values())
-    total, done = grid_runs + len(seeds) - 1 + (len(seeds) - 1) * len(names) + 1, 0
+    # seed 0 trains every grid value, later seeds one run per method; every seed one scratch student
+    total = sum(len(values) for _, values in grids.values()) + (len(seeds) - 1) * len(names) + len(seeds)
+    done = 0
     chosen: dict[str, dict] = {}  # method → {"value", "grid": [...], "grid_seconds"} or {"reason"} (not applicable)
     runs, baselines, paired = [], {}, {}
 
