@@ -176,10 +176,10 @@ if st.button("Compare methods", disabled=methods_busy or not chosen):
 
 if methods_job is not None:
     live(methods_job, "runs_done", "runs_total", "trainings")
-    result = methods_job.result or {}
-    if methods_job.status == "finished" and result.get("table"):
-        st.plotly_chart(figures.methods_bars(result), key="methods_bars")
-        st.dataframe(pd.DataFrame(comparison.table_rows(result)), hide_index=True)
+    compared = methods_job.result or {}
+    if methods_job.status == "finished" and compared.get("table"):
+        st.plotly_chart(figures.methods_bars(compared), key="methods_bars")
+        st.dataframe(pd.DataFrame(comparison.table_rows(compared)), hide_index=True)
 
 # --- sweep ----------------------------------------------------------------------------------------
 st.subheader("Sweep temperature and alpha")
