@@ -47,7 +47,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import bench, config, ensemble, export, metric, params, reproduce, storage, tasks
+from . import bench, config, ensemble, export, metric, params, recipes, reproduce, storage, tasks
 from .progress import Progress
 from .results import Verdict
 
@@ -515,6 +515,29 @@ def _experiment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher", help="a saved teacher .keras file to distil from, instead of training the "
                                           "preset's (a teacher trained before by the same recipe is reused anyway)")
     add_recipe_options(parser)
+    parser.add_argument("--methods", help="compare distillation methods instead (comma-separated, of "
+                                          f"{', '.join(recipes.METHODS)}; kd is always run as the reference): "
+                                          "each distils the same student over the same seeds against one "
+                                          "from-scratch baseline, its hyperparameter chosen on valid")
+    params.add_flags(parser, _setting_names("student"))
+
+
+def _experiment_check(args) -> None:
+    """Refuse an unknown method, or student settings without --methods, before TensorFlow loads."""
+    from . import comparison, presets
+
+    if args.methods is not None:
+        comparison.method_list(args.methods)
+    task = tasks.get(presets.get(args.preset).get("task"))
+    student = _given(args, "student", task)
+    if student and args.methods is None:
+        raise ValueError(f"{', '.join(n.replace('_', '-') for n in student)}: student settings apply to a "
+                         "methods comparison (--methods) only")
+    if args.methods is not None and (args.recipe is not None or args.method is not None):
+        raise ValueError("--methods compares the shipped recipes; --recipe and --method run one (give one or the other)")
+    if args.methods is not None and (args.labels_fraction is not None or args.omit_class is not None):
+        raise ValueError("--labels-fraction and --omit-class apply to a plain experiment, not to --methods "
+                         "(a comparison keeps the preset's)")
 
 
 def _spread_text(spread: dict) -> str:
@@ -546,6 +569,10 @@ def _preset_with_recipe(name: str, args):
 
 
 def _experiment_text(result: dict) -> str:
+    if "table" in result:  # a methods comparison
+        from .comparison import table_text
+
+        return table_text(result)
     m = metric.of_record(result)
     gap = "gap recovered" + (f" (log-{m.name})" if m.log_space else "")
     lines = [f"{result['preset']} on {result['dataset']}, seeds {result['seeds']}: "
@@ -565,11 +592,20 @@ def _experiment_text(result: dict) -> str:
     return "\n".join(lines + [f"{result['seconds']:.0f} s"])
 
 
-@command("experiment", "distilled student vs its from-scratch twin, mean ± std over seeds",
-         _experiment_arguments, _experiment_text)
+@command("experiment", "distilled student vs its from-scratch twin, mean ± std over seeds; or --methods compared",
+         _experiment_arguments, _experiment_text, _experiment_check)
 def _experiment(args) -> dict:
-    from . import experiments
+    from . import comparison, experiments, presets
 
+    if args.methods is not None:
+        preset = _preset_of_task(args.preset, args.task)
+        task = tasks.get(presets.get(preset).get("task"))
+        prefix = task.student_config.PREFIX
+        student = {n.removeprefix(prefix): v for n, v in _given(args, "student", task).items()}
+        with live_progress("methods") as progress:
+            result = _finished(comparison.run_methods(preset, args.methods, args.seeds, student, progress,
+                                                      teacher=args.teacher))
+        return {**result, "machine": reproduce.machine()}
     with live_progress("experiment") as progress:
         result = _finished(experiments.run_experiment(_preset_with_recipe(_preset_of_task(args.preset, args.task), args),
                                                       args.seeds,

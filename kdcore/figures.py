@@ -320,6 +320,42 @@ def experiment_bars(results: dict) -> go.Figure:
     return fig
 
 
+def methods_bars(results: dict) -> go.Figure:
+    """Each method's paired gain over the scratch student: mean over seeds, its 95 % t-interval as error bars.
+
+    ``results`` is :func:`kdcore.comparison.run_methods`'s dict. The gain, not
+    the score, is drawn: every method shares the seed's scratch student, so
+    the paired gain is what the interval is about. Plain KD (the reference) is
+    in the student's colour, the others in the intermediate colour; a dotted
+    line at KD's gain shows which bars clear it. Methods that could not run
+    are left out (the table says why).
+    """
+    m = metrics.of_record(results)
+    scale = 100 if m.percent else 1
+    rows = [r for r in results.get("table", []) if r.get("applicable") and r["gain_vs_scratch"]["mean"] is not None]
+    means = [scale * r["gain_vs_scratch"]["mean"] for r in rows]
+    cis = [[scale * v for v in (r["gain_vs_scratch"]["ci95"] or [r["gain_vs_scratch"]["mean"]] * 2)] for r in rows]
+    fig = go.Figure(go.Bar(
+        x=[r["method"] for r in rows], y=means,
+        marker_color=[COLOURS["student" if r["method"] == "kd" else "intermediate"] for r in rows],
+        error_y=dict(type="data", symmetric=False, visible=True, array=[hi - mu for mu, (_, hi) in zip(means, cis)],
+                     arrayminus=[mu - lo for mu, (lo, _) in zip(means, cis)]),
+        text=[f"{mu:+.{m.digits}f}" for mu in means], textposition="inside",
+        customdata=[[lo, hi] for lo, hi in cis],
+        hovertemplate=f"%{{x}}: %{{y:+.{m.digits}f}} {m.unit} (95 %% CI %{{customdata[0]:+.{m.digits}f}} to "
+                      f"%{{customdata[1]:+.{m.digits}f}})<extra></extra>".replace("%%", "%")))
+    kd = next((mu for r, mu in zip(rows, means) if r["method"] == "kd"), None)
+    if kd is not None:
+        fig.add_hline(y=kd, line_dash="dot", line_color=COLOURS["student"], annotation_text="kd",
+                      annotation_position="top right")
+    fig.add_hline(y=0, line_color=COLOURS["baseline"], line_width=1)
+    good = "" if m.higher_is_better else " (negative: better)"
+    fig.update_layout(showlegend=False, height=360, margin=dict(l=10, r=10, t=50, b=10),
+                      title=f"Gain over the scratch student, {len(results.get('seeds', []))} seed(s), 95 % CI{good}")
+    fig.update_yaxes(title=f"test {m.name} gain ({m.unit})", zeroline=False)
+    return fig
+
+
 def sweep_heatmap(frame, value: str = "gain", units: int | None = None) -> go.Figure:
     """Temperature across, alpha down, ``value`` (gain over the baseline, or student accuracy) in the cells.
 

@@ -4,14 +4,16 @@ Storyboard: pick a preset (its recipe in one sentence) → seeds, share of
 labels, a class to leave out → Run → live progress → teacher, distilled student
 and from-scratch baseline as bars with the seed spread as error bars, the gain
 and the share of the gap recovered in numbers, per-class accuracy when a class
-was left out → a sweep over T and alpha, drawn as a heatmap of the gain → a sweep
+was left out → distillation methods compared on the same preset: each one's
+gain over scratch with its interval as bars, and a table against plain KD →
+a sweep over T and alpha, drawn as a heatmap of the gain → a sweep
 run as an Optuna study by workers on any machine: its trials, read live from the
 study's database, with the workers seen.
 """
 import pandas as pd
 import streamlit as st
 
-from kdcore import experiments, figures, params, presets, studies, tasks
+from kdcore import comparison, experiments, figures, params, presets, recipes, studies, tasks
 from kdcore.metric import ACCURACY
 from kdcore.results import Verdict
 from pages import job_panel, state
@@ -74,9 +76,9 @@ def live(job, done_label: str, total_label: str, noun: str) -> None:
             if st.button("Stop", key=f"stop_{job.kind}"):
                 job.stop()
                 st.caption("Stopping after the current batch…")
-            if results.get("finished_seeds"):
-                st.dataframe(pd.DataFrame(results["finished_seeds"]).drop(columns="omit", errors="ignore"),
-                             hide_index=True)
+            finished = results.get("finished_seeds") or results.get("finished_runs")
+            if finished:
+                st.dataframe(pd.DataFrame(finished).drop(columns="omit", errors="ignore"), hide_index=True)
         elif snap["status"] == "finished":
             st.success(f"{snap['title']} — finished in {(snap['ended'] or 0) - (snap['started'] or 0):.0f} s.",
                        icon="✅")
@@ -155,6 +157,29 @@ if job is not None:
                         f"{_pm(omit_stats['student_class_after_bias'])}. The baseline, with no teacher, "
                         f"gets {_pm(omit_stats['baseline_class'])}.")
             st.dataframe(pd.DataFrame(omit_stats["per_class"]).rename_axis("class"))
+
+# --- methods compared ------------------------------------------------------------------------------
+st.subheader("Compare distillation methods")
+st.caption("Every method distils this preset's student from the same teacher over the same seeds, against one "
+           "student from scratch per seed; plain KD always runs, as the reference. Each method's one "
+           "hyperparameter is chosen on seed 0's valid split from three values; the test split only reports. "
+           "A method that cannot run on this student (attention transfer on an MLP) says why in the table.")
+left, right = st.columns([3, 1])
+chosen = state.kept(left.multiselect, "Methods", "experiments.methods", ["kd", "fitnets", "dkd"],
+                    options=list(recipes.METHODS), format_func=lambda n: f"{n}: {recipes.method(n).description}")
+method_seeds = int(state.kept(right.number_input, "Seeds", "experiments.methods.seeds", 3, min_value=1,
+                              max_value=10, help="Seeds 0 … N−1; the interval is a t-interval over them."))
+methods_job = job_panel.current_job("methods")
+methods_busy = methods_job is not None and methods_job.status.active
+if st.button("Compare methods", disabled=methods_busy or not chosen):
+    job_panel.start_job("methods", lambda: comparison.start_methods(name, chosen, method_seeds))
+
+if methods_job is not None:
+    live(methods_job, "runs_done", "runs_total", "trainings")
+    compared = methods_job.result or {}
+    if methods_job.status == "finished" and compared.get("table"):
+        st.plotly_chart(figures.methods_bars(compared), key="methods_bars")
+        st.dataframe(pd.DataFrame(comparison.table_rows(compared)), hide_index=True)
 
 # --- sweep ----------------------------------------------------------------------------------------
 st.subheader("Sweep temperature and alpha")
