@@ -704,8 +704,6 @@ def _sweep(args) -> dict:
     if args.search is not None and not args.study:
         raise ValueError("--search needs --study NAME: a search runs as an Optuna study")
     if args.study is not None or args.storage is not None:
-        if recipe_of_args(args) is not None:
-            raise ValueError("--recipe and --method are not taken by a study yet; sweep the recipe without --study")
         return _sweep_study(args)
     if args.preset is None:
         raise ValueError("sweep needs --preset (or --study to create an Optuna study)")
@@ -724,14 +722,15 @@ def _sweep_study(args) -> dict:
         raise ValueError("--storage needs --study NAME: the name workers join")
     if args.workers < 0:
         raise ValueError(f"workers must be >= 0 (got {args.workers})")
+    preset = _preset_with_recipe(args.preset or "quick", args)  # a recipe travels in the study's spec, as data
     with live_progress("sweep") as progress:
         if args.search is not None:
-            result = studies.create_search_study(args.study, args.storage, args.preset or "quick", args.temperatures,
+            result = studies.create_search_study(args.study, args.storage, preset, args.temperatures,
                                                  args.alphas, args.search, args.seeds, args.widths, args.epochs,
                                                  args.dataset, args.teacher, progress, args.prune_startup,
                                                  args.prune_warmup)
         else:
-            result = studies.create_grid_study(args.study, args.storage, args.preset or "quick", args.temperatures,
+            result = studies.create_grid_study(args.study, args.storage, preset, args.temperatures,
                                                args.alphas, args.seeds, args.widths, args.epochs, args.dataset,
                                                args.teacher, progress)
     if args.workers:

@@ -536,3 +536,16 @@ def test_a_search_repeats_with_one_worker_and_stops_asking_at_its_budget(kd_home
     assert drawn[0] == drawn[1] and drawn[0][0] != drawn[0][1]
     for p in drawn[0]:
         assert p["units"] in (16, 64) and 1.0 <= p["temperature"] <= 8.0 and 0.1 <= p["alpha"] <= 0.9
+
+
+def test_a_study_takes_a_recipe_and_keeps_it_in_its_spec_for_every_worker(capsys, kd_home, teacher_file):
+    """A sweep's T and alpha fill the recipe's symbols in each trial; the recipe itself travels as data."""
+    import optuna
+
+    assert cli.main(["sweep", "--study", "dkd-grid", "--method", "dkd", "--temperatures", "2,4", "--alphas", "0.5",
+                     "--teacher", str(teacher_file), "--dataset", "mnist-5k", "--workers", "0", "--json"]) == 0
+    capsys.readouterr()
+    study = optuna.load_study(study_name="dkd-grid", storage=studies.open_storage(studies.default_storage()))
+    spec = study.user_attrs[studies.SPEC_KEY]
+    assert spec["preset"] == "quick+dkd" and spec["distill"]["recipe"]["name"] == "dkd"
+    assert [t["loss"] for t in spec["distill"]["recipe"]["stages"][0]["terms"]] == ["ce", "dkd"]
