@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import recipes
+from ... import params, recipes
 from ...dataset import Dataset, DatasetError
 from ...metric import PERPLEXITY
 from ..base import SOFT, Task
@@ -159,11 +159,20 @@ class LanguageModel(Task):
         if recipe is not None:
             self._one_stage(recipes.from_dict(recipe))
 
-    @staticmethod
-    def _one_stage(recipe):
+    def _one_stage(self, recipe):
+        """Refuse in one line a recipe the loop cannot run: its shape, its soft loss, weights not alpha and 1 − alpha."""
         if len(recipe.stages) != 1 or sorted(t.kind for t in recipe.stages[0].terms) != ["labels", "logits"]:
             got = "; ".join(f"{s.name}: {', '.join(t.loss for t in s.terms)}" for s in recipe.stages)
             raise recipes.RecipeError(f"{LM_SHAPE} (got {got})")
+        soft, hard = sorted(recipe.stages[0].terms, key=lambda t: t.kind != "logits")
+        allowed = params.get("loss", self.name).choices
+        if soft.loss not in allowed:
+            raise recipes.RecipeError(f"{LM_SHAPE}: its soft loss is one of {', '.join(allowed)} (got {soft.loss})")
+        numbers = all(isinstance(w, float) for w in (soft.weight, hard.weight))
+        if (soft.weight, hard.weight) != ("alpha", "1-alpha") and not (
+                numbers and math.isclose(soft.weight + hard.weight, 1.0, abs_tol=1e-9)):
+            raise recipes.RecipeError(f"{LM_SHAPE}: the labels' weight must be 1 − the soft term's "
+                                      f"(got ce {hard.weight} beside {soft.loss} {soft.weight})")
 
     def check_recipe(self, cfg, teacher, data):
         """(the run's recipe, resolved; no notes), or the one line :meth:`settings_of` refuses it with."""
