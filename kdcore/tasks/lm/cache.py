@@ -212,3 +212,25 @@ def cached_terms(labels, student_logits, probs, ids, temperature: float, alpha: 
         return (alpha * soft + (1.0 - alpha) * hard, soft, hard), grad
 
     return terms(tf.reshape(tf.cast(student_logits, "float32"), (-1, vocab)))
+
+
+def online_terms(labels, student_logits, teacher_logits, temperature: float, alpha: float, loss: str = "kl",
+                 beta: float = 0.5):
+    """(total, soft, hard) of a step that runs the teacher, for each ``loss`` the task offers; total = α·soft + (1 − α)·hard.
+
+    ``kl`` is :func:`kdcore.losses.distillation_terms`' (the teacher's whole
+    softmax, which the cache's KL is tested equal to); ``reverse-kl`` and
+    ``gjsd`` are :func:`kdcore.losses.reverse_kl_loss` and
+    :func:`kdcore.losses.generalized_jsd_loss` (GKD's β = ``beta``), mixed
+    with the next word's cross-entropy as the KL is. Both already carry T².
+    With ``alpha`` = 0 or no teacher the soft term is not computed (reported 0).
+    """
+    from ...losses import distillation_terms, generalized_jsd_loss, hard_label_loss, reverse_kl_loss
+
+    if loss == "kl" or alpha == 0 or teacher_logits is None:
+        return distillation_terms(labels, student_logits, teacher_logits, temperature,
+                                  alpha if teacher_logits is not None else 0.0, "kl")
+    soft = (reverse_kl_loss(teacher_logits, student_logits, temperature) if loss == "reverse-kl"
+            else generalized_jsd_loss(teacher_logits, student_logits, beta, temperature))
+    hard = hard_label_loss(labels, student_logits)
+    return alpha * soft + (1.0 - alpha) * hard, soft, hard

@@ -12,6 +12,7 @@ file 80 / 10 / 10 % of its lines, in order.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections import Counter
@@ -80,6 +81,19 @@ def _ptb(small: bool) -> Dataset:
         ids = {s: v[: SMALL[s]] for s, v in ids.items()}
     name = "ptb-small" if small else "ptb"
     return _corpus(name, PTB_SOURCE, vocab, ids["train"], ids["valid"], ids["test"])
+
+
+def followed_by(data: Dataset, texts: list[np.ndarray]) -> Dataset:
+    """``data`` whose training text goes on with ``texts`` (word ids, each read after an ``<eos>``); the rest unchanged.
+
+    This is how a student reads text its teacher wrote (sequence-level KD):
+    each word of it is a label, as each word of the training text is.
+    """
+    eos = data.classes.index(EOS)
+    xs = [data.x_train] + [np.concatenate([[eos], t[:-1]]) for t in texts]
+    ys = [data.y_train] + list(texts)
+    return dataclasses.replace(data, x_train=np.concatenate(xs).astype("int32"),
+                               y_train=np.concatenate(ys).astype("int32"))
 
 
 def load_text(path: str | Path, cap: int = DEFAULT_VOCAB_CAP) -> Dataset:

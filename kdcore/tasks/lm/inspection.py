@@ -83,6 +83,34 @@ def complete(model, vocab: tuple[str, ...], text: str, temperature: float = 1.0,
             "entropy_bits": entropy_bits(p), "vocabulary_size": len(vocab), "continuation": " ".join(out)}
 
 
+SAMPLE_STREAMS = 32  # texts a teacher writes side by side: one forward pass serves them all
+
+
+def write_text(model, words: int, eos: int, seed: int = 0, streams: int = SAMPLE_STREAMS) -> list[np.ndarray]:
+    """``words`` word ids the model writes at T = 1, as up to ``streams`` texts sampled side by side (seeded).
+
+    Each text starts as :func:`complete` does, after ``PRIME_EOS`` sentence
+    ends, and runs on across the sentences it ends; the texts share each
+    forward pass (32 streams of one word cost about what one does on a CPU).
+    Draws are ``tf.random.stateless_categorical`` seeded by (seed, word
+    index), so a seed gives the same words on every call.
+    """
+    import tensorflow as tf
+
+    n = max(1, min(streams, words))
+    per = -(-words // n)
+    run = _runner(model)
+    logits, state = run(tf.constant(np.full((n, PRIME_EOS), eos, "int32")),
+                        [tf.constant(s) for s in zero_state(model, n)])
+    out = np.zeros((n, per), "int32")
+    for t in range(per):
+        w = tf.random.stateless_categorical(logits[:, -1], 1, seed=[seed, t], dtype="int32")
+        out[:, t] = w.numpy()[:, 0]
+        logits, state = run(w, state)
+    sizes = [min(per, words - i * per) for i in range(n)]
+    return [out[i, :size] for i, size in enumerate(sizes) if size > 0]
+
+
 def entropy_curve(model, vocab: tuple[str, ...], text: str, temperatures) -> list[float]:
     """Entropy (bits) of the next-word distribution after ``text`` at each temperature, read as :func:`complete` reads it."""
     from ...inference import entropy_vs_temperature

@@ -3,6 +3,13 @@
 A batch of ``batch_size`` streams read ``seq_len`` words at a time must fit
 in the training text: that check needs the text's length, so it runs in
 ``validate(n_train)``.
+
+The soft losses (``loss``) are the forward KL of Hinton et al. (the
+default), the reverse KL and GKD's generalised Jensen–Shannon divergence
+(Agarwal et al. 2024), whose formulas and reasons are in
+:mod:`kdcore.losses`. The two new ones need the teacher's probability of
+every word the student may say, which a top-k cache does not keep: they
+need ``soft_targets`` online.
 """
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from ...config import DistillConfig, TrainConfig, Validated, default
 from ...params import Param
 
 SOFT_TARGETS = ("online", "cache")
+LOSSES = ("kl", "reverse-kl", "gjsd")
 CACHE_REST = ("student", "even")
 
 params.register(
@@ -45,6 +53,19 @@ params.register(
     Param("cache_rest", str, "student", "how the cache spreads the teacher's mass outside its top k over the other "
           "words: in the student's own proportions (only the total is taught) or evenly", choices=CACHE_REST,
           label="Rest of the cached mass", group="distill", tasks=("lm",)),
+    Param("loss", str, "kl", "how the student's next-word distribution is compared with the teacher's: kl, the "
+          "forward KL (cover every word the teacher might say); reverse-kl (put mass only where the teacher "
+          "does: mode seeking); gjsd, GKD's generalised Jensen–Shannon divergence between the two (gkd_beta); "
+          "the last two need soft_targets online", choices=LOSSES, label="Soft loss", group="distill",
+          tasks=("lm",)),
+    Param("gkd_beta", float, 0.5, "GKD's beta for loss gjsd, the teacher's weight in the mixture "
+          "m = beta · p_teacher + (1 − beta) · p_student: towards 0 the loss acts as the forward KL, towards 1 as "
+          "the reverse KL (both ends excluded: reverse-kl is beta = 1)", low=0.0, high=1.0, low_open=True,
+          step=0.05, label="GKD beta", group="distill", tasks=("lm",)),
+    Param("sequence_kd_words", int, 0, "sequence-level KD (Kim & Rush 2016): the teacher writes this many words "
+          "(sampled at T = 1, seeded by the run's seed) and the student reads them after the training text, "
+          "labelled by the words themselves; 0 = off", low=0, high=5_000_000, widget="number",
+          label="Teacher-written words (sequence-level KD)", group="distill", tasks=("lm",)),
 )
 
 
@@ -99,13 +120,26 @@ class LMDistillConfig(DistillConfig):
     soft_targets: str = default("soft_targets", task="lm")
     top_k: int = default("top_k", task="lm")
     cache_rest: str = default("cache_rest", task="lm")
+    loss: str = default("loss", task="lm")
+    gkd_beta: float = default("gkd_beta", task="lm")
+    sequence_kd_words: int = default("sequence_kd_words", task="lm")
 
     def validate(self, n_train: int | None = None):
         super().validate(n_train)
         _check_sequences(self.batch_size, self.seq_len, n_train)
-        if self.loss != "kl":
-            raise ValueError(f"loss must be kl for task 'lm' (got {self.loss!r}); the top-k cache keeps "
-                             "probabilities, not logits")
+        if self.gkd_beta >= 1.0:
+            raise ValueError(f"gkd_beta must be < 1.0 (got {self.gkd_beta!r}); allowed: (0.0, 1.0); "
+                             "beta = 1 is loss reverse-kl")
+        if self.loss != "kl" and self.soft_targets == "cache":
+            raise ValueError(f"loss {self.loss} needs soft_targets online: it reads the teacher's probability of "
+                             f"every word, and soft_targets cache keeps only the top {self.top_k}")
         if self.labels_fraction != 1.0 or self.hint_epochs:
             raise ValueError("labels_fraction and hint_epochs are not settings of task 'lm'")
         return self
+
+    def per_epoch(self, name: str) -> list[float]:
+        """``temperature`` or ``alpha`` on each epoch, moved by its schedule to its ``_end`` value on the last."""
+        from ...losses import schedule
+
+        start, end, kind = getattr(self, name), getattr(self, f"{name}_end"), getattr(self, f"{name}_schedule")
+        return [schedule(kind, start, end, e, self.epochs) for e in range(self.epochs)]
