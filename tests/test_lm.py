@@ -163,7 +163,7 @@ def test_settings_and_sizes():
     task = tasks.get("lm")
     assert task.metric.name == "perplexity" and not task.metric.higher_is_better
     assert {"seq_len", "soft_targets", "top_k"} <= set(task.distill_params())
-    assert "loss" not in task.distill_params() and "hint_epochs" not in task.distill_params()
+    assert "labels_fraction" not in task.distill_params() and "hint_epochs" not in task.distill_params()
     cfg = task.distill_from({"student_units": 48, "student_layers": 2, "top_k": 8})
     assert isinstance(cfg, lm.LMDistillConfig) and cfg.student.units == 48 and cfg.top_k == 8
     assert task.flat(cfg)["student_units"] == 48

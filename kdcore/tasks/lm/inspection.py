@@ -107,8 +107,7 @@ def write_text(model, words: int, eos: int, seed: int = 0, streams: int = SAMPLE
         w = tf.random.stateless_categorical(logits[:, -1], 1, seed=[seed, t], dtype="int32")
         out[:, t] = w.numpy()[:, 0]
         logits, state = run(w, state)
-    sizes = [min(per, words - i * per) for i in range(n)]
-    return [out[i, :size] for i, size in enumerate(sizes) if size > 0]
+    return [out[i, : words // n + (i < words % n)] for i in range(n)]  # the lengths differ by at most one
 
 
 def entropy_curve(model, vocab: tuple[str, ...], text: str, temperatures) -> list[float]:
