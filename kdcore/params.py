@@ -166,8 +166,11 @@ def add_flags(parser: argparse.ArgumentParser, names) -> None:
         if p.kind is bool:
             parser.add_argument(p.flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
+            # a task that declares the setting again with other values says so (task lm's own soft losses)
+            allowed = p.allowed + "".join(f"; task {', '.join(q.tasks)}: {q.allowed}" for q in _TABLE
+                                          if q.name == name and ALL not in q.tasks and q.allowed != p.allowed)
             parser.add_argument(p.flag, dest=name, default=None, metavar=p.kind.__name__.upper(),
-                                help=f"{text} ({p.allowed.replace('%', '%%')})")
+                                help=f"{text} ({allowed.replace('%', '%%')})")
 
 
 def given(args: argparse.Namespace, names, task: str) -> dict:
