@@ -37,6 +37,7 @@ class Param:
     step: float | None = None
     choices: tuple = ()
     low_open: bool = False  # the low end is excluded (temperature > 0)
+    high_open: bool = False  # the high end is excluded (GKD's beta < 1)
     group: str = "train"  # train | teacher | student | distill: where a page shows it
     tasks: tuple = (ALL,)
     widget: str = ""  # "slider" or "number" for numbers (default: slider when the range is short)
@@ -59,8 +60,8 @@ class Param:
             return "one of " + ", ".join(map(str, self.choices))
         if self.kind is str:
             return "text"
-        lo = "(" if self.low_open else "["
-        return f"{lo}{self.low}, {self.high}]"
+        lo, hi = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"{lo}{self.low}, {self.high}{hi}"
 
     @property
     def title(self) -> str:
@@ -130,8 +131,8 @@ def check(name: str, value, task: str = ALL):
         raise _fail(p, "a finite number", value)
     if p.low is not None and (value <= p.low if p.low_open else value < p.low):
         raise _fail(p, f"{'>' if p.low_open else '>='} {p.low}", value)
-    if p.high is not None and value > p.high:
-        raise _fail(p, f"<= {p.high}", value)
+    if p.high is not None and (value >= p.high if p.high_open else value > p.high):
+        raise _fail(p, f"{'<' if p.high_open else '<='} {p.high}", value)
     if p.choices and value not in p.choices:
         raise _fail(p, p.allowed, value)
     return value
@@ -206,6 +207,8 @@ def widget_spec(name: str, task: str = ALL) -> tuple[str, dict]:
     lo, hi = p.ui_range or (p.low, p.high)
     if p.low_open and lo == p.low:  # a slider cannot exclude its end: start one step above it
         lo = lo + (p.step or 0.01)
+    if p.high_open and hi == p.high:
+        hi = hi - (p.step or 0.01)
     kwargs = {"label": p.title, "min_value": p.kind(lo), "max_value": p.kind(hi), "help": f"{p.help} ({p.allowed})"}
     if p.step is not None:
         kwargs["step"] = p.kind(p.step)

@@ -61,7 +61,7 @@ params.register(
     Param("gkd_beta", float, 0.5, "GKD's beta for loss gjsd, the teacher's weight in the mixture "
           "m = beta · p_teacher + (1 − beta) · p_student: towards 0 the loss acts as the forward KL, towards 1 as "
           "the reverse KL (both ends excluded: reverse-kl is beta = 1)", low=0.0, high=1.0, low_open=True,
-          step=0.05, ui_range=(0.05, 0.95), label="GKD beta", group="distill", tasks=("lm",)),
+          high_open=True, step=0.05, label="GKD beta", group="distill", tasks=("lm",)),
     Param("sequence_kd_words", int, 0, "sequence-level KD (Kim & Rush 2016): the teacher writes this many words "
           "(sampled at T = 1, seeded by the run's seed) and the student reads them after the training text, "
           "labelled by the words themselves; 0 = off", low=0, high=5_000_000, widget="number",
@@ -127,9 +127,6 @@ class LMDistillConfig(DistillConfig):
     def validate(self, n_train: int | None = None):
         super().validate(n_train)
         _check_sequences(self.batch_size, self.seq_len, n_train)
-        if self.gkd_beta >= 1.0:
-            raise ValueError(f"gkd_beta must be < 1.0 (got {self.gkd_beta!r}); allowed: (0.0, 1.0); "
-                             "beta = 1 is loss reverse-kl")
         if self.loss != "kl" and self.soft_targets == "cache":
             raise ValueError(f"loss {self.loss} needs soft_targets online: it reads the teacher's probability of "
                              f"every word, and soft_targets cache keeps only the top {self.top_k}")
