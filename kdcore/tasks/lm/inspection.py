@@ -1,4 +1,5 @@
-"""What the screens and the CLI ask of a trained language model: a prompt's next words, and surprisal on test text."""
+"""What the screens, the CLI and sequence-level KD ask of a trained language model: a prompt's next words, surprisal
+on test text, text it writes."""
 from __future__ import annotations
 
 import math

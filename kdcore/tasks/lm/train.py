@@ -62,9 +62,7 @@ def fit(net, data: Dataset, cfg, *, series: str, progress=None, teacher=None, te
     distil = teacher is not None and max(alphas) > 0
     vocab = vocab_size(net)
     cache = None
-    if distil and soft_targets == "cache":
-        if loss != "kl":
-            raise ValueError(f"loss {loss} needs soft_targets online; the top-k cache serves loss kl only")
+    if distil and soft_targets == "cache":  # loss kl only: LMDistillConfig.validate refuses the others
         if progress is not None:
             progress.phase("teacher top-k cache")
         cache = _kept_cache(teacher, data, cfg.batch_size, cfg.seq_len, temperatures[0], top_k)
