@@ -1,4 +1,4 @@
-"""The language model's distillation methods side by side on the lm-demo preset: each one's perplexity, and its gain on kl.
+"""The language model's distillation methods side by side on the lm-demo preset: perplexity, and gain on kl.
 
     .venv/bin/python -m lab.lm_methods                    # every condition, 3 seeds; OUT=/tmp/lm-methods SEEDS=3
     .venv/bin/python -m lab.lm_methods gjsd-0.5 kl-online  # some of them
@@ -26,6 +26,8 @@ CONDITIONS = {
     "reverse-kl": {"loss": "reverse-kl", "soft_targets": "online"},
     "gjsd-0.5": {"loss": "gjsd", "gkd_beta": 0.5, "soft_targets": "online"},
     "seqkd-60k": {"sequence_kd_words": 60_000},  # kl from the cache, over the text and 60,000 teacher-written words
+    "seqkd-60k-online": {"sequence_kd_words": 60_000, "soft_targets": "online"},
+    "seqkd-60k-labels": {"sequence_kd_words": 60_000, "alpha": 0.0},  # pure sequence-level KD: labels only
 }
 OUT = Path(os.environ.get("OUT", "/tmp/lm-methods"))
 SEEDS = int(os.environ.get("SEEDS", 3))
@@ -50,22 +52,26 @@ def _interval(diffs: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def table(reference: str = "kl-cache") -> str:
+def table(references=("kl-cache", "kl-online")) -> str:
+    """Markdown: each condition's perplexity, its gain on scratch, and its paired gain on each reference."""
     results = {p.stem: json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))}
-    ref = results.get(reference)
-    lines = ["| condition | student perplexity | scratch | vs scratch (95 % CI) | vs " + reference + " (paired, 95 % CI) |"
-             " seconds |", "|---|---:|---:|---|---|---:|"]
+    lines = ["| condition | student perplexity | scratch | vs scratch (95 % CI) | "
+             + " | ".join(f"vs {r} (paired, 95 % CI)" for r in references) + " | seconds |",
+             "|---|---:|---:|---|" + "---|" * len(references) + "---:|"]
     for label in [c for c in CONDITIONS if c in results]:
         r = results[label]
         s, b = r["student_perplexity"], r["baseline_perplexity"]
         low, high = r.get("gain_ci95") or (math.nan, math.nan)
-        vs = "—"
-        if ref is not None and label != reference:
-            mean, lo, hi = _interval([a - c for a, c in zip(s["values"], ref["student_perplexity"]["values"])])
-            vs = f"{mean:+.1f} ({lo:+.1f} to {hi:+.1f})"
+        paired = []
+        for ref in references:
+            if ref not in results or ref == label:
+                paired.append("—")
+                continue
+            mean, lo, hi = _interval([a - c for a, c in zip(s["values"], results[ref]["student_perplexity"]["values"])])
+            paired.append(f"{mean:+.1f} ({lo:+.1f} to {hi:+.1f})")
         lines.append(f"| `{label}` | {s['mean']:.1f} ± {s['std']:.1f} | {b['mean']:.1f} ± {b['std']:.1f} | "
-                     f"{r['gain']['mean']:+.1f} ({low:+.1f} to {high:+.1f}), {r['verdict']} | {vs} | "
-                     f"{r['seconds']:.0f} |")
+                     f"{r['gain']['mean']:+.1f} ({low:+.1f} to {high:+.1f}), {r['verdict']} | " + " | ".join(paired)
+                     + f" | {r['seconds']:.0f} |")
     return "\n".join(lines)
 
 
