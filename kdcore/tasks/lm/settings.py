@@ -130,9 +130,8 @@ class LMDistillConfig(DistillConfig):
         if self.loss != "kl" and self.soft_targets == "cache":
             raise ValueError(f"loss {self.loss} needs soft_targets online: it reads the teacher's probability of "
                              f"every word, and soft_targets cache keeps only the top {self.top_k}")
-        if self.labels_fraction != 1.0 or self.hint_epochs or self.recipe is not None:
-            raise ValueError("labels_fraction, hint_epochs and recipe are not settings of task 'lm' (its methods are "
-                             "loss, gkd_beta, the schedules and sequence_kd_words)")
+        if self.labels_fraction != 1.0 or self.hint_epochs:
+            raise ValueError("labels_fraction and hint_epochs are not settings of task 'lm'")
         return self
 
     def per_epoch(self, name: str) -> list[float]:
