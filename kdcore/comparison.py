@@ -29,7 +29,7 @@ import time
 from . import recipes, tasks
 from .config import to_dict
 from .dataset import Dataset
-from .experiments import _setup, _Tagged, resolve, saved_teacher, seed_list, teacher_for
+from .experiments import _setup, _Tagged, resolve, run_or_record, saved_teacher, seed_list, teacher_for
 from .progress import Progress
 from .results import Status, verdict
 
@@ -114,8 +114,6 @@ def run_methods(preset, methods, seeds=3, student: dict | None = None, progress:
     ``record`` the comparison gets its own run-store row. ``grids`` replaces
     :data:`GRIDS`' entries for the methods it names.
     """
-    from .jobs import recorded
-
     seeds, names, (name, spec, teacher_cfg, cfg, ds, teacher_ds) = _checked(preset, methods, seeds, student, data,
                                                                            grids)
     grids = {m: grid_of(m, grids) for m in names}
@@ -123,16 +121,10 @@ def run_methods(preset, methods, seeds=3, student: dict | None = None, progress:
     config = {"preset": name, "methods": names, "seeds": seeds, "teacher": to_dict(teacher_cfg),
               "distill": to_dict(cfg), "task": task.name, "teacher_dataset": teacher_ds.name,
               "grids": {m: [g[0], list(g[1])] for m, g in grids.items()}}
-    if teacher is not None:
-        config["teacher_model"] = str(teacher)
-
-    def work(progress: Progress) -> dict:
-        return _compare(name, task, teacher_cfg, cfg, ds, teacher_ds, grids, seeds, config, progress, teacher)
-
-    if record:
-        return recorded("methods", f"Methods {', '.join(names)} on {name}, {len(seeds)} seeds", config, ds.name,
-                        work, progress)
-    return work(progress or Progress(name))
+    return run_or_record("methods", f"Methods {', '.join(names)} on {name}, {len(seeds)} seeds", config, ds, teacher,
+                         lambda progress: _compare(name, task, teacher_cfg, cfg, ds, teacher_ds, grids, seeds, config,
+                                                   progress, teacher),
+                         progress, record, name)
 
 
 def start_methods(preset: str, methods, seeds=3, student: dict | None = None):

@@ -253,23 +253,27 @@ def run_experiment(preset, seeds=3, labels_fraction: float | None = None, omit_c
     ``student_perplexity``…); for perplexity the gap recovered is measured in
     log-perplexity, and a lower score is the better one.
     """
-    from .jobs import recorded
-
     seeds = seed_list(seeds)
     overrides = {} if labels_fraction is None else {"labels_fraction": labels_fraction}
     name, spec, teacher_cfg, cfg, ds, teacher_ds = _setup(preset, data, overrides)
     omit = _omitted(spec, omit_class, ds)
     config = {"preset": name, "teacher": to_dict(teacher_cfg), "distill": to_dict(cfg), "seeds": seeds,
               "omit_class": omit, "task": tasks.get(spec.get("task")).name, "teacher_dataset": teacher_ds.name}
+    return run_or_record("experiment", f"Experiment {name} on {ds.name}, {len(seeds)} seeds", config, ds, teacher,
+                         lambda progress: _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress,
+                                                      teacher, teacher_ds),
+                         progress, record, name)
+
+
+def run_or_record(kind: str, title: str, config: dict, ds: Dataset, teacher, work, progress: Progress | None,
+                  record: bool, name: str) -> dict:
+    """``work(progress)``, kept in the run store as a run of ``kind`` when ``record`` (a saved ``teacher`` named)."""
+    from .jobs import recorded
+
     if teacher is not None:
         config["teacher_model"] = str(teacher)
-
-    def work(progress: Progress) -> dict:
-        return _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress, teacher, teacher_ds)
-
     if record:
-        return recorded("experiment", f"Experiment {name} on {ds.name}, {len(seeds)} seeds", config, ds.name,
-                        work, progress)
+        return recorded(kind, title, config, ds.name, work, progress)
     return work(progress or Progress(name))
 
 
