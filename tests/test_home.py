@@ -29,6 +29,7 @@ def test_home_says_what_the_chosen_tasks_soft_targets_carry(task):
     assert task == "digits" or "digit" not in intro  # a language model's visitor reads no word about digits
 
 
+@pytest.mark.slow  # the demo job starts training before it is stopped: ~5 s on 2 quiet cores
 def test_the_quick_demo_makes_its_dataset_the_sidebars():
     """After the colour-images demo (on fashion-mnist-3k) the sidebar must not stay on fashion-mnist, or Deploy
     and Upload would find no model of the chosen dataset. The job is stopped once it exists: its training is

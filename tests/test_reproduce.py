@@ -30,6 +30,7 @@ def test_every_task_names_its_demo_and_a_same_data_preset_beside_it(capsys):
         assert "teacher_dataset" in spec or spec["distill"].get("labels_fraction", 1.0) < 1.0
 
 
+@pytest.mark.slow  # trains a teacher, a student and a baseline: ~5 s on 2 quiet cores
 def test_a_teacher_reads_its_own_dataset_and_is_scored_on_the_students_test_split(tiny, tmp_path):
     npz = tmp_path / "teacher-digits.npz"
     np.savez(npz, x_train=tiny.x_train, y_train=tiny.y_train, x_test=tiny.x_test, y_test=tiny.y_test)
