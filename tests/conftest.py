@@ -93,8 +93,10 @@ BROWSER_MODULES = {"test_e2e", "test_e2e_lm", "test_e2e_text"}
 # each taking whole files in collection order. The longest files go first, so that none starts last and runs
 # alone on one worker at the end: measured totals on 2 cores, longest first (other files follow by name).
 LONGEST_FIRST = ["test_studies", "test_export", "test_text", "test_tasks", "test_reliability", "test_e2e", "test_lm",
-                 "test_experiments", "test_e2e_images", "test_cli", "test_reproduce", "test_pages_training",
-                 "test_e2e_text", "test_viewers", "test_images_task", "test_training", "test_bench"]
+                 "test_experiments", "test_e2e_images", "test_e2e_recipe", "test_cli", "test_comparison",
+                 "test_recipe_cli", "test_reproduce", "test_pages_training", "test_recipes", "test_lm_methods",
+                 "test_ensemble", "test_e2e_text", "test_viewers", "test_images_task", "test_pages_recipe",
+                 "test_training", "test_bench"]
 WORKERS = 2
 
 
