@@ -96,17 +96,17 @@ class DistillConfig(TrainConfig):
 
     def validate(self, n_train: int | None = None) -> "DistillConfig":
         super().validate(n_train)
-        if not isinstance(self.student, Validated):
-            raise ValueError(f"student must be a task's student config, as Task.default_distill() gives "
-                             f"(got {type(self.student).__name__})")
-        self.student.validate()
         if self.recipe is not None:
             from .recipes import from_dict as recipe_from_dict
 
             if not isinstance(self.recipe, dict):
                 raise ValueError(f"recipe must be a recipe's settings (a mapping with its stages), "
-                                 f"as kdcore.recipes reads them (got {type(self.recipe).__name__})")
+                                 f"as kdcore.recipes reads them (got {repr(self.recipe):.60})")
             recipe_from_dict(self.recipe)  # its own one-line errors name the stage and term
+        if not isinstance(self.student, Validated):
+            raise ValueError(f"student must be a task's student config, as Task.default_distill() gives "
+                             f"(got {type(self.student).__name__})")
+        self.student.validate()
         return self
 
 
