@@ -29,8 +29,8 @@ import time
 from . import recipes, tasks
 from .config import to_dict
 from .dataset import Dataset
-from .experiments import _setup, _Tagged, resolve, run_or_record, saved_teacher, seed_list, teacher_for
-from .progress import Progress
+from .experiments import resolve, run_or_record, saved_teacher, seed_list, setup, teacher_for
+from .progress import Progress, Tagged
 from .results import Status, verdict
 
 REFERENCE = "kd"  # the method every other is also compared with
@@ -93,13 +93,13 @@ def _checked(preset, methods, seeds, student: dict | None, data: Dataset | None,
     """Every input checked, and every grid value a valid setting, before anything trains: (seeds, names, setup)."""
     seeds, names = seed_list(seeds), method_list(methods)
     overrides = {"student": {**resolve(preset)[1]["distill"].get("student", {}), **student}} if student else {}
-    setup = _setup(preset, data, overrides)
-    cfg, ds = setup[3], setup[4]
+    prepared = setup(preset, data, overrides)
+    cfg, ds = prepared[3], prepared[4]
     for m in names:
         setting, values = grid_of(m, grids)
         for value in values:
             method_config(cfg, m, setting, value).validate(len(ds.y_train))
-    return seeds, names, setup
+    return seeds, names, prepared
 
 
 def run_methods(preset, methods, seeds=3, student: dict | None = None, progress: Progress | None = None,
@@ -167,11 +167,11 @@ def _compare(name, task, teacher_cfg, cfg, ds, teacher_ds, grids: dict, seeds, c
 
     def train(method, value, seed, tag):
         run_cfg = dataclasses.replace(method_config(cfg, method, grids[method][0], value), seed=seed)
-        return task.distill_student(run_cfg, teacher["model"], ds, _Tagged(progress, tag), logits=logits)
+        return task.distill_student(run_cfg, teacher["model"], ds, Tagged(progress, tag), logits=logits)
 
     for seed in seeds:
         base_cfg = dataclasses.replace(cfg, seed=seed)
-        base = task.train_baseline(base_cfg, ds, _Tagged(progress, f"scratch s{seed}"))
+        base = task.train_baseline(base_cfg, ds, Tagged(progress, f"scratch s{seed}"))
         done += 1
         if base.status != Status.FINISHED:
             return {**results, "status": str(base.status), "reason": f"scratch s{seed}: {base.reason}"}

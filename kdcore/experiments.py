@@ -49,7 +49,7 @@ from .config import DistillConfig, from_dict, to_dict
 from .dataset import Dataset
 from .metric import ACCURACY, Metric
 from .metric import get as get_metric
-from .progress import Progress
+from .progress import Progress, Tagged
 from .results import verdict
 
 
@@ -80,25 +80,6 @@ def resolve(preset) -> tuple[str, dict]:
     if isinstance(preset, str):
         return preset, presets.get(preset)
     return preset.get("name", "custom"), preset
-
-
-class _Tagged:
-    """A Progress seen through a tag: series ``student`` becomes ``student s1``, so seeds' curves stay apart."""
-
-    def __init__(self, progress: Progress, tag: str):
-        self._progress, self._tag = progress, tag
-
-    def __getattr__(self, name):
-        return getattr(self._progress, name)
-
-    def phase(self, name: str, epochs: int = 0, steps: int = 0) -> None:
-        self._progress.phase(f"{name} {self._tag}", epochs, steps)
-
-    def batch(self, series: str, step: int, loss: float) -> None:
-        self._progress.batch(f"{series} {self._tag}", step, loss)
-
-    def epoch(self, series: str, record: dict) -> None:
-        self._progress.epoch(f"{series} {self._tag}", record)
 
 
 # --- teacher, cached on disk ---------------------------------------------------------------------
@@ -201,7 +182,7 @@ def _omit_report(student, baseline, ds: Dataset, omit: int) -> dict:
 
 
 # --- one experiment ----------------------------------------------------------------------------------
-def _setup(preset, data: Dataset | None, overrides: dict) -> tuple[str, dict, object, DistillConfig, Dataset, Dataset]:
+def setup(preset, data: Dataset | None, overrides: dict) -> tuple[str, dict, object, DistillConfig, Dataset, Dataset]:
     """(name, preset, teacher config, distill config, the students' data, the teacher's data), all validated."""
     name, spec = resolve(preset)
     t = tasks.get(spec.get("task"))
@@ -255,7 +236,7 @@ def run_experiment(preset, seeds=3, labels_fraction: float | None = None, omit_c
     """
     seeds = seed_list(seeds)
     overrides = {} if labels_fraction is None else {"labels_fraction": labels_fraction}
-    name, spec, teacher_cfg, cfg, ds, teacher_ds = _setup(preset, data, overrides)
+    name, spec, teacher_cfg, cfg, ds, teacher_ds = setup(preset, data, overrides)
     omit = _omitted(spec, omit_class, ds)
     config = {"preset": name, "teacher": to_dict(teacher_cfg), "distill": to_dict(cfg), "seeds": seeds,
               "omit_class": omit, "task": tasks.get(spec.get("task")).name, "teacher_dataset": teacher_ds.name}
@@ -307,7 +288,7 @@ def _experiment(name, spec, teacher_cfg, cfg, ds, seeds, omit, config, progress:
     transfer, transfer_logits = (ds, logits) if omit is None else without_class(ds, logits, omit)
     runs, paired = [], None
     for i, seed in enumerate(seeds):
-        tagged = _Tagged(progress, f"s{seed}")
+        tagged = Tagged(progress, f"s{seed}")
         seed_cfg = dataclasses.replace(cfg, seed=seed)
         student = task.distill_student(seed_cfg, teacher["model"], transfer, tagged, logits=transfer_logits)
         baseline = task.train_baseline(seed_cfg, transfer, tagged) if student.status == "finished" else student
@@ -389,7 +370,7 @@ def sweep(preset, temperatures, alphas, seeds=1, widths=None, progress: Progress
     from .jobs import recorded
 
     seeds = seed_list(seeds)
-    name, spec, teacher_cfg, cfg, ds, teacher_ds = _setup(preset, data, {})
+    name, spec, teacher_cfg, cfg, ds, teacher_ds = setup(preset, data, {})
     task = tasks.get(spec.get("task"))
     widths = list(widths) if widths else [width(task, cfg)]
     cells = grid(task, cfg, len(ds.y_train), temperatures, alphas, widths)
@@ -423,9 +404,9 @@ def _sweep(name, spec, teacher_cfg, cfg, ds, cells, widths, seeds, progress: Pro
         students = []
         for seed in seeds:
             cell_cfg = cell_config(task, cfg, w, t, a, seed)
-            tagged = _Tagged(progress, f"w{w} T{t:g} a{a:g} s{seed}")
+            tagged = Tagged(progress, f"w{w} T{t:g} a{a:g} s{seed}")
             if (w, seed) not in baselines:
-                baselines[(w, seed)] = task.train_baseline(cell_cfg, ds, _Tagged(progress, f"w{w} s{seed}"))
+                baselines[(w, seed)] = task.train_baseline(cell_cfg, ds, Tagged(progress, f"w{w} s{seed}"))
                 progress.check_stop()
                 done += 1
             students.append(task.distill_student(cell_cfg, teacher["model"], ds, tagged, logits=logits))
@@ -466,7 +447,7 @@ def start_experiment(preset: str, seeds=3, labels_fraction: float | None = None,
 
     seeds = seed_list(seeds)
     overrides = {} if labels_fraction is None else {"labels_fraction": labels_fraction}
-    name, spec, teacher_cfg, cfg, ds, _ = _setup(preset, None, overrides)
+    name, spec, teacher_cfg, cfg, ds, _ = setup(preset, None, overrides)
     _omitted(spec, omit_class, ds)
     title = f"Experiment {name} on {ds.name}, {len(seeds)} seeds"
     config = {"preset": name, "seeds": seeds, "labels_fraction": labels_fraction, "omit_class": omit_class}
@@ -479,7 +460,7 @@ def start_sweep(preset: str, temperatures, alphas, seeds=1, widths=None):
     from .jobs import runner
 
     seeds = seed_list(seeds)
-    name, spec, teacher_cfg, cfg, ds, _ = _setup(preset, None, {})
+    name, spec, teacher_cfg, cfg, ds, _ = setup(preset, None, {})
     title = f"Sweep {name} on {ds.name}"
     config = {"preset": name, "temperatures": list(temperatures), "alphas": list(alphas), "seeds": seeds,
               "widths": list(widths or [])}

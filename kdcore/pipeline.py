@@ -16,7 +16,7 @@ from pathlib import Path
 from . import ensemble, params, storage, tasks
 from .config import DistillConfig, to_dict
 from .jobs import Job, runner
-from .progress import Progress
+from .progress import Progress, Tagged
 from .results import DistillResult, EnsembleResult, Status, TeacherResult
 
 
@@ -212,7 +212,6 @@ def train_teachers(cfg, n: int, dataset: str | None = None, out=None, progress: 
     whose sidecar names the ensemble's ``group``, so a distillation can pick
     them as one. A member that stops or fails ends the job; those saved stay.
     """
-    from .experiments import _Tagged  # the experiments' seeds-apart curves; loaded only when several models train
 
     params.check("ensemble", n)
     t = tasks.get(task)
@@ -220,7 +219,7 @@ def train_teachers(cfg, n: int, dataset: str | None = None, out=None, progress: 
     folder = Path(out).parent if out else storage.models_dir()
     result = EnsembleResult(group, [])
     for seed in range(cfg.seed, cfg.seed + n):
-        tagged = _Tagged(progress, f"s{seed}") if progress is not None else None
+        tagged = Tagged(progress, f"s{seed}") if progress is not None else None
         member = train_teacher(replace(cfg, seed=seed), dataset, folder / f"{group}-seed{seed}.keras", tagged, t,
                                group=group)
         result.members.append(member)
@@ -255,14 +254,13 @@ def chain(cfg: DistillConfig, teacher_path, assistant_width: int, dataset: str |
     result is the student's, with the teacher's score as its teacher's, and
     ``assistant`` (path, score, width) added to its record and its sidecar.
     """
-    from .experiments import _Tagged
 
     t = tasks.get(task)
     params.check(t.width_setting, assistant_width, t.name)
     sized = replace(cfg.student, **{t.width_field(): assistant_width})
     cfg.validate()
     first = distill(replace(cfg, student=sized, baseline=False), teacher_path, dataset, None,
-                    _Tagged(progress, "assistant") if progress is not None else None, t, average)
+                    Tagged(progress, "assistant") if progress is not None else None, t, average)
     if first.status != Status.FINISHED:
         first.reason = f"assistant: {first.reason}"
         return first

@@ -122,3 +122,22 @@ def _eta(s: dict) -> float | None:
         return None
     spent = time.time() - s["phase_started"]
     return spent * (1 - frac) / frac
+
+
+class Tagged:
+    """A Progress seen through a tag: series ``student`` becomes ``student s1``, so seeds' curves stay apart."""
+
+    def __init__(self, progress: "Progress", tag: str):
+        self._progress, self._tag = progress, tag
+
+    def __getattr__(self, name):
+        return getattr(self._progress, name)
+
+    def phase(self, name: str, epochs: int = 0, steps: int = 0) -> None:
+        self._progress.phase(f"{name} {self._tag}", epochs, steps)
+
+    def batch(self, series: str, step: int, loss: float) -> None:
+        self._progress.batch(f"{series} {self._tag}", step, loss)
+
+    def epoch(self, series: str, record: dict) -> None:
+        self._progress.epoch(f"{series} {self._tag}", record)

@@ -84,7 +84,7 @@ from pathlib import Path
 
 from . import storage, tasks
 from .config import DistillConfig, from_dict, to_dict
-from .progress import Progress
+from .progress import Progress, Tagged
 
 STORAGE_ENV = "KDSTUDIO_STORAGE"  # a URL here keeps a password off the command line (and out of `ps`)
 CONNECT_TIMEOUT_S = 5  # an unreachable PostgreSQL server is reported within this, not after TCP's minutes
@@ -400,7 +400,7 @@ class _NewStudy:
         self.task = tasks.get(spec.get("task"))
         self.source = dataset or spec["dataset"]
         ds = self.task.load(self.source)
-        _, spec, self.teacher_cfg, self.cfg, self.ds, self.teacher_ds = experiments._setup(preset, ds, overrides)
+        _, spec, self.teacher_cfg, self.cfg, self.ds, self.teacher_ds = experiments.setup(preset, ds, overrides)
         self.widths = list(widths) if widths else [experiments.width(self.task, self.cfg)]
         self.url = url or default_storage()
 
@@ -567,9 +567,8 @@ def _baseline(ctx: _Context, cfg, key: str, progress, timing: dict) -> tuple[flo
         shared = ctx.study.user_attrs.get(key), ctx.study.user_attrs.get(f"{key} valid")
     if None not in shared:
         return *shared, [], False
-    from .experiments import _Tagged
 
-    base = ctx.task.train_baseline(cfg, ctx.ds, _Tagged(progress, key))
+    base = ctx.task.train_baseline(cfg, ctx.ds, Tagged(progress, key))
     if base.status != "finished":
         raise RuntimeError(f"the baseline {base.status}: {base.reason}")
     with _study_time(timing):
@@ -631,7 +630,7 @@ def _trial(ctx: _Context, trial, progress: Progress, timing: dict) -> dict:
     """Distil one trial's student, tell Optuna the gain (or that it was pruned), and return the run record's results."""
     from optuna.trial import TrialState
 
-    from .experiments import _Tagged, cell_config
+    from .experiments import cell_config
 
     with _study_time(timing):
         p = _suggest(trial, ctx.spec)
@@ -639,8 +638,8 @@ def _trial(ctx: _Context, trial, progress: Progress, timing: dict) -> dict:
     tag = f"w{p['units']} T{p['temperature']:g} a{p['alpha']:g} s{p['seed']}"
     baseline, valid_baseline, base_history, trained = _baseline(ctx, cfg, f"baseline w{p['units']} s{p['seed']}",
                                                                 progress, timing)
-    watch = _Pruning(_Tagged(progress, tag), trial, valid_baseline, timing) if is_search(ctx.spec) else None
-    student = ctx.task.distill_student(cfg, ctx.teacher, ctx.ds, watch or _Tagged(progress, tag), logits=ctx.logits)
+    watch = _Pruning(Tagged(progress, tag), trial, valid_baseline, timing) if is_search(ctx.spec) else None
+    student = ctx.task.distill_student(cfg, ctx.teacher, ctx.ds, watch or Tagged(progress, tag), logits=ctx.logits)
     results = {"study": trial.study.study_name, "trial": trial.number, **p, "worker": WORKER_ID,
                "teacher_model": str(ctx.teacher_path), "teacher_accuracy": ctx.teacher_accuracy,
                "student_accuracy": student.score, "baseline_accuracy": baseline,
@@ -845,7 +844,7 @@ def confirm(name: str, url: str | None = None, teacher: str | None = None, seeds
     test: ``{"seeds", "params", "search_valid", "valid", "test"}``, the last
     two ``{"mean", "std", "values"}`` of the gain. None before any complete trial.
     """
-    from .experiments import _Tagged, cell_config, spread
+    from .experiments import cell_config, spread
 
     url = url or default_storage()
     progress = progress or Progress(name)
@@ -860,7 +859,7 @@ def confirm(name: str, url: str | None = None, teacher: str | None = None, seeds
     gains: dict = {"valid": [], "test": []}
     for seed in fresh:
         cfg = cell_config(ctx.task, ctx.cfg, p["units"], p["temperature"], p["alpha"], seed)
-        tagged = _Tagged(progress, f"confirm s{seed}")
+        tagged = Tagged(progress, f"confirm s{seed}")
         student = ctx.task.distill_student(cfg, ctx.teacher, ctx.ds, tagged, logits=ctx.logits)
         base = ctx.task.train_baseline(cfg, ctx.ds, tagged)
         for run in (student, base):
