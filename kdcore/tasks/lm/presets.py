@@ -5,8 +5,11 @@ has what was measured of them).
   teacher (1×128, one epoch) on the full PTB, whose test split begins with
   ptb-small's. On the same 60k words the teacher knows little more than
   its students (``lm-quick`` ties); read on 929k, its spread over the next
-  words is what the slice cannot give them (3 seeds: 422 ± 8 distilled vs
-  476 ± 7 from scratch; docs/results.md, ``reproduce --task lm``).
+  words is what the slice cannot give them. The teacher runs in each
+  student step (``soft_targets`` online): its whole distribution over the
+  10,000 words, where the top-32 cache keeps 32 and costs the student about
+  96 perplexity here, for 7 s more a seed (docs/tasks/lm.md#methods; the
+  figures: docs/results.md, ``reproduce --task lm``).
 - ``lm-quick`` has teacher and students on the same data: ptb-small (60k words), a 1×128 teacher
   for 2 epochs and a 1×32 student for 2, all at Adam 1e-2, T = 1. Measured
   (3 seeds, docs/tasks/lm.md): teacher 412 test perplexity, distilled
@@ -34,7 +37,7 @@ PRESETS: dict[str, dict] = {
         "teacher_dataset": "ptb",
         "teacher": {"epochs": 1, "units": 128, "layers": 1, "dropout": 0.3, "learning_rate": 0.01},
         "distill": {"student": {"units": 32, "layers": 1}, "temperature": 1.0, "alpha": 0.5, "epochs": 2,
-                    "learning_rate": 0.01},
+                    "learning_rate": 0.01, "soft_targets": "online"},
     },
     "lm-quick": {
         "headline": True,
