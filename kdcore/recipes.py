@@ -119,10 +119,6 @@ class Stage:
     terms: tuple[Term, ...]
     epochs: int | str | None = None  # None: the run's epochs; "hint_epochs": that setting
 
-    @property
-    def teacher_layers(self) -> list[str]:
-        return [t.teacher for t in self.terms if t.kind == "feature"]
-
 
 @dataclass(frozen=True)
 class Recipe:

@@ -30,6 +30,7 @@ import numpy as np
 from .config import DistillConfig
 from .dataset import Dataset, hide_labels
 from .progress import Progress
+from .recipes import shape_text
 from .results import Status
 
 _LOGITS_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
@@ -520,11 +521,6 @@ def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
 
 
 # --- FitNets hint stage --------------------------------------------------------------------------
-def shape_text(shape) -> str:
-    """(16, 16, 32) → ``16x16x32``, as messages write a shape."""
-    return "x".join(str(int(s)) for s in shape)
-
-
 def hint_regressor(guided_shape, hint_shape, guided: str = "guided", hint: str = "hint"):
     """FitNets' regressor: maps the student's guided layer to the shape of the teacher's hint layer.
 

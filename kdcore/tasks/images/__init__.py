@@ -11,7 +11,7 @@ The package reads in this order:
 from __future__ import annotations
 
 from ...dataset import Dataset
-from ...training import shape_text
+from ...recipes import shape_text
 from ..base import HINT, SOFT, Task
 from ..idx import fashion_entry
 from ...pictures import load_image

@@ -27,7 +27,7 @@ import numpy as np
 
 from ...dataset import KERAS_CACHE, VALID_FRACTION, Dataset, DatasetError, carve_valid
 from ..idx import FASHION, FASHION_CLASSES, FASHION_VALID, fashion_mnist
-from ...training import shape_text
+from ...recipes import shape_text
 
 MIN_SIDE, MAX_SIDE = 8, 512
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
