@@ -144,12 +144,9 @@ def test_the_assistant_chain_runs_from_the_command_line_and_records_both_stages(
 
 @pytest.mark.slow
 def test_the_teacher_page_trains_an_ensemble_that_the_distill_page_teaches_from(tiny_npz):
-    from tests.test_pages_training import click, open_page, texts, wait_for_jobs
+    from tests.test_pages_training import click, short_teacher_form, texts, wait_for_jobs
 
-    at = open_page("teacher", tiny_npz)
-    at.checkbox(key="teacher.augment").uncheck()
-    at.number_input(key="teacher.epochs").set_value(1)
-    at.number_input(key="teacher.batch_size").set_value(100)
+    at = short_teacher_form(tiny_npz)
     at.number_input(key="teacher.ensemble").set_value(2).run()
     click(at, "Train 2 teachers")
     job = runner().get(at.session_state["teacher_job"])

@@ -119,12 +119,18 @@ def test_a_bad_link_is_named_and_the_defaults_are_used(teacher):
     assert at.slider(key="distill.student_units").value == 1024
 
 
-def test_teacher_page_trains_a_teacher_that_becomes_active(tiny_npz):
-    at = open_page("teacher", tiny_npz)
+def short_teacher_form(data: str):
+    """The Teacher page on ``data`` set for a short run: no augmentation, 1 epoch, batches of 100."""
+    at = open_page("teacher", data)
     at.checkbox(key="teacher.augment").uncheck()
-    at.slider(key="teacher.dropout").set_value(0.0)
     at.number_input(key="teacher.epochs").set_value(1)
-    at.number_input(key="teacher.batch_size").set_value(100).run()
+    at.number_input(key="teacher.batch_size").set_value(100)
+    return at
+
+
+def test_teacher_page_trains_a_teacher_that_becomes_active(tiny_npz):
+    at = short_teacher_form(tiny_npz)
+    at.slider(key="teacher.dropout").set_value(0.0).run()
     click(at, "Train teacher")
     job = runner().get(at.session_state["teacher_job"])
     assert job.kind == "teacher" and job.config["epochs"] == 1
